@@ -194,8 +194,11 @@ def load_model(
     check_state_dict(state, cfg, str(path))
     with torch.device("meta"):
         model = Sam3D(cfg)
-    model.load_state_dict(state, strict=True, assign=True)
-    return model.to(device).eval()
+    # Copy into freshly allocated (aligned) storage rather than assigning the loaded buffers:
+    # kernels may pick other code paths for unaligned memory, which breaks bit-identity.
+    model = model.to_empty(device=device)
+    model.load_state_dict(state, strict=True)
+    return model.eval()
 
 
 @dataclass(frozen=True)
