@@ -1,0 +1,108 @@
+"""Build the training and evaluation data for the embedded default, in sammoe's dataset layout.
+
+    python examples/train_default/prepare_data.py WORK_DIR
+
+Writes (nothing here is committed or packaged):
+- WORK_DIR/phantoms-train-ct, -train-mr: phantom torsos (seeds 1000+, 2000+),
+- WORK_DIR/phantoms-calib-<expert>: small calibration sets the expert plugins ship (seeds 3000+),
+- WORK_DIR/phantoms-heldout: held-out evaluation phantoms (seeds 9000+, never used in training),
+- WORK_DIR/mni152: nilearn's MNI152 2009 T1 with brain / grey / white matter classes,
+- WORK_DIR/colin27: Debian mricron-data's Colin27 T1 (with skull) with brain, cerebellum and deep
+  grey nuclei from the AAL atlas (`apt-get install mricron-data`; skipped with a note if absent).
+Idempotent: an existing dataset folder is kept.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+
+import nibabel as nib
+import numpy as np
+
+from sammoe_core.phantoms import write_phantom_dataset
+
+MRICRON = Path("/usr/share/mricron/templates")
+
+PHANTOM_SETS = {
+    # name: (n, seed, contrast)
+    "phantoms-train-ct": (160, 1000, "ct"),
+    "phantoms-train-mr": (40, 2000, "mr"),
+    "phantoms-calib": (24, 3000, "ct"),
+    "phantoms-heldout": (20, 9000, "ct"),
+}
+
+
+def _write_dataset(root: Path, name: str, modality: str, cases: dict, classes: dict) -> None:
+    (root / "images").mkdir(parents=True)
+    (root / "labels").mkdir()
+    for case, (image, labels) in cases.items():
+        nib.save(image, root / "images" / f"{case}.nii.gz")
+        nib.save(labels, root / "labels" / f"{case}.nii.gz")
+    meta = {"name": name, "modality": modality, "labels": {"background": 0, **classes}}
+    (root / "dataset.json").write_text(json.dumps(meta, indent=2))
+
+
+def prepare_mni152(root: Path) -> None:
+    from nilearn import datasets
+
+    t1 = datasets.load_mni152_template(resolution=None)
+    gm = np.asanyarray(datasets.load_mni152_gm_template(resolution=None).dataobj, dtype=np.float32)
+    wm = np.asanyarray(datasets.load_mni152_wm_template(resolution=None).dataobj, dtype=np.float32)
+    mask = np.asanyarray(datasets.load_mni152_brain_mask(resolution=None).dataobj) > 0
+    csf = np.clip(1 - gm - wm, 0, 1)
+    tissue = np.argmax(np.stack([csf, gm, wm]), axis=0) + 1  # 1 csf/other, 2 grey, 3 white
+    labels = np.where(mask, tissue, 0).astype(np.uint8)
+    image = np.asanyarray(t1.dataobj, dtype=np.float32) * 1000.0
+    affine = t1.affine
+    cases = {"mni152_2009": (nib.Nifti1Image(image, affine), nib.Nifti1Image(labels, affine))}
+    classes = {"brain": [1, 2, 3], "grey_matter": 2, "white_matter": 3}
+    _write_dataset(root, "mni152", "mr", cases, classes)
+
+
+def prepare_colin27(root: Path) -> bool:
+    if not (MRICRON / "ch2.nii.gz").exists():
+        print(f"note: {MRICRON}/ch2.nii.gz absent (apt-get install mricron-data); colin27 skipped")
+        return False
+    t1 = nib.load(MRICRON / "ch2.nii.gz")
+    bet = np.asanyarray(nib.load(MRICRON / "ch2bet.nii.gz").dataobj) > 0
+    aal = np.asanyarray(nib.load(MRICRON / "aal.nii.gz").dataobj).astype(np.int32)
+    names = {}
+    for line in (MRICRON / "aal.nii.txt").read_text().splitlines():
+        parts = line.split()
+        if len(parts) >= 2 and parts[0].isdigit():
+            names[int(parts[0])] = parts[1]
+    groups = {
+        "cerebellum": lambda n: n.startswith(("Cerebelum", "Vermis")),
+        "caudate": lambda n: n.startswith("Caudate"),
+        "putamen": lambda n: n.startswith("Putamen"),
+        "thalamus": lambda n: n.startswith("Thalamus"),
+    }
+    labels = np.where(bet, 1, 0).astype(np.uint8)  # 1: brain not in a group below
+    classes: dict[str, object] = {}
+    for value, (group, test) in enumerate(groups.items(), start=2):
+        ids = [i for i, n in names.items() if test(n)]
+        labels[np.isin(aal, ids)] = value
+        classes[group] = value
+    classes["brain"] = list(range(1, 2 + len(groups)))
+    image = np.asanyarray(t1.dataobj, dtype=np.float32)
+    cases = {"colin27": (nib.Nifti1Image(image, t1.affine), nib.Nifti1Image(labels, t1.affine))}
+    _write_dataset(root, "colin27", "mr", cases, classes)
+    return True
+
+
+def main(work: Path) -> None:
+    work.mkdir(parents=True, exist_ok=True)
+    for name, (n, seed, contrast) in PHANTOM_SETS.items():
+        if not (work / name / "dataset.json").exists():
+            write_phantom_dataset(work / name, n=n, seed=seed, contrast=contrast)
+    if not (work / "mni152" / "dataset.json").exists():
+        prepare_mni152(work / "mni152")
+    if not (work / "colin27" / "dataset.json").exists():
+        prepare_colin27(work / "colin27")
+    print(f"datasets ready in {work}")
+
+
+if __name__ == "__main__":
+    main(Path(sys.argv[1] if len(sys.argv) > 1 else "work"))

@@ -1,0 +1,221 @@
+"""The training loop shared by foundation training and ``sammoe finetune``: resumable, logged.
+
+A run lives in one folder: ``run.json`` (the :class:`TrainConfig`), ``log.jsonl`` (one line per
+logged step), ``checkpoint/`` (weights, optimizer, step and CPU time, rewritten atomically every
+few minutes) and, at the end, ``model.safetensors``. Starting a run whose folder holds a
+checkpoint continues from it; samples are drawn from per-step seeds, so a resumed run sees the
+same data it would have seen.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import time
+from pathlib import Path
+from typing import Literal
+
+import torch
+from pydantic import BaseModel, ConfigDict, Field
+
+from ..atomic import atomic_output, write_text_atomic
+from ..model import Sam3D, get_config
+from ..model.checkpoint import load_model, save_weights
+from ..preprocessing import Preprocessing
+
+Parts = Literal["all", "decoder", "prompt+decoder"]
+
+
+class DataSource(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    path: str
+    classes: list[str] | None = None
+    weight: float = Field(1.0, gt=0, description="relative sampling weight of this dataset")
+
+
+class TrainConfig(BaseModel):
+    """Everything that defines a training run (saved as run.json)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    config: str = "sammoe-small"
+    init_weights: str | None = Field(None, description="start from these weights (finetuning)")
+    parts: Parts = "all"
+    data: list[DataSource]
+    steps: int = 2000
+    batch_size: int = 2
+    lr: float = 3e-4
+    decoder_lr_factor: float = Field(1.0, description="official recipe uses 0.1 for prompt encoder and decoder")
+    weight_decay: float = 0.1
+    warmup_steps: int = 100
+    num_clicks: int = 5
+    augment: bool = True
+    seed: int = 0
+    device: str = "auto"
+    checkpoint_every_s: float = 300.0
+    log_every: int = 10
+    workers: int = 1
+    preprocessing: Preprocessing = Preprocessing()
+
+
+def _trainable(model: Sam3D, parts: Parts) -> tuple[list, list]:
+    encoder = list(model.image_encoder.parameters())
+    prompt = list(model.prompt_encoder.parameters())
+    decoder = list(model.mask_decoder.parameters())
+    if parts == "all":
+        return encoder, prompt + decoder
+    if parts == "prompt+decoder":
+        return [], prompt + decoder
+    return [], decoder
+
+
+class _Samples(torch.utils.data.IterableDataset):
+    def __init__(self, sampler, seed: int, start: int, batch: int) -> None:
+        self.sampler, self.seed, self.start, self.batch = sampler, seed, start, batch
+
+    def __iter__(self):
+        step = self.start
+        while True:
+            items = [self.sampler.sample(hash((self.seed, step, i)) & 0x7FFFFFFF) for i in range(self.batch)]
+            yield step, {k: torch.stack([it[k] for it in items]) for k in items[0]}
+            step += 1
+
+
+def build_sampler(cfg: TrainConfig, cache_dir: Path):
+    """Prepare every data source and weight it: each source's pairs share its ``weight``."""
+    from .data import CropSampler, prepare_dataset
+
+    cases = []
+    for src in cfg.data:
+        prepared = prepare_dataset(src.path, cache_dir, cfg.preprocessing, src.classes, cfg.seed)
+        pairs = sum(len(c.class_voxels) for c in prepared)
+        for c in prepared:
+            c.weight = src.weight / max(1, pairs)
+        cases.extend(prepared)
+    return CropSampler(cases, cfg.preprocessing, augment=cfg.augment)
+
+
+def _lr_factor(step: int, cfg: TrainConfig) -> float:
+    if step < cfg.warmup_steps:
+        return (step + 1) / cfg.warmup_steps
+    progress = (step - cfg.warmup_steps) / max(1, cfg.steps - cfg.warmup_steps)
+    return 0.05 + 0.95 * 0.5 * (1 + math.cos(math.pi * min(1.0, progress)))
+
+
+def train(cfg: TrainConfig, run_dir: str | Path, cache_dir: str | Path | None = None, progress: bool = True) -> dict:
+    """Run (or resume) a training run in ``run_dir``; returns a summary dict."""
+    from monai.losses import DiceCELoss
+
+    from ..devices import resolve_device
+    from .interaction import interactive_loss
+
+    run = Path(run_dir)
+    run.mkdir(parents=True, exist_ok=True)
+    ckpt = run / "checkpoint"
+    saved = run / "run.json"
+    if saved.exists() and TrainConfig.model_validate_json(saved.read_text()) != cfg:
+        raise ValueError(f"{run}: holds a different run (run.json differs); use a new folder")
+    write_text_atomic(saved, cfg.model_dump_json(indent=2), overwrite=True)
+    device = resolve_device(cfg.device)
+    torch.manual_seed(cfg.seed)
+
+    start, cpu_before = 0, 0.0
+    if (ckpt / "model.safetensors").exists():
+        model = load_model(ckpt / "model.safetensors", device=device)
+        state = json.loads((ckpt / "state.json").read_text())
+        start, cpu_before = state["step"], state["cpu_seconds"]
+    elif cfg.init_weights:
+        model = load_model(cfg.init_weights, device=device)
+    else:
+        model = Sam3D(get_config(cfg.config)).to(device)
+    model.train()
+    enc_params, other_params = _trainable(model, cfg.parts)
+    trainable = {id(p) for p in enc_params + other_params}
+    for p in model.parameters():
+        p.requires_grad_(id(p) in trainable)
+    groups = [{"params": enc_params, "lr": cfg.lr}] if enc_params else []
+    groups.append({"params": other_params, "lr": cfg.lr * cfg.decoder_lr_factor})
+    for g in groups:
+        g["base_lr"] = g["lr"]
+    opt = torch.optim.AdamW(groups, weight_decay=cfg.weight_decay)
+    if start and (ckpt / "optimizer.pt").exists():
+        opt.load_state_dict(torch.load(ckpt / "optimizer.pt", map_location=device, weights_only=True))
+
+    sampler = build_sampler(cfg, Path(cache_dir or run / "cache"))
+    loader = torch.utils.data.DataLoader(
+        _Samples(sampler, cfg.seed, start, cfg.batch_size),
+        batch_size=None,
+        num_workers=cfg.workers,
+        prefetch_factor=2 if cfg.workers else None,
+        persistent_workers=False,
+    )
+    loss_fn = DiceCELoss(sigmoid=True, squared_pred=True)
+    gen = torch.Generator().manual_seed(cfg.seed + start)
+    bar = None
+    if progress:
+        from tqdm import tqdm
+
+        bar = tqdm(total=cfg.steps, initial=start, desc="training", unit="step")
+    cpu0, last_ckpt = time.process_time(), time.monotonic()
+    log = open(run / "log.jsonl", "a", encoding="utf-8")
+    done = start
+    window: list[tuple[float, float, float]] = []
+    try:
+        for step, batch in loader:
+            if step >= cfg.steps:
+                break
+            for g in opt.param_groups:
+                g["lr"] = g["base_lr"] * _lr_factor(step, cfg)
+            res = interactive_loss(
+                model,
+                batch["image"].to(device),
+                batch["target"].to(device),
+                cfg.num_clicks,
+                loss_fn,
+                gen,
+                first_click=batch["first_click"],
+            )
+            opt.zero_grad(set_to_none=True)
+            res.loss.backward()
+            torch.nn.utils.clip_grad_norm_([p for g in groups for p in g["params"]], 1.0)
+            opt.step()
+            done = step + 1
+            window.append((res.loss.item() / cfg.num_clicks, res.dice_first, res.dice_last))
+            if bar is not None:
+                bar.update(1)
+            if (step + 1) % cfg.log_every == 0:
+                n = len(window)
+                rec = {
+                    "step": step + 1,
+                    "loss": sum(w[0] for w in window) / n,
+                    "dice_first": sum(w[1] for w in window) / n,
+                    "dice_last": sum(w[2] for w in window) / n,
+                    "lr": opt.param_groups[-1]["lr"],
+                    "cpu_seconds": cpu_before + time.process_time() - cpu0,
+                }
+                log.write(json.dumps(rec) + "\n")
+                log.flush()
+                window.clear()
+                if bar is not None:
+                    bar.set_postfix(loss=f"{rec['loss']:.3f}", dice1=f"{rec['dice_first']:.2f}")
+            if time.monotonic() - last_ckpt > cfg.checkpoint_every_s:
+                _checkpoint(model, opt, ckpt, done, cpu_before + time.process_time() - cpu0)
+                last_ckpt = time.monotonic()
+    finally:
+        log.close()
+        if bar is not None:
+            bar.close()
+    cpu_total = cpu_before + time.process_time() - cpu0
+    _checkpoint(model, opt, ckpt, done, cpu_total)
+    save_weights(model.state_dict(), run / "model.safetensors", model.config,
+                 metadata={"train_steps": str(done), "train_cpu_seconds": f"{cpu_total:.0f}"}, overwrite=True)
+    return {"steps": done, "cpu_seconds": cpu_total, "weights": str(run / "model.safetensors")}
+
+
+def _checkpoint(model: Sam3D, opt, folder: Path, step: int, cpu_seconds: float) -> None:
+    folder.mkdir(parents=True, exist_ok=True)
+    save_weights(model.state_dict(), folder / "model.safetensors", model.config, overwrite=True)
+    with atomic_output(folder / "optimizer.pt", overwrite=True) as tmp:
+        torch.save(opt.state_dict(), tmp)
+    write_text_atomic(folder / "state.json", json.dumps({"step": step, "cpu_seconds": cpu_seconds}), overwrite=True)
