@@ -1,0 +1,1 @@
+"""The mixture of experts: gate, selection policies, gate training, and the MoE segmenter."""

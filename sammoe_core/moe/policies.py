@@ -1,0 +1,112 @@
+"""Selection policies: gate probabilities over candidates -> which candidates' masks to use.
+
+Candidate 0 is always the foundation (the general expert). A policy returns a :class:`Selection`,
+the blend weights of the candidates it keeps (summing to 1); the MoE segmenter blends those
+candidates' low-res logits with these weights. Built-in policies are registered through the
+``register_policies`` hook like any plugin's.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from typing import Protocol
+
+from ..errors import SammoeError
+
+FOUNDATION = "foundation"
+
+
+@dataclass(frozen=True)
+class Selection:
+    """Candidate name -> blend weight (weights sum to 1)."""
+
+    weights: dict[str, float]
+
+    @property
+    def chosen(self) -> list[str]:
+        return sorted(self.weights, key=self.weights.get, reverse=True)
+
+
+class Policy(Protocol):
+    name: str
+
+    def select(self, probs: Sequence[float], candidates: Sequence[str]) -> Selection:
+        """probs[i] is the gate's probability for candidates[i]; candidates[0] is the foundation."""
+
+
+def _argmax(probs: Sequence[float]) -> int:
+    return max(range(len(probs)), key=lambda i: probs[i])
+
+
+@dataclass(frozen=True)
+class ThresholdPolicy:
+    """The paper's rule: the top candidate if its probability >= tau, else the foundation."""
+
+    tau: float = 0.5
+    name: str = "threshold"
+
+    def select(self, probs, candidates):
+        top = _argmax(probs)
+        if top != 0 and probs[top] >= self.tau:
+            return Selection({candidates[top]: 1.0})
+        return Selection({candidates[0]: 1.0})
+
+
+@dataclass(frozen=True)
+class Top1Policy:
+    """The most probable candidate, whatever its probability."""
+
+    name: str = "top1"
+
+    def select(self, probs, candidates):
+        return Selection({candidates[_argmax(probs)]: 1.0})
+
+
+@dataclass(frozen=True)
+class TopKBlendPolicy:
+    """The k most probable candidates, logits blended by their renormalised probabilities."""
+
+    k: int = 2
+    name: str = "topk-blend"
+
+    def select(self, probs, candidates):
+        order = sorted(range(len(probs)), key=lambda i: probs[i], reverse=True)[: max(1, self.k)]
+        total = sum(probs[i] for i in order)
+        if total <= 0:
+            return Selection({candidates[order[0]]: 1.0})
+        return Selection({candidates[i]: probs[i] / total for i in order})
+
+
+@dataclass(frozen=True)
+class FixedPolicy:
+    """Always one named candidate (``fixed NAME``); the gate is ignored."""
+
+    expert: str
+    name: str = "fixed"
+
+    def select(self, probs, candidates):
+        if self.expert not in candidates:
+            raise SammoeError(f"policy fixed: no candidate {self.expert!r}; candidates: {', '.join(candidates)}")
+        return Selection({self.expert: 1.0})
+
+
+@dataclass(frozen=True)
+class FoundationPolicy:
+    """Ignore the experts: the foundation alone."""
+
+    name: str = "foundation"
+
+    def select(self, probs, candidates):
+        return Selection({candidates[0]: 1.0})
+
+
+PolicyFactory = Callable[..., Policy]
+
+BUILTIN_POLICIES: dict[str, PolicyFactory] = {
+    "threshold": lambda tau=0.5, **_: ThresholdPolicy(tau=tau),
+    "top1": lambda **_: Top1Policy(),
+    "topk-blend": lambda k=2, **_: TopKBlendPolicy(k=k),
+    "fixed": lambda expert=None, **_: FixedPolicy(expert=expert or ""),
+    "foundation": lambda **_: FoundationPolicy(),
+}
