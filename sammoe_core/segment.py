@@ -178,7 +178,7 @@ def _predict_target(
     lattice = Lattice.anchored(volume.affine, resolved.anchor_mm, prep.spacing_mm)
     lattice_to_input = np.linalg.inv(volume.affine) @ lattice.affine
     volume_lo, volume_hi = input_extent(volume.shape, np.linalg.inv(lattice_to_input))
-    points = lattice.index_of(np.array([c.mm for c in resolved.clicks]))
+    points = lattice.index_of(np.array([c.mm for c in resolved.clicks]).reshape(-1, 3))
     labels = np.array([1 if c.positive else 0 for c in resolved.clicks])
     window = crop_window(size)
     blend = LatticeAccumulator()
