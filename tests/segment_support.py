@@ -93,3 +93,32 @@ def voxel_centres_mm(shape, affine) -> np.ndarray:
     """World RAS mm of every voxel centre, shape (*shape, 3)."""
     ijk = np.stack(np.meshgrid(*[np.arange(n) for n in shape], indexing="ij"), axis=-1).astype(np.float64)
     return ijk @ affine[:3, :3].T + affine[:3, 3]
+
+
+def write_dicom_series(folder, hounsfield: np.ndarray, affine_ras: np.ndarray, order) -> None:
+    """Write a CT series (one file per slice, in the given slice ``order``) with this RAS geometry."""
+    from pydicom.dataset import Dataset, FileMetaDataset
+    from pydicom.uid import ExplicitVRLittleEndian, generate_uid
+
+    lps = np.diag([-1.0, -1, 1, 1]) @ affine_ras
+    column_spacing, row_spacing = np.linalg.norm(lps[:3, :2], axis=0)
+    orientation = np.concatenate([lps[:3, 0] / column_spacing, lps[:3, 1] / row_spacing])
+    series = generate_uid()
+    for k in order:
+        meta = FileMetaDataset()
+        meta.MediaStorageSOPClassUID = "1.2.840.10008.5.1.4.1.1.2"
+        meta.MediaStorageSOPInstanceUID = generate_uid()
+        meta.TransferSyntaxUID = ExplicitVRLittleEndian
+        ds = Dataset()
+        ds.file_meta = meta
+        ds.SOPClassUID, ds.SOPInstanceUID = meta.MediaStorageSOPClassUID, meta.MediaStorageSOPInstanceUID
+        ds.Modality, ds.SeriesInstanceUID = "CT", series
+        ds.ImageOrientationPatient = [f"{v:.8f}" for v in orientation]
+        ds.ImagePositionPatient = [f"{v:.6f}" for v in (lps @ [0, 0, k, 1])[:3]]
+        ds.PixelSpacing = [f"{row_spacing:.6f}", f"{column_spacing:.6f}"]
+        ds.Rows, ds.Columns = hounsfield.shape[1], hounsfield.shape[0]
+        ds.SamplesPerPixel, ds.PhotometricInterpretation = 1, "MONOCHROME2"
+        ds.BitsAllocated, ds.BitsStored, ds.HighBit, ds.PixelRepresentation = 16, 16, 15, 0
+        ds.RescaleSlope, ds.RescaleIntercept = 1, -1024
+        ds.PixelData = (hounsfield[:, :, k].T + 1024).astype(np.uint16).tobytes()
+        ds.save_as(folder / f"slice{(k * 7) % len(order):03d}.dcm", enforce_file_format=True)

@@ -8,7 +8,7 @@ import nibabel as nib
 import numpy as np
 import pytest
 import torch
-from segment_support import make_affine, rotation
+from segment_support import make_affine, rotation, write_dicom_series
 
 from sammoe_core.volumes import VolumeError, apply_affine, as_volume, read_volume, resample
 from sammoe_core.volumes.nifti import nifti_like
@@ -71,9 +71,9 @@ def test_damaged_files_are_refused(tmp_path):
         "corrupt.nii.gz": (bytes(corrupt), "corrupt gzip"),
         "cut.nii.gz": (raw[: len(raw) // 2], "truncated"),
         "cut.nii": (gzip.decompress(raw)[:5000], "truncated file"),
-        "text.nii.gz": (b"hello, not a volume\n" * 30, "corrupt gzip"),
-        "text.nii": (b"hello, not a volume\n" * 30, "not a NIfTI volume"),
-        "zipped-text.nii.gz": (gzip.compress(b"hello, not a volume\n" * 30), "not a NIfTI volume"),
+        "text.nii.gz": (b"hello, not a volume\n" * 30, "not a volume .no gzip data"),
+        "text.nii": (b"hello, not a volume\n" * 30, "not a volume .no single-file NIfTI"),
+        "zipped-text.nii.gz": (gzip.compress(b"hello, not a volume\n" * 30), "not a volume .no single-file NIfTI"),
     }
     for name, (content, problem) in cases.items():
         path = tmp_path / name
@@ -95,34 +95,6 @@ def test_singular_affine_is_refused():
         as_volume(np.ones((4, 4, 4)))
 
 
-def _write_dicom_series(folder, hounsfield: np.ndarray, affine_ras: np.ndarray, order) -> None:
-    from pydicom.dataset import Dataset, FileMetaDataset
-    from pydicom.uid import ExplicitVRLittleEndian, generate_uid
-
-    lps = np.diag([-1.0, -1, 1, 1]) @ affine_ras
-    column_spacing, row_spacing = np.linalg.norm(lps[:3, :2], axis=0)
-    orientation = np.concatenate([lps[:3, 0] / column_spacing, lps[:3, 1] / row_spacing])
-    series = generate_uid()
-    for k in order:
-        meta = FileMetaDataset()
-        meta.MediaStorageSOPClassUID = "1.2.840.10008.5.1.4.1.1.2"
-        meta.MediaStorageSOPInstanceUID = generate_uid()
-        meta.TransferSyntaxUID = ExplicitVRLittleEndian
-        ds = Dataset()
-        ds.file_meta = meta
-        ds.SOPClassUID, ds.SOPInstanceUID = meta.MediaStorageSOPClassUID, meta.MediaStorageSOPInstanceUID
-        ds.Modality, ds.SeriesInstanceUID = "CT", series
-        ds.ImageOrientationPatient = [f"{v:.8f}" for v in orientation]
-        ds.ImagePositionPatient = [f"{v:.6f}" for v in (lps @ [0, 0, k, 1])[:3]]
-        ds.PixelSpacing = [f"{row_spacing:.6f}", f"{column_spacing:.6f}"]
-        ds.Rows, ds.Columns = hounsfield.shape[1], hounsfield.shape[0]
-        ds.SamplesPerPixel, ds.PhotometricInterpretation = 1, "MONOCHROME2"
-        ds.BitsAllocated, ds.BitsStored, ds.HighBit, ds.PixelRepresentation = 16, 16, 15, 0
-        ds.RescaleSlope, ds.RescaleIntercept = 1, -1024
-        ds.PixelData = (hounsfield[:, :, k].T + 1024).astype(np.uint16).tobytes()
-        ds.save_as(folder / f"slice{(k * 7) % len(order):03d}.dcm", enforce_file_format=True)
-
-
 @pytest.mark.parametrize("first_axis", [-1.0, 1.0])
 def test_dicom_series_folder_reads_with_its_geometry(tmp_path, fresh_seed, first_axis):
     rng = np.random.default_rng(fresh_seed)
@@ -130,7 +102,7 @@ def test_dicom_series_folder_reads_with_its_geometry(tmp_path, fresh_seed, first
     affine = make_affine(rotation(12, 8) @ np.diag([first_axis, 1, 1]), (0.8, 0.7, 2.5), (6, 5, 3), (5, -10, 40))
     folder = tmp_path / "series"
     folder.mkdir()
-    _write_dicom_series(folder, hounsfield, affine, order=rng.permutation(6))
+    write_dicom_series(folder, hounsfield, affine, order=rng.permutation(6))
     (folder / "README.txt").write_text("not a DICOM file")
     volume = read_volume(folder)
     assert volume.shape == (12, 10, 6) and volume.header is None
@@ -156,7 +128,7 @@ def test_dicom_folder_problems(tmp_path):
         read_volume(empty)
     one = tmp_path / "one"
     one.mkdir()
-    _write_dicom_series(one, np.zeros((4, 4, 1), np.float32), np.eye(4), order=[0])
+    write_dicom_series(one, np.zeros((4, 4, 1), np.float32), np.eye(4), order=[0])
     with pytest.raises(VolumeError, match="2D data"):
         read_volume(one)
 

@@ -19,6 +19,7 @@ from .volume import Volume, VolumeError, checked_shape, make_volume
 NIFTI_SUFFIXES = (".nii", ".nii.gz")
 _NIFTI1_MAGIC = (344, b"n+1\x00")
 _NIFTI2_MAGIC = (4, b"n+2\x00")
+_GZIP_MAGIC = b"\x1f\x8b"
 
 
 def is_nifti_path(path: str | Path) -> bool:
@@ -28,6 +29,9 @@ def is_nifti_path(path: str | Path) -> bool:
 def _file_bytes(path: Path) -> bytes:
     try:
         if path.name.lower().endswith(".gz"):
+            with open(path, "rb") as f:
+                if f.read(2) != _GZIP_MAGIC:
+                    raise VolumeError(f"{path}: not a volume (no gzip data, though the name ends in .gz)")
             with gzip.open(path, "rb") as f:
                 return f.read()
         return path.read_bytes()
@@ -43,7 +47,7 @@ def _image_class(raw: bytes, path: Path) -> Any:
     for (offset, magic), klass in ((_NIFTI1_MAGIC, nib.Nifti1Image), (_NIFTI2_MAGIC, nib.Nifti2Image)):
         if raw[offset : offset + len(magic)] == magic:
             return klass
-    raise VolumeError(f"{path}: not a NIfTI volume (no single-file NIfTI-1/2 header)")
+    raise VolumeError(f"{path}: not a volume (no single-file NIfTI-1/2 header)")
 
 
 def read_nifti(path: str | Path) -> Volume:
