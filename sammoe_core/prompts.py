@@ -29,8 +29,8 @@ Space = Literal["voxel", "mm"]
 ClickMethod = Literal["random", "ritm"]
 _SHORTHAND = {
     "points": (True, "voxel"),
-    "negative_points": (False, "voxel"),
     "points_mm": (True, "mm"),
+    "negative_points": (False, "voxel"),
     "negative_points_mm": (False, "mm"),
 }
 
