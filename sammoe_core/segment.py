@@ -127,9 +127,7 @@ def _decode_steps(
     lab = torch.as_tensor(labels, dtype=torch.int64)[None]
     if policy == "all":
         return [(p[:, : k + 1], lab[:, : k + 1]) for k in range(p.shape[1])]
-    if policy == "newest":
-        return [(p[:, k : k + 1], lab[:, k : k + 1]) for k in range(p.shape[1])]
-    raise ValueError(f"clicks must be 'all' or 'newest', not {policy!r}")
+    return [(p[:, k : k + 1], lab[:, k : k + 1]) for k in range(p.shape[1])]
 
 
 def _shifted_seed(low_res: torch.Tensor, axis: int, direction: int, crop_size: int) -> torch.Tensor | None:
@@ -283,6 +281,8 @@ def segment(
     """
     if max_crops < 1:
         raise ValueError("max_crops must be at least 1")
+    if clicks not in ("all", "newest"):
+        raise ValueError(f"clicks must be 'all' or 'newest', not {clicks!r}")
     t_start = time.perf_counter()
     volume = as_volume(image, affine)
     targets = make_targets(prompts)
