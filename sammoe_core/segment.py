@@ -228,7 +228,10 @@ def _predict_target(
 
 
 def _paste_back(blend: LatticeAccumulator, lattice: Lattice, volume: Volume, linear: bool) -> _PastedTarget:
-    """Sample the blended prediction onto the part of the input grid the crops covered."""
+    """Sample the blended prediction onto the part of the input grid the crops covered.
+
+    The first crop is centred on a prompt inside the volume, so that part is never empty.
+    """
     probabilities, lower = blend.blended()
     to_blend = np.eye(4)
     to_blend[:3, 3] = -lower
@@ -236,9 +239,6 @@ def _paste_back(blend: LatticeAccumulator, lattice: Lattice, volume: Volume, lin
     lo, hi = input_extent(tuple(probabilities.shape), np.linalg.inv(input_to_blend))
     first = np.maximum(0, np.ceil(lo)).astype(int)
     last = np.minimum(np.asarray(volume.shape), np.floor(hi).astype(int) + 1)
-    if np.any(last <= first):
-        empty = (slice(0, 0),) * 3
-        return _PastedTarget(empty, np.zeros((0, 0, 0), np.float32), None)
     shape = tuple(int(n) for n in last - first)
     block = tuple(slice(int(a), int(b)) for a, b in zip(first, last))
     nearest = resample(probabilities, input_to_blend, shape, first, "nearest").numpy()
