@@ -42,10 +42,11 @@ def segment_file(
     probabilities: bool = False,
     overwrite: bool = False,
     max_crops: int | None = None,
+    progress: bool = False,
 ) -> dict[str, Any]:
     """Segment one volume file to its outputs; return the record of the run.
 
-    The outputs are checked before any work (existing files without ``overwrite``, missing or
+    ``progress`` counts crops on a bar when stderr is a terminal. The outputs are checked before any work (existing files without ``overwrite``, missing or
     unwritable folders), so a bad output location fails fast and leaves nothing behind.
     """
     from .segment import DEFAULT_MAX_CROPS, segment
@@ -60,6 +61,7 @@ def segment_file(
         clicks=clicks,  # type: ignore[arg-type]
         probabilities=probabilities,
         max_crops=max_crops or DEFAULT_MAX_CROPS,
+        progress=progress,
     )
     paths = write_result(result, output_path, preview=preview, probabilities=probabilities, overwrite=overwrite)
     return {

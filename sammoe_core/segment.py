@@ -27,11 +27,13 @@ import sys
 import time
 import types
 from collections import deque
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
 import numpy as np
 import torch
+from tqdm import tqdm
 
 from . import __version__
 from .blending import LatticeAccumulator, crop_window
@@ -169,6 +171,7 @@ def _predict_target(
     policy: ClickPolicy,
     max_crops: int,
     pass_box: bool,
+    on_crop: Callable[[], Any],
 ) -> tuple[LatticeAccumulator, Lattice, list[dict[str, Any]], bool, dict[str, float]]:
     """Run the crops of one target; return the blend, its lattice, crop records, truncation, timings."""
     prep = predictor.preprocessing
@@ -224,6 +227,7 @@ def _predict_target(
         timings["sample_s"] += t1 - t0
         timings["encode_s"] += t2 - t1
         timings["decode_s"] += t3 - t2
+        on_crop()
     return blend, lattice, records, bool(queue), timings
 
 
@@ -268,6 +272,7 @@ def segment(
     clicks: ClickPolicy = "all",
     probabilities: bool = False,
     max_crops: int = DEFAULT_MAX_CROPS,
+    progress: bool = False,
 ) -> SegmentationResult:
     """Segment the prompted targets of one volume; the label map lies on the input grid.
 
@@ -277,7 +282,8 @@ def segment(
     passes every click so far at each step (current official inference), 'newest' only the
     latest (training). probabilities: also return float probabilities on the input grid (one
     map per target, stacked on a last axis when there are several). max_crops: bound on the
-    crops per target (edge extension).
+    crops per target (edge extension). progress: count crops on a progress bar (shown only
+    when stderr is a terminal).
     """
     if max_crops < 1:
         raise ValueError("max_crops must be at least 1")
@@ -295,11 +301,13 @@ def segment(
     best = np.zeros(volume.shape, dtype=np.float32)
     maps = [] if probabilities else None
     results = []
-    with torch.no_grad():
+    bar = tqdm(desc="segment", unit="crop", disable=not progress or not sys.stderr.isatty(), leave=False)
+    with torch.no_grad(), bar:
         for target, res in zip(targets, resolved):
             t0 = time.perf_counter()
+            bar.set_postfix_str(target.name)
             blend, lattice, crops, truncated, timings = _predict_target(
-                image_tensor, volume, res, predictor, decision, clicks, max_crops, box_capable
+                image_tensor, volume, res, predictor, decision, clicks, max_crops, box_capable, bar.update
             )
             t1 = time.perf_counter()
             pasted = _paste_back(blend, lattice, volume, probabilities)

@@ -167,7 +167,7 @@ def segment(
     predictor = _build_predictor(weights, config_name, device)
     record = segment_file(
         input_path, output, predictor, targets, modality=modality, preview=preview_arg,
-        probabilities=probabilities, overwrite=overwrite,
+        probabilities=probabilities, overwrite=overwrite, progress=not quiet,
     )
     if not quiet:
         click.echo(_summary(record))
