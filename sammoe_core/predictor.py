@@ -48,10 +48,17 @@ class CropPredictor(Protocol):
 class FoundationPredictor:
     """A single :class:`Sam3D` network as a :class:`CropPredictor`."""
 
-    def __init__(self, model: Sam3D, preprocessing: Preprocessing | None = None) -> None:
+    def __init__(
+        self, model: Sam3D, preprocessing: Preprocessing | None = None, source: dict[str, str] | None = None
+    ) -> None:
         self.model = model
         self.config = model.config
         self.preprocessing = preprocessing or Preprocessing(crop_size=model.config.image_size)
+        self.source = dict(source or {})
+
+    def describe(self) -> dict[str, Any]:
+        """JSON-able facts for reports: the network config and where its weights came from."""
+        return {"predictor": "foundation", "config": self.config.name, **self.source}
 
     @torch.no_grad()
     def encode(self, crop: torch.Tensor) -> torch.Tensor:

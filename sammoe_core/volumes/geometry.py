@@ -1,0 +1,116 @@
+"""Geometry between the input grid, the model lattice and crops, and the one resampling function.
+
+* The **input grid** maps voxel indices (array axis order) to world RAS mm by the file's affine.
+* The **model lattice** has the input's own axes, reordered and flipped to lie closest to R, A
+  and S (nibabel's closest canonical, as training's ``ToCanonical``: an oblique input keeps its
+  tilt), an isotropic spacing (the model's 1.5 mm) and index 0 at an anchor point (the prompt).
+* A **crop** is an S³ block of the lattice starting at an integer lattice index; crop voxel
+  ``v`` is lattice index ``start + v``, and its tensor axes are the lattice axes (R, A, S).
+
+Every resampling, image to crop and prediction back to the input grid, goes through
+:func:`resample`: trilinear or nearest sampling at points given by an affine index map, with the
+constant 0 outside the source (a voxel's extent is its index ± 0.5).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+_CHUNK_VOXELS = 1 << 20
+
+
+def apply_affine(matrix: np.ndarray, points: np.ndarray) -> np.ndarray:
+    """Apply a 4x4 affine to (..., 3) points."""
+    points = np.asarray(points, dtype=np.float64)
+    return points @ matrix[:3, :3].T + matrix[:3, 3]
+
+
+def ras_directions(affine: np.ndarray) -> np.ndarray:
+    """3x3 matrix whose columns are unit vectors of the input's axes closest to R, A and S."""
+    import nibabel as nib
+
+    columns = affine[:3, :3] / np.linalg.norm(affine[:3, :3], axis=0)
+    directions = np.zeros((3, 3))
+    for axis, (ras_axis, flip) in enumerate(nib.orientations.io_orientation(affine)):
+        directions[:, int(ras_axis)] = columns[:, axis] * flip
+    return directions
+
+
+@dataclass(frozen=True, eq=False)
+class Lattice:
+    """An isotropic grid along the input's closest-RAS axes; ``affine`` maps lattice index -> mm."""
+
+    affine: np.ndarray
+
+    @classmethod
+    def anchored(cls, input_affine: np.ndarray, anchor_mm: np.ndarray, spacing_mm: float) -> "Lattice":
+        """The lattice of ``input_affine``'s orientation at ``spacing_mm`` with index 0 at ``anchor_mm``."""
+        affine = np.eye(4)
+        affine[:3, :3] = ras_directions(input_affine) * spacing_mm
+        affine[:3, 3] = anchor_mm
+        return cls(affine)
+
+    def index_of(self, mm: np.ndarray) -> np.ndarray:
+        """World RAS mm (..., 3) -> continuous lattice indices."""
+        return apply_affine(np.linalg.inv(self.affine), mm)
+
+    def mm_of(self, index: np.ndarray) -> np.ndarray:
+        return apply_affine(self.affine, index)
+
+
+def input_extent(shape: tuple[int, ...], index_map: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Bounding box, in another grid's indices, of a grid's voxels (extent ±0.5 around indices).
+
+    ``index_map`` maps this grid's indices to the other grid's.
+    """
+    corners = np.array(np.meshgrid(*[[-0.5, n - 0.5] for n in shape], indexing="ij")).reshape(3, -1).T
+    mapped = apply_affine(index_map, corners)
+    return mapped.min(axis=0), mapped.max(axis=0)
+
+
+def resample(
+    source: torch.Tensor,
+    index_map: np.ndarray,
+    shape: tuple[int, int, int],
+    start: np.ndarray | tuple[int, int, int] = (0, 0, 0),
+    mode: str = "linear",
+    return_inside: bool = False,
+) -> torch.Tensor | tuple[torch.Tensor, torch.Tensor]:
+    """Sample ``source`` (3D) at ``index_map @ (start + v)`` for every index ``v`` of ``shape``.
+
+    ``mode`` is 'linear' (trilinear) or 'nearest'. Points outside the source's extent
+    (index < -0.5 or > n - 0.5 on an axis) get 0; ``return_inside`` also returns that test.
+    Works in slabs so that large outputs need little extra memory.
+    """
+    if mode not in ("linear", "nearest"):
+        raise ValueError(f"mode must be 'linear' or 'nearest', not {mode!r}")
+    sizes = torch.tensor(source.shape, dtype=torch.float32)
+    src = source.to(torch.float32)[None, None]
+    rotation = torch.from_numpy(np.ascontiguousarray(index_map[:3, :3], dtype=np.float32))
+    offset = torch.from_numpy((apply_affine(index_map, np.asarray(start, dtype=np.float64))).astype(np.float32))
+    axis1 = torch.arange(shape[1], dtype=torch.float32)[None, :, None, None] * rotation[:, 1]
+    axis2 = torch.arange(shape[2], dtype=torch.float32)[None, None, :, None] * rotation[:, 2]
+    plane = axis1 + axis2 + offset
+    out = torch.empty(shape, dtype=torch.float32)
+    inside_out = torch.empty(shape, dtype=torch.bool) if return_inside else None
+    rows = max(1, _CHUNK_VOXELS // max(1, shape[1] * shape[2]))
+    for first in range(0, shape[0], rows):
+        axis0 = torch.arange(first, min(first + rows, shape[0]), dtype=torch.float32)
+        coords = plane + axis0[:, None, None, None] * rotation[:, 0]
+        inside = ((coords >= -0.5) & (coords <= sizes - 0.5)).all(dim=-1)
+        grid = ((2 * coords + 1) / sizes - 1).flip(-1)
+        values = F.grid_sample(
+            src,
+            grid[None],
+            mode="bilinear" if mode == "linear" else "nearest",
+            padding_mode="border",
+            align_corners=False,
+        )[0, 0]
+        out[first : first + len(axis0)] = values * inside
+        if inside_out is not None:
+            inside_out[first : first + len(axis0)] = inside
+    return (out, inside_out) if return_inside else out
