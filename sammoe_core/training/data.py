@@ -1,18 +1,20 @@
-"""Training crops from labelled datasets, prepared the way inference prepares them.
+"""Training crops from labelled datasets, cut exactly the way segmentation cuts its crops.
 
-Each case is brought once to canonical RAS at the model's spacing (MONAI Orientation + Spacing,
-linear for the image, nearest for labels) and cached as ``.npy`` files, with a random subset of
-each class's voxels. A sample then picks a case, a class and a target voxel, cuts the 128³ crop
-around it (constant-0 padding; CT clamped first), augments it with MONAI (affine, flips,
-occasional elastic, bias field for MR), z-normalises over voxels > 0, and adds intensity jitter.
-The first click is the target voxel nearest the crop centre half of the time (inference centres
-the crop on the user's click), else a uniformly random target voxel (the official rule).
+Each case is decoded once into an uncompressed ``.npy`` cache (memory-mapped afterwards), with a
+random subset of each class's voxels. A sample picks a case, a class and a target voxel, anchors
+the model lattice there (the input's closest-RAS axes at the model spacing, as
+:func:`sammoe_core.segment.segment` does around a click, plus a small random shift), resamples
+the crop and its labels with the same :func:`~sammoe_core.volumes.resample`, augments with MONAI
+(affine, flips, occasional elastic deformation, bias field for MR), normalises with
+:func:`~sammoe_core.intensity.normalize_crop` (CT clamp, z-score over voxels > 0), and jitters
+intensities. The first click is the target voxel nearest the crop centre half of the time
+(inference centres the crop on the user's click), else a uniformly random target voxel (the
+official rule).
 """
 
 from __future__ import annotations
 
 import hashlib
-import json
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -20,49 +22,38 @@ import numpy as np
 import torch
 
 from ..datasets import LabelledDataset
+from ..hashing import sha256_file
+from ..intensity import normalize_crop
 from ..preprocessing import Preprocessing
+from ..volumes import Lattice, as_volume, resample
 
 MIN_TARGET_VOXELS = 300
-_COORDS_PER_CLASS = 4000
+_VOXELS_PER_CLASS = 4000
 
 
 @dataclass
 class PreparedCase:
-    """One case at the model's spacing in RAS: image and labels (memory-mapped), class voxels."""
+    """One case: image and labels (memory-mapped, input grid), affine, and sample voxels."""
 
     name: str
     modality: str
     image: np.ndarray
     labels: np.ndarray
-    class_voxels: dict[str, np.ndarray]  # class -> (N, 3) int voxel indices of that class
+    affine: np.ndarray
+    class_voxels: dict[str, np.ndarray]  # class -> (N, 3) input voxel indices inside it
     class_values: dict[str, tuple[int, ...]]  # class -> label values forming it
     weight: float = 1.0  # sampling weight of each of this case's (case, class) pairs
-
-
-def _resample_ras(image_nii, labels_nii, spacing: float) -> tuple[np.ndarray, np.ndarray]:
-    from monai.data import MetaTensor
-    from monai.transforms import Orientation, Spacing
-
-    def as_meta(nii, dtype):
-        arr = np.asanyarray(nii.dataobj).astype(dtype)
-        return MetaTensor(torch.from_numpy(arr)[None], affine=torch.as_tensor(nii.affine, dtype=torch.float64))
-
-    orient = Orientation(axcodes="RAS", labels=None)
-    img = Spacing(pixdim=spacing, mode="bilinear")(orient(as_meta(image_nii, np.float32)))
-    lab = Spacing(pixdim=spacing, mode="nearest")(orient(as_meta(labels_nii, np.float32)))
-    return img[0].numpy().astype(np.float32), np.rint(lab[0].numpy()).astype(np.uint16)
 
 
 def prepare_dataset(
     root: str | Path,
     cache_dir: str | Path,
-    preprocessing: Preprocessing,
     classes: list[str] | None = None,
     seed: int = 0,
 ) -> list[PreparedCase]:
-    """Resample every case of a dataset once (cached by file content and spacing)."""
+    """Decode every case of a dataset once (cached by file content) and index its classes."""
     ds = LabelledDataset(root)
-    wanted = list(ds.classes) if classes is None else classes
+    wanted = list(ds.classes) if classes is None else list(classes)
     unknown = [c for c in wanted if c not in ds.classes]
     if unknown:
         raise ValueError(f"{root}: unknown classes {unknown}; dataset has {sorted(ds.classes)}")
@@ -72,63 +63,48 @@ def prepare_dataset(
     out = []
     for case in ds.cases:
         image_nii, labels_nii = ds.load(case)
-        key = hashlib.sha256(
-            f"{ds.name}|{case}|{preprocessing.spacing_mm}|{image_nii.affine.tobytes().hex()}|{image_nii.shape}".encode()
-        ).hexdigest()[:16]
-        img_path, lab_path = cache / f"{key}.image.npy", cache / f"{key}.labels.npy"
-        if not (img_path.exists() and lab_path.exists()):
-            img, lab = _resample_ras(image_nii, labels_nii, preprocessing.spacing_mm)
-            np.save(img_path.with_suffix(".tmp.npy"), img)
-            np.save(lab_path.with_suffix(".tmp.npy"), lab)
-            img_path.with_suffix(".tmp.npy").replace(img_path)
-            lab_path.with_suffix(".tmp.npy").replace(lab_path)
-        img = np.load(img_path, mmap_mode="r")
-        lab = np.load(lab_path, mmap_mode="r")
+        key = hashlib.sha256(f"{sha256_file(image_nii.get_filename())}|{sha256_file(labels_nii.get_filename())}".encode()).hexdigest()[:20]
+        paths = {part: cache / f"{key}.{part}.npy" for part in ("image", "labels", "affine")}
+        if not all(p.exists() for p in paths.values()):
+            image = as_volume(image_nii)
+            labels = as_volume(labels_nii)
+            for part, arr in (("image", image.array), ("labels", labels.array.astype(np.uint16)), ("affine", image.affine)):
+                tmp = paths[part].with_suffix(".part.npy")
+                np.save(tmp, arr)
+                tmp.replace(paths[part])
+        image = np.load(paths["image"], mmap_mode="r")
+        labels = np.load(paths["labels"], mmap_mode="r")
         voxels = {}
         for name in wanted:
-            mask = np.isin(lab, ds.classes[name])
-            idx = np.flatnonzero(mask)
+            idx = np.flatnonzero(np.isin(labels, ds.classes[name]))
             if idx.size < MIN_TARGET_VOXELS:
                 continue
-            pick = rng.choice(idx, size=min(_COORDS_PER_CLASS, idx.size), replace=False)
-            voxels[name] = np.stack(np.unravel_index(pick, lab.shape), axis=1).astype(np.int32)
-        out.append(PreparedCase(case, ds.modality, img, lab, voxels, {n: ds.classes[n] for n in voxels}))
+            pick = rng.choice(idx, size=min(_VOXELS_PER_CLASS, idx.size), replace=False)
+            voxels[name] = np.stack(np.unravel_index(pick, labels.shape), axis=1).astype(np.int32)
+        out.append(
+            PreparedCase(case, ds.modality, image, labels, np.load(paths["affine"]), voxels,
+                         {n: tuple(ds.classes[n]) for n in voxels})
+        )
     return out
 
 
-def crop_around(array: np.ndarray, centre: np.ndarray, size: int, fill: float) -> np.ndarray:
-    """The size³ block of ``array`` centred on ``centre`` (start = centre - size // 2), padded."""
-    start = np.asarray(centre) - size // 2
-    out = np.full((size,) * 3, fill, dtype=array.dtype)
-    src_lo = np.maximum(start, 0)
-    src_hi = np.minimum(start + size, array.shape)
-    if np.any(src_hi <= src_lo):
-        return out
-    dst_lo = src_lo - start
-    dst_hi = dst_lo + (src_hi - src_lo)
-    out[dst_lo[0]:dst_hi[0], dst_lo[1]:dst_hi[1], dst_lo[2]:dst_hi[2]] = array[
-        src_lo[0]:src_hi[0], src_lo[1]:src_hi[1], src_lo[2]:src_hi[2]
-    ]
-    return out
-
-
-def zscore_positive(crop: np.ndarray) -> np.ndarray:
-    """Official normalisation: mean and (unbiased) std over voxels > 0, applied to every voxel."""
-    pos = crop[crop > 0]
-    if pos.size < 2:
-        return crop.astype(np.float32)
-    std = pos.std(ddof=1)
-    return ((crop - pos.mean()) / max(std, 1e-8)).astype(np.float32)
+def cut_crop(
+    case: PreparedCase, anchor_voxel: np.ndarray, preprocessing: Preprocessing, name: str
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Raw image crop (S, S, S) and boolean target crop centred on an input voxel."""
+    size = preprocessing.crop_size
+    anchor_mm = case.affine[:3, :3] @ np.asarray(anchor_voxel, dtype=np.float64) + case.affine[:3, 3]
+    lattice = Lattice.anchored(case.affine, anchor_mm, preprocessing.spacing_mm)
+    to_input = np.linalg.inv(case.affine) @ lattice.affine
+    start = np.full(3, -(size // 2))
+    image = resample(torch.from_numpy(np.asarray(case.image)), to_input, (size,) * 3, start, "linear")
+    labels = resample(torch.from_numpy(np.asarray(case.labels, dtype=np.float32)), to_input, (size,) * 3, start, "nearest")
+    target = torch.from_numpy(np.isin(labels.round().to(torch.int64).numpy(), case.class_values[name]))
+    return image, target
 
 
 def _augmenter(seed: int):
-    from monai.transforms import (
-        Compose,
-        Rand3DElasticd,
-        RandAffined,
-        RandAxisFlipd,
-        RandBiasFieldd,
-    )
+    from monai.transforms import Compose, Rand3DElasticd, RandAffined, RandAxisFlipd, RandBiasFieldd
 
     spatial = Compose(
         [
@@ -152,12 +128,7 @@ def _augmenter(seed: int):
 class CropSampler:
     """Draws augmented training crops; deterministic given the seed passed to :meth:`sample`."""
 
-    def __init__(
-        self,
-        cases: list[PreparedCase],
-        preprocessing: Preprocessing,
-        augment: bool = True,
-    ) -> None:
+    def __init__(self, cases: list[PreparedCase], preprocessing: Preprocessing, augment: bool = True) -> None:
         self.cases = [c for c in cases if c.class_voxels]
         if not self.cases:
             raise ValueError("no case holds any of the requested classes")
@@ -174,33 +145,29 @@ class CropSampler:
             ci, name = self.pairs[rng.choice(len(self.pairs), p=self.weights)]
             case = self.cases[ci]
             voxels = case.class_voxels[name]
-            centre = voxels[rng.integers(len(voxels))] + rng.integers(-s // 8, s // 8 + 1, size=3)
-            image_crop = crop_around(case.image, centre, s, 0.0)
-            if case.modality == "ct":  # padding stays 0, as when the official code pads after the clamp
-                image_crop = np.clip(image_crop, *self.pre.ct_clip)
-            target = np.isin(crop_around(case.labels, centre, s, 0), case.class_values[name])
+            jitter = rng.normal(0, s / 16, size=3) / np.linalg.norm(case.affine[:3, :3], axis=0) * self.pre.spacing_mm
+            image, target = cut_crop(case, voxels[rng.integers(len(voxels))] + jitter, self.pre, name)
             if self.augment:
-                image_crop, target = self._augment(image_crop, target, case.modality, int(rng.integers(2**31)))
-            if target.sum() >= MIN_TARGET_VOXELS // 2:
+                image, target = self._augment(image, target, case.modality, int(rng.integers(2**31)))
+            if int(target.sum()) >= MIN_TARGET_VOXELS // 2:
                 break
-        image_crop = zscore_positive(image_crop)
+        image = normalize_crop(image, case.modality, self.pre)
         if self.augment:
-            image_crop = image_crop * rng.uniform(0.9, 1.1) + rng.uniform(-0.1, 0.1)
-            image_crop = image_crop + rng.normal(0, rng.uniform(0, 0.05), image_crop.shape).astype(np.float32)
-        first = self._first_click(target, rng)
+            image = image * float(rng.uniform(0.9, 1.1)) + float(rng.uniform(-0.1, 0.1))
+            noise = rng.normal(0, rng.uniform(0, 0.05), tuple(image.shape)).astype(np.float32)
+            image = image + torch.from_numpy(noise)
         return {
-            "image": torch.from_numpy(np.ascontiguousarray(image_crop, dtype=np.float32))[None],
-            "target": torch.from_numpy(target.astype(np.float32))[None],
-            "first_click": torch.from_numpy(first),
+            "image": image.float().contiguous()[None],
+            "target": target.float()[None],
+            "first_click": torch.from_numpy(self._first_click(target.numpy(), rng)),
         }
 
-    def _augment(self, image, target, modality, seed):
+    def _augment(self, image: torch.Tensor, target: torch.Tensor, modality: str, seed: int):
         spatial, bias = _augmenter(seed)
-        d = spatial({"image": torch.from_numpy(image)[None], "label": torch.from_numpy(target.astype(np.float32))[None]})
+        d = spatial({"image": image[None], "label": target.float()[None]})
         if modality == "mr":
             d = bias(d)
-        img = np.asarray(d["image"][0], dtype=np.float32)
-        return img, np.asarray(d["label"][0]) > 0.5
+        return torch.as_tensor(d["image"][0]).float(), torch.as_tensor(d["label"][0]) > 0.5
 
     @staticmethod
     def _first_click(target: np.ndarray, rng: np.random.Generator) -> np.ndarray:
@@ -208,14 +175,6 @@ class CropSampler:
         if len(idx) == 0:
             return np.array([target.shape[0] // 2] * 3, dtype=np.int64)
         if rng.random() < 0.5:
-            centre = (np.array(target.shape) - 1) / 2
+            centre = np.array(target.shape) // 2
             return idx[np.argmin(((idx - centre) ** 2).sum(1))].astype(np.int64)
         return idx[rng.integers(len(idx))].astype(np.int64)
-
-
-def describe_cases(cases: list[PreparedCase]) -> str:
-    counts: dict[str, int] = {}
-    for c in cases:
-        for name in c.class_voxels:
-            counts[name] = counts.get(name, 0) + 1
-    return json.dumps({"cases": len(cases), "cases_per_class": counts})

@@ -1,0 +1,276 @@
+"""Gate training: run every candidate once per training prompt, cache, and fit the gate.
+
+A training prompt is a labelled crop centred on a click inside a target, prepared exactly as
+segmentation prepares its first crop. For each prompt the foundation's image embedding and
+prompt tokens are cached (keyed by the prompt and the foundation's weight hash), and each
+candidate's low-res logits and Dice are cached under that candidate's weight hash. Retraining
+after adding one expert therefore computes only the new expert's column. The gate then learns to
+pick, per prompt, the candidate with the best Dice; ties and near-ties (within ``margin``) go to
+the foundation. Experts and foundation stay frozen; only the gate's few weights train.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import random
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import torch
+from safetensors.torch import load_file, save_file
+
+from ..atomic import atomic_output
+from ..model import Sam3D
+from ..preprocessing import Preprocessing
+from .gate import GateInput
+
+
+@dataclass
+class Candidate:
+    """A frozen model the gate can route to. ``model()`` builds it lazily."""
+
+    name: str
+    weights_sha256: str
+    model: Callable[[], Sam3D]
+    own_encoder: bool = False
+
+
+@dataclass
+class TrainingPrompt:
+    key: str  # stable identity: dataset, case, class, click, preprocessing
+    image: torch.Tensor  # (1, S, S, S) normalised crop centred on the click
+    target: torch.Tensor  # (S, S, S) bool
+    click: torch.Tensor  # (3,) crop voxel
+    group: str  # "<dataset>/<case>": held-out splits never share a case
+    class_name: str = ""
+
+
+def iter_dataset_prompts(
+    root: str | Path,
+    preprocessing: Preprocessing,
+    cache_dir: str | Path,
+    classes: Sequence[str] | None = None,
+    prompts_per_class: int = 4,
+    seed: int = 0,
+) -> Iterator[TrainingPrompt]:
+    """Prompts from a labelled dataset: a click drawn uniformly inside each present class, the
+    crop centred on it and normalised exactly as segmentation does for a first click."""
+    from ..intensity import normalize_crop
+    from ..training.data import cut_crop, prepare_dataset
+
+    cases = prepare_dataset(root, cache_dir, list(classes) if classes else None, seed)
+    rng = np.random.default_rng(seed)
+    s = preprocessing.crop_size
+    for case in cases:
+        for name, voxels in sorted(case.class_voxels.items()):
+            picks = rng.choice(len(voxels), size=min(prompts_per_class, len(voxels)), replace=False)
+            for i in picks:
+                image, target = cut_crop(case, voxels[i], preprocessing, name)
+                key = hashlib.sha256(
+                    f"{Path(root).resolve()}|{case.name}|{name}|{tuple(voxels[i])}|{preprocessing.model_dump_json()}".encode()
+                ).hexdigest()[:24]
+                yield TrainingPrompt(
+                    key=key,
+                    image=normalize_crop(image, case.modality, preprocessing)[None],
+                    target=target,
+                    click=torch.tensor([s // 2] * 3),
+                    group=f"{Path(root).name}/{case.name}",
+                    class_name=name,
+                )
+
+
+def _dice(logits: torch.Tensor, target: torch.Tensor) -> float:
+    pred = logits > 0
+    inter = (pred & target).sum().item()
+    total = pred.sum().item() + target.sum().item()
+    return 1.0 if total == 0 else 2 * inter / total
+
+
+@dataclass
+class CacheStats:
+    encoder_passes: int = 0
+    candidate_passes: dict[str, int] = field(default_factory=dict)
+
+
+class GateCache:
+    """On-disk cache: features per prompt (foundation-keyed), logits + Dice per candidate."""
+
+    def __init__(self, root: str | Path) -> None:
+        self.root = Path(root)
+
+    def _features_path(self, foundation_sha: str, key: str) -> Path:
+        return self.root / "features" / foundation_sha[:16] / f"{key}.safetensors"
+
+    def _candidate_path(self, cand_sha: str, key: str) -> Path:
+        return self.root / "candidates" / cand_sha[:16] / f"{key}.safetensors"
+
+    @staticmethod
+    def _write(path: Path, tensors: dict[str, torch.Tensor], meta: dict[str, str]) -> None:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        with atomic_output(path, overwrite=True) as tmp:
+            save_file({k: v.contiguous().cpu() for k, v in tensors.items()}, str(tmp), metadata=meta)
+
+    def build(
+        self,
+        prompts: Sequence[TrainingPrompt],
+        foundation: Candidate,
+        experts: Sequence[Candidate],
+        device: torch.device,
+        progress: bool = False,
+    ) -> tuple[list[dict], CacheStats]:
+        """Fill what is missing; return one record per prompt (features + Dice per candidate)."""
+        stats = CacheStats()
+        models: dict[str, Sam3D] = {}
+
+        def get(c: Candidate) -> Sam3D:
+            if c.name not in models:
+                models[c.name] = c.model().to(device).eval()
+            return models[c.name]
+
+        records = []
+        bar = None
+        if progress:
+            from tqdm import tqdm
+
+            bar = tqdm(total=len(prompts), desc="gate cache", unit="prompt")
+        for p in prompts:
+            records.append(self._one(p, foundation, experts, get, device, stats))
+            if bar is not None:
+                bar.update(1)
+        if bar is not None:
+            bar.close()
+        return records, stats
+
+    def _one(self, p: TrainingPrompt, foundation: Candidate, experts: Sequence[Candidate], get, device, stats) -> dict:
+        from safetensors import safe_open
+
+        ones = torch.ones(1, 1, dtype=torch.long, device=device)
+        click = p.click[None, None].float().to(device)
+        fpath = self._features_path(foundation.weights_sha256, p.key)
+        if fpath.exists():
+            feats = load_file(str(fpath))
+        else:
+            fm = get(foundation)
+            with torch.no_grad():
+                emb = fm.encode(p.image[None].to(device))
+                sparse, _ = fm.embed_prompts(click, ones)
+            stats.encoder_passes += 1
+            feats = {"embedding": emb[0].float().cpu(), "sparse": sparse[0].float().cpu(), "click": p.click.float()}
+            self._write(fpath, feats, {"group": p.group})
+        dice = {}
+        for c in [foundation, *experts]:
+            cpath = self._candidate_path(c.weights_sha256, p.key)
+            if cpath.exists():
+                with safe_open(str(cpath), framework="pt") as f:
+                    dice[c.name] = float(f.metadata()["dice"])
+                continue
+            m = get(c)
+            with torch.no_grad():
+                if c.own_encoder:
+                    emb = m.encode(p.image[None].to(device))
+                    stats.encoder_passes += 1
+                else:
+                    emb = feats["embedding"][None].to(device)
+                low = m.decode(emb, click, ones)
+                d = _dice(m.upsample(low)[0, 0].cpu(), p.target)
+            stats.candidate_passes[c.name] = stats.candidate_passes.get(c.name, 0) + 1
+            dice[c.name] = d
+            self._write(cpath, {"low_res_logits": low[0].half()}, {"dice": repr(d)})
+        return {"key": p.key, "group": p.group, "features": feats, "dice": dice}
+
+
+def best_candidate(dice: dict[str, float], order: Sequence[str], margin: float) -> int:
+    """Index of the best candidate; the foundation (index 0) wins ties within ``margin``."""
+    best = max(range(len(order)), key=lambda i: dice[order[i]])
+    if dice[order[0]] >= dice[order[best]] - margin:
+        return 0
+    return best
+
+
+@dataclass
+class GateFit:
+    gate: torch.nn.Module
+    train_accuracy: float
+    heldout_accuracy: float | None
+    heldout_size: int
+    label_counts: dict[str, int]
+    heldout_table: list[dict]  # per candidate: true count, predicted count, correct
+
+
+def _batch(records: list[dict], crop_size: int, device) -> GateInput:
+    emb = torch.stack([r["features"]["embedding"] for r in records]).float().to(device)
+    sparse = torch.stack([r["features"]["sparse"] for r in records]).float().to(device)
+    click = torch.stack([r["features"]["click"] for r in records]).float().to(device)
+    return GateInput(emb, sparse, click[:, None, :], torch.ones(len(records), 1, dtype=torch.long, device=device), crop_size)
+
+
+def fit_gate(
+    records: list[dict],
+    order: Sequence[str],
+    gate: torch.nn.Module,
+    crop_size: int,
+    epochs: int = 60,
+    lr: float = 3e-3,
+    margin: float = 0.02,
+    holdout: float = 0.2,
+    seed: int = 0,
+    device: torch.device | str = "cpu",
+) -> GateFit:
+    """Train ``gate`` to predict the best candidate; hold out whole cases for the accuracy."""
+    labels = [best_candidate(r["dice"], order, margin) for r in records]
+    groups = sorted({r["group"] for r in records})
+    random.Random(seed).shuffle(groups)
+    n_hold = int(round(len(groups) * holdout)) if len(groups) > 1 else 0
+    held = set(groups[:n_hold])
+    tr = [i for i, r in enumerate(records) if r["group"] not in held]
+    te = [i for i, r in enumerate(records) if r["group"] in held]
+    torch.manual_seed(seed)
+    gate = gate.to(device)
+    y = torch.tensor(labels, device=device)
+    counts = torch.bincount(y[tr], minlength=len(order)).float()
+    weight = (counts.sum() / (len(order) * counts.clamp(min=1))).clamp(max=10.0)
+    opt = torch.optim.AdamW(gate.parameters(), lr=lr, weight_decay=0.01)
+    x_tr = _batch([records[i] for i in tr], crop_size, device)
+    for _ in range(epochs):
+        gate.train()
+        perm = torch.randperm(len(tr), device=device)
+        for start in range(0, len(tr), 256):
+            idx = perm[start:start + 256]
+            sub = GateInput(x_tr.embedding[idx], x_tr.sparse[idx], x_tr.points[idx], x_tr.point_labels[idx], crop_size)
+            loss = torch.nn.functional.cross_entropy(gate(sub), y[tr][idx], weight=weight)
+            opt.zero_grad()
+            loss.backward()
+            opt.step()
+    gate.eval()
+    with torch.no_grad():
+        train_acc = (gate(x_tr).argmax(1) == y[tr]).float().mean().item() if tr else 0.0
+        table = []
+        held_acc = None
+        if te:
+            pred = gate(_batch([records[i] for i in te], crop_size, device)).argmax(1)
+            held_acc = (pred == y[te]).float().mean().item()
+            for k, name in enumerate(order):
+                table.append({
+                    "candidate": name,
+                    "best": int((y[te] == k).sum()),
+                    "routed": int((pred == k).sum()),
+                    "correct": int(((pred == k) & (y[te] == k)).sum()),
+                })
+    return GateFit(
+        gate=gate.cpu(),
+        train_accuracy=train_acc,
+        heldout_accuracy=held_acc,
+        heldout_size=len(te),
+        label_counts={name: int((y == k).sum()) for k, name in enumerate(order)},
+        heldout_table=table,
+    )
+
+
+def gate_signature(foundation_sha: str, experts: Sequence[tuple[str, str]]) -> str:
+    """Identity of an expert set: the foundation hash plus sorted (name, weight hash) pairs."""
+    return hashlib.sha256(json.dumps([foundation_sha, sorted(experts)]).encode()).hexdigest()
+
+
