@@ -1,0 +1,158 @@
+"""Adding, removing, enabling and describing experts (what ``sammoe add-expert`` and
+``sammoe experts ...`` do).
+
+A SOURCE that is a folder holding ``expert.json`` is checked in full and copied into
+SAMMOE_HOME; anything else (a pip requirement, a plugin project folder, a wheel) is installed by
+pip into this very interpreter, as ``llm install`` does, and the experts its plugin registers
+become available. Every change of the expert set marks the gate stale.
+"""
+
+from __future__ import annotations
+
+import importlib
+import runpy
+import sys
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from ..errors import SammoeError
+from .catalog import available_experts, get_expert
+from .expert import Expert
+from .manifest import MANIFEST_FILE
+from .registry import Registry
+
+
+@dataclass
+class AddResult:
+    """What an add brought: the kind of source, the new expert names, plugin problems seen."""
+
+    source: str
+    kind: str
+    experts: list[str]
+    problems: list[str] = field(default_factory=list)
+
+
+def check_expert(expert: Expert) -> None:
+    """Every check an expert can get without its foundation: manifest (already read), sammoe
+    version, weights sha256 and content, header against manifest, tensor names and shapes,
+    calibration folder layout. Raises :class:`SammoeError` at the first problem."""
+    too_old = expert.manifest.sammoe_version_problem()
+    if too_old:
+        raise SammoeError(too_old)
+    expert.load_delta()
+    cal = expert.calibration_dir
+    if cal is not None:
+        missing = [p for p in ("dataset.json", "images", "labels") if not (cal / p).exists()]
+        if missing:
+            raise SammoeError(f"{cal}: calibration set lacks {', '.join(missing)}")
+
+
+def _check_against_foundation(expert: Expert) -> None:
+    from .foundations import NoFoundation, resolve_foundation
+
+    try:
+        foundation = resolve_foundation()
+    except NoFoundation:
+        return  # checked again when the expert is used
+    expert.check_foundation(foundation.sha256)
+
+
+def add_expert_folder(folder: str | Path, overwrite: bool = False) -> AddResult:
+    """Check an expert folder (manifest + weights) and copy it into SAMMOE_HOME."""
+    folder = Path(folder).resolve()
+    expert = Expert.from_folder(folder)
+    check_expert(expert)
+    _check_against_foundation(expert)
+    existing = available_experts().get(expert.name)
+    if existing is not None and existing.source.kind == "plugin":
+        raise SammoeError(f"expert {expert.name!r} is already provided by {existing.source.describe()}")
+    Registry().add_folder_expert(expert, origin=str(folder), overwrite=overwrite)
+    return AddResult(str(folder), "folder", [expert.name])
+
+
+def run_pip(args: list[str]) -> None:
+    """Run pip in this interpreter (``python -m pip ARGS``); a failure is a :class:`SammoeError`."""
+    saved = sys.argv
+    sys.argv = ["pip", *args]
+    try:
+        runpy.run_module("pip", run_name="__main__", alter_sys=True)
+        code = 0
+    except SystemExit as e:
+        code = e.code if isinstance(e.code, int) else (0 if e.code is None else 1)
+    finally:
+        sys.argv = saved
+    if code:
+        raise SammoeError(f"pip {' '.join(args)}: failed (exit {code}); see pip's message above")
+
+
+def add_expert_package(requirement: str, upgrade: bool = False, editable: bool = False) -> AddResult:
+    """pip-install a plugin (requirement, project folder or wheel) and record the experts it brings."""
+    from ..plugins import PluginHost
+
+    before = set(available_experts(PluginHost().load()))
+    run_pip(["install", *(["-U"] if upgrade else []), *(["-e"] if editable else []), requirement])
+    importlib.invalidate_caches()
+    host = PluginHost().load()
+    new = sorted(set(available_experts(host)) - before)
+    Registry().record_plugin_experts(new, origin=requirement)
+    return AddResult(requirement, "pip", new, [f"{p.plugin}: {p}" for p in host.problems])
+
+
+def add_expert(source: str, upgrade: bool = False, editable: bool = False, overwrite: bool = False) -> AddResult:
+    """An expert folder is copied into SAMMOE_HOME; anything else goes to pip (see module doc)."""
+    path = Path(source)
+    if path.is_dir() and (path / MANIFEST_FILE).is_file():
+        if upgrade or editable:
+            raise SammoeError(f"{source}: -U and -e apply to plugin packages, not to expert folders")
+        return add_expert_folder(path, overwrite=overwrite)
+    if path.is_dir() and not any((path / f).is_file() for f in ("pyproject.toml", "setup.py", "setup.cfg")):
+        raise SammoeError(f"{source}: neither an expert folder ({MANIFEST_FILE}) nor a Python project")
+    return add_expert_package(source, upgrade=upgrade, editable=editable)
+
+
+def remove_expert(name: str) -> None:
+    """Delete an expert added as a folder; plugin experts are removed with pip."""
+    registry = Registry()
+    record = registry.read().experts.get(name)
+    if record is None or record.path is None:
+        source = get_expert(name).source
+        raise SammoeError(
+            f"expert {name!r} comes from {source.describe()}: `pip uninstall {source.distribution or source.plugin}` "
+            f"removes it, `sammoe experts disable {name}` keeps it installed but unused"
+        )
+    registry.remove_expert(name)
+
+
+def set_expert_enabled(name: str, enabled: bool) -> bool:
+    """Enable or disable an available expert; returns whether its state changed."""
+    return Registry().set_enabled(name, enabled, get_expert(name).source.kind)
+
+
+def describe_expert(expert: Expert, enabled: bool, full: bool = False) -> dict[str, Any]:
+    """A JSON-able summary of an expert (``full``: the whole manifest and its tensor names)."""
+    row: dict[str, Any] = {
+        "name": expert.name,
+        "version": expert.manifest.version,
+        "enabled": enabled,
+        "source": expert.source.describe(),
+        "targets": [t.name for t in expert.manifest.targets],
+        "modality": expert.manifest.modality,
+        "foundation_sha256": expert.manifest.foundation.sha256,
+        "folder": str(expert.folder),
+    }
+    if full:
+        row["overrides_encoder"] = expert.overrides_encoder
+        row["tensors"] = expert.weights.keys()
+        row["manifest"] = expert.manifest.model_dump(mode="json", exclude_none=True)
+    return row
+
+
+def describe_experts() -> list[dict[str, Any]]:
+    disabled = Registry().read().disabled()
+    return [describe_expert(e, name not in disabled) for name, e in available_experts().items()]
+
+
+def show_expert(name: str) -> dict[str, Any]:
+    disabled = Registry().read().disabled()
+    return describe_expert(get_expert(name), name not in disabled, full=True)
