@@ -47,8 +47,10 @@ class ExpertSource:
 
     def describe(self) -> str:
         if self.kind == "plugin":
-            dist = f" ({self.distribution} {self.version})" if self.distribution else ""
-            return f"plugin {self.plugin}{dist}"
+            if self.distribution is None:
+                return f"plugin {self.plugin}"
+            name = self.plugin if self.distribution == self.plugin else f"{self.plugin} ({self.distribution})"
+            return f"plugin {name} {self.version}"
         return f"{self.kind} {self.origin}" if self.origin else self.kind
 
 

@@ -9,6 +9,7 @@ become available. Every change of the expert set marks the gate stale.
 
 from __future__ import annotations
 
+import contextlib
 import importlib
 import runpy
 import sys
@@ -48,14 +49,13 @@ def check_expert(expert: Expert) -> None:
             raise SammoeError(f"{cal}: calibration set lacks {', '.join(missing)}")
 
 
-def _check_against_foundation(expert: Expert) -> None:
+def _foundation_in_use() -> str | None:
     from .foundations import NoFoundation, resolve_foundation
 
     try:
-        foundation = resolve_foundation()
+        return resolve_foundation().sha256
     except NoFoundation:
-        return  # checked again when the expert is used
-    expert.check_foundation(foundation.sha256)
+        return None
 
 
 def add_expert_folder(folder: str | Path, overwrite: bool = False) -> AddResult:
@@ -63,7 +63,9 @@ def add_expert_folder(folder: str | Path, overwrite: bool = False) -> AddResult:
     folder = Path(folder).resolve()
     expert = Expert.from_folder(folder)
     check_expert(expert)
-    _check_against_foundation(expert)
+    in_use = _foundation_in_use()
+    if in_use is not None:  # with no foundation chosen yet, the check happens when the expert is used
+        expert.check_foundation(in_use)
     existing = available_experts().get(expert.name)
     if existing is not None and existing.source.kind == "plugin":
         raise SammoeError(f"expert {expert.name!r} is already provided by {existing.source.describe()}")
@@ -72,11 +74,13 @@ def add_expert_folder(folder: str | Path, overwrite: bool = False) -> AddResult:
 
 
 def run_pip(args: list[str]) -> None:
-    """Run pip in this interpreter (``python -m pip ARGS``); a failure is a :class:`SammoeError`."""
+    """Run pip in this interpreter (``python -m pip ARGS``), its output on stderr so stdout
+    stays sammoe's; a failure is a :class:`SammoeError`."""
     saved = sys.argv
     sys.argv = ["pip", *args]
     try:
-        runpy.run_module("pip", run_name="__main__", alter_sys=True)
+        with contextlib.redirect_stdout(sys.stderr):
+            runpy.run_module("pip", run_name="__main__", alter_sys=True)
         code = 0
     except SystemExit as e:
         code = e.code if isinstance(e.code, int) else (0 if e.code is None else 1)
@@ -129,8 +133,10 @@ def set_expert_enabled(name: str, enabled: bool) -> bool:
     return Registry().set_enabled(name, enabled, get_expert(name).source.kind)
 
 
-def describe_expert(expert: Expert, enabled: bool, full: bool = False) -> dict[str, Any]:
-    """A JSON-able summary of an expert (``full``: the whole manifest and its tensor names)."""
+def describe_expert(expert: Expert, enabled: bool, foundation_sha256: str | None, full: bool = False) -> dict[str, Any]:
+    """A JSON-able summary of an expert (``full``: the whole manifest and its tensor names).
+    ``fits_foundation``: whether it was made on the foundation in use (None: no foundation)."""
+    fits = None if foundation_sha256 is None else expert.manifest.foundation.sha256 == foundation_sha256
     row: dict[str, Any] = {
         "name": expert.name,
         "version": expert.manifest.version,
@@ -139,6 +145,7 @@ def describe_expert(expert: Expert, enabled: bool, full: bool = False) -> dict[s
         "targets": [t.name for t in expert.manifest.targets],
         "modality": expert.manifest.modality,
         "foundation_sha256": expert.manifest.foundation.sha256,
+        "fits_foundation": fits,
         "folder": str(expert.folder),
     }
     if full:
@@ -149,10 +156,10 @@ def describe_expert(expert: Expert, enabled: bool, full: bool = False) -> dict[s
 
 
 def describe_experts() -> list[dict[str, Any]]:
-    disabled = Registry().read().disabled()
-    return [describe_expert(e, name not in disabled) for name, e in available_experts().items()]
+    disabled, in_use = Registry().read().disabled(), _foundation_in_use()
+    return [describe_expert(e, name not in disabled, in_use) for name, e in available_experts().items()]
 
 
 def show_expert(name: str) -> dict[str, Any]:
     disabled = Registry().read().disabled()
-    return describe_expert(get_expert(name), name not in disabled, full=True)
+    return describe_expert(get_expert(name), name not in disabled, _foundation_in_use(), full=True)

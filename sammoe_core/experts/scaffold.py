@@ -71,12 +71,12 @@ def register_experts(register):
 TEST = '''\
 """The installed package is a well-formed sammoe expert plugin (sammoe's testing kit checks it)."""
 
-from sammoe_core.testing import check_expert_package
-
 pytest_plugins = ["sammoe_core.testing"]
 
 
 def test_package_is_a_well_formed_expert_plugin():
+    from sammoe_core.testing import check_expert_package
+
     experts = check_expert_package({name!r})
     assert [e.name for e in experts] == [{expert!r}]
 
