@@ -196,11 +196,6 @@ class PluginHost:
                 raise
             self.report(impl.plugin_name, hook, f"{type(e).__name__}: {e}")
 
-    def call(self, hook: str, **kwargs: Any) -> None:
-        """Call every implementation of ``hook`` in load order, each inside its own try/except."""
-        for impl in self.implementations(hook):
-            self.call_implementation(impl, hook, kwargs)
-
     def collect(self, hook: str, accept: Callable[..., tuple[str, T]]) -> dict[str, T]:
         """Call a ``register_*`` hook and gather what plugins register, keyed by name.
 

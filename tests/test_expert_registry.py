@@ -56,6 +56,15 @@ def test_adding_twice_needs_overwrite(home, make_expert):
     assert (home / "experts" / "liver" / "model.safetensors").is_file()
 
 
+def test_add_expert_tells_folders_apart_from_projects(home, make_expert, tmp_path):
+    (tmp_path / "empty").mkdir()
+    assert (
+        "neither an expert folder (expert.json) nor a Python project"
+        in run("add-expert", str(tmp_path / "empty"), ok=False).output
+    )
+    assert "-U and -e apply to plugin packages" in run("add-expert", "-e", str(make_expert().folder), ok=False).output
+
+
 def test_a_broken_expert_folder_is_refused_and_nothing_recorded(home, make_expert):
     folder = make_expert("liver").folder
     (folder / "model.safetensors").write_bytes(b"not weights")
@@ -148,7 +157,10 @@ def test_foundation_set_list_and_no_foundation(home, test_foundation):
 
 def test_listed_experts_say_whether_they_fit_the_foundation_in_use(home, make_expert, test_foundation, tmp_path):
     run("add-expert", str(make_expert("liver").folder))
-    fits = lambda: [r["fits_foundation"] for r in json.loads(run("experts", "list", "--json").output)]  # noqa: E731
+
+    def fits():
+        return [r["fits_foundation"] for r in json.loads(run("experts", "list", "--json").output)]
+
     assert fits() == [None]
     run("foundation", "set", str(test_foundation.weights))
     assert fits() == [True]

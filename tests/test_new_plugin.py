@@ -91,3 +91,11 @@ def test_the_first_party_plugin_is_found_through_its_installed_entry_point(test_
     # if this fails, rerun examples/placeholder_spinal_cord_expert.py.
     model = expert.build(test_foundation.load(), test_foundation.sha256)
     assert model.config.name == "sammoe-tiny" and not expert.overrides_encoder
+
+
+def test_add_expert_reports_a_failed_pip_install_in_one_line(tmp_path, sammoe_home):
+    env = {**os.environ, "SAMMOE_HOME": str(sammoe_home)}
+    done = sammoe("add-expert", str(tmp_path / "missing-0.1-py3-none-any.whl"), env=env)
+    assert done.returncode == 2
+    assert done.stderr.strip().splitlines()[-1].startswith("Error: pip install ")
+    assert "failed (exit 1)" in done.stderr

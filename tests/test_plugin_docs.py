@@ -28,14 +28,14 @@ def test_the_hooks_are_found():
 @pytest.mark.parametrize("hook", HOOKS)
 def test_hook_is_documented_with_its_arguments(hook):
     args = ", ".join(inspect.signature(getattr(hookspecs, hook)).parameters)
-    headings = re.findall(r"^### (\w+\(.*\))$", (ROOT / "docs" / "plugins.md").read_text(), flags=re.M)
+    headings = re.findall(r"^### (\w+\(.*\))$", (ROOT / "docs" / "plugins.md").read_text(), flags=re.MULTILINE)
     assert f"{hook}({args})" in headings
 
 
 @pytest.mark.parametrize("hook", HOOKS)
 def test_hook_has_a_test(hook):
     sources = "".join(p.read_text() for p in (ROOT / "tests").glob("test_*.py"))
-    assert re.search(rf"^def test_hook_{hook}\(", sources, flags=re.M), f"no test_hook_{hook} in tests/"
+    assert re.search(rf"^def test_hook_{hook}\(", sources, flags=re.MULTILINE), f"no test_hook_{hook} in tests/"
 
 
 @pytest.mark.parametrize("hook", HOOKS)
