@@ -46,6 +46,6 @@ def register_gates(register):
 
 @hookspec
 def register_commands(cli):
-    """Add commands to the ``sammoe`` command line: ``cli`` is its click group, so call
-    ``cli.add_command(...)`` or decorate with ``@cli.command()``. A command may not replace a
-    built-in one."""
+    """Add commands to the ``sammoe`` command line: ``cli`` is a click group whose commands join
+    sammoe's, so call ``cli.add_command(...)`` or decorate with ``@cli.command()``. A name that
+    sammoe or an earlier plugin already uses is refused (and reported)."""

@@ -77,15 +77,20 @@ def remove(name: str) -> None:
     click.echo(f"removed {name}; the gate is stale")
 
 
+def _switch(name: str, enabled: bool) -> None:
+    from ..experts.manage import set_expert_enabled
+
+    changed = set_expert_enabled(name, enabled)
+    verb = "enabled" if enabled else "disabled"
+    click.echo(f"{verb} {name}" + ("; the gate is stale" if changed else " (it was)"))
+
+
 @experts.command("enable")
 @click.argument("name")
 @one_line_errors
 def enable(name: str) -> None:
     """Use an expert again."""
-    from ..experts.manage import set_expert_enabled
-
-    changed = set_expert_enabled(name, True)
-    click.echo(f"enabled {name}" + ("; the gate is stale" if changed else " (it was)"))
+    _switch(name, True)
 
 
 @experts.command("disable")
@@ -93,7 +98,4 @@ def enable(name: str) -> None:
 @one_line_errors
 def disable(name: str) -> None:
     """Keep an expert installed but leave it out of the mixture."""
-    from ..experts.manage import set_expert_enabled
-
-    changed = set_expert_enabled(name, False)
-    click.echo(f"disabled {name}" + ("; the gate is stale" if changed else " (it was)"))
+    _switch(name, False)
