@@ -3,15 +3,15 @@
 
 A SOURCE that is a folder holding ``expert.json`` is checked in full and copied into
 SAMMOE_HOME; anything else (a pip requirement, a plugin project folder, a wheel) is installed by
-pip into this very interpreter, as ``llm install`` does, and the experts its plugin registers
+pip for this very interpreter, as ``llm install`` does, and the experts its plugin registers
 become available. Every change of the expert set marks the gate stale.
 """
 
 from __future__ import annotations
 
-import contextlib
 import importlib
-import runpy
+import io
+import subprocess
 import sys
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -74,20 +74,27 @@ def add_expert_folder(folder: str | Path, overwrite: bool = False) -> AddResult:
 
 
 def run_pip(args: list[str]) -> None:
-    """Run pip in this interpreter (``python -m pip ARGS``), its output on stderr so stdout
-    stays sammoe's; a failure is a :class:`SammoeError`."""
-    saved = sys.argv
-    sys.argv = ["pip", *args]
+    """Run ``python -m pip ARGS`` with sammoe's own interpreter, pip's output on stderr so stdout
+    stays sammoe's; a failure is a :class:`SammoeError`.
+
+    pip runs in a child process: since pip 26.3 an in-process install (``runpy``, as llm does)
+    blocks every later import in the process, and sammoe must import the new plugin afterwards.
+    """
     try:
-        with contextlib.redirect_stdout(sys.stderr):
-            runpy.run_module("pip", run_name="__main__", alter_sys=True)
-        code = 0
-    except SystemExit as e:
-        code = e.code if isinstance(e.code, int) else (0 if e.code is None else 1)
-    finally:
-        sys.argv = saved
-    if code:
-        raise SammoeError(f"pip {' '.join(args)}: failed (exit {code}); see pip's message above")
+        err = sys.stderr.fileno()
+    except (AttributeError, OSError, io.UnsupportedOperation):
+        err = None  # stderr is not a file (tests, notebooks): pass pip's output on afterwards
+    done = subprocess.run(
+        [sys.executable, "-m", "pip", *args],
+        stdout=subprocess.PIPE if err is None else err,
+        stderr=subprocess.STDOUT if err is None else None,
+        text=True,
+        check=False,
+    )
+    if err is None and done.stdout:
+        sys.stderr.write(done.stdout)
+    if done.returncode:
+        raise SammoeError(f"pip {' '.join(args)}: failed (exit {done.returncode}); see pip's message above")
 
 
 def add_expert_package(requirement: str, upgrade: bool = False, editable: bool = False) -> AddResult:
