@@ -36,11 +36,11 @@ def test_a_new_plugin_installs_with_pip_and_its_own_test_passes(make_expert, tmp
         "README.md",
         "pyproject.toml",
         "sammoe_expert_scaffold_check/__init__.py",
-        "sammoe_expert_scaffold_check/expert/expert.json",
-        "sammoe_expert_scaffold_check/expert/model.safetensors",
+        "sammoe_expert_scaffold_check/expert-data/expert.json",
+        "sammoe_expert_scaffold_check/expert-data/model.safetensors",
         "tests/test_sammoe_expert_scaffold_check.py",
     ]
-    assert (module / "expert" / "model.safetensors").read_bytes() == expert.weights.path.read_bytes()
+    assert (module / "expert-data" / "model.safetensors").read_bytes() == expert.weights.path.read_bytes()
     assert "import torch" not in (module / "__init__.py").read_text()
 
     env = {**os.environ, "PIP_NO_BUILD_ISOLATION": "false", "SAMMOE_HOME": str(sammoe_home)}

@@ -19,6 +19,7 @@ from ..errors import SammoeError
 from .expert import Expert, copy_expert_folder
 from .manage import check_expert
 
+DATA_FOLDER = "expert-data"  # not an identifier: setuptools would warn that it is an unlisted package
 PROJECT_NAME = re.compile(r"^[a-z][a-z0-9]*(?:-[a-z0-9]+)*$")
 
 PYPROJECT = """\
@@ -46,13 +47,14 @@ test = ["pytest>=8"]
 packages = [{module}]
 
 [tool.setuptools.package-data]
-{module_key} = ["expert/**/*"]
+{module_key} = ["{data}/**/*"]
 """
 
 MODULE = '''\
 """sammoe expert plugin {name}: {description}
 
-Registers the expert in ``expert/`` (manifest + weights, shipped as package data). Keep this
+Registers the expert in ``{data}/`` (manifest + weights, shipped as package data; a
+folder name that is no Python identifier, so setuptools does not take it for a package). Keep this
 module cheap to import: no torch here, sammoe imports every plugin when it starts.
 """
 
@@ -60,7 +62,7 @@ from pathlib import Path
 
 from sammoe_core import hookimpl
 
-EXPERT_DIR = Path(__file__).resolve().parent / "expert"
+EXPERT_DIR = Path(__file__).resolve().parent / "{data}"
 
 
 @hookimpl
@@ -114,7 +116,7 @@ sammoe experts list
 pip install -e ".[test]" && python -m pytest -q
 ```
 
-The weights are in `{module}/expert/` (`expert.json` + `model.safetensors`); to ship new
+The weights are in `{module}/{data}/` (`expert.json` + `model.safetensors`); to ship new
 weights, replace that folder and bump `version` in `pyproject.toml` and `expert.json`.
 """
 
@@ -140,10 +142,13 @@ def render_plugin(project: Path, name: str, expert: Expert) -> None:
             sammoe=_toml_str(f"sammoe>={__version__}"),
             module=_toml_str(module),
             module_key=module,
+            data=DATA_FOLDER,
         ),
         encoding="utf-8",
     )
-    (project / module / "__init__.py").write_text(MODULE.format(name=name, description=summary), encoding="utf-8")
+    (project / module / "__init__.py").write_text(
+        MODULE.format(name=name, description=summary, data=DATA_FOLDER), encoding="utf-8"
+    )
     (project / "tests" / f"test_{module}.py").write_text(TEST.format(name=name, expert=m.name), encoding="utf-8")
     (project / "README.md").write_text(
         README.format(
@@ -158,10 +163,11 @@ def render_plugin(project: Path, name: str, expert: Expert) -> None:
             foundation_sha=m.foundation.sha256,
             overrides=", ".join(f"`{o}`" for o in m.overrides),
             license=m.license,
+            data=DATA_FOLDER,
         ),
         encoding="utf-8",
     )
-    copy_expert_folder(expert, project / module / "expert")
+    copy_expert_folder(expert, project / module / DATA_FOLDER)
 
 
 def new_plugin(name: str, expert_dir: str | Path, out_dir: str | Path = ".", overwrite: bool = False) -> Path:
