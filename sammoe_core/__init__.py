@@ -1,6 +1,7 @@
 """sammoe: a frozen SAM-Med3D foundation plus pluggable finetuned experts, merged by a small gate.
 
-The public API is imported lazily (``import sammoe_core`` stays light; torch loads on first use).
+Importing this package stays cheap (no torch): ``hookimpl`` is ready at once, the rest of the
+public API is imported on first access.
 """
 
 from __future__ import annotations
@@ -10,29 +11,39 @@ from typing import Any
 
 __version__ = "0.1.0"
 
-_LAZY = {
-    "segment": ("segment", None),
-    "SegmentationResult": ("segment", "SegmentationResult"),
-    "write_result": ("outputs", "write_result"),
-    "segment_file": ("batch", "segment_file"),
-    "segment_folder": ("batch", "segment_folder"),
-    "Target": ("prompts", "Target"),
-    "Prompt": ("prompts", "Prompt"),
-    "Box": ("prompts", "Box"),
-    "load_prompts": ("prompts", "load_prompts"),
-    "next_click": ("prompts", "next_click"),
-    "Volume": ("volumes", "Volume"),
-    "read_volume": ("volumes", "read_volume"),
+from .hookspecs import hookimpl  # noqa: E402
+
+# name -> (module, attribute); attribute None means the module itself
+_LAZY: dict[str, tuple[str, str | None]] = {
+    "segment": ("sammoe_core.segment", None),
+    "SegmentationResult": ("sammoe_core.segment", "SegmentationResult"),
+    "write_result": ("sammoe_core.outputs", "write_result"),
+    "segment_file": ("sammoe_core.batch", "segment_file"),
+    "segment_folder": ("sammoe_core.batch", "segment_folder"),
+    "Target": ("sammoe_core.prompts", "Target"),
+    "Prompt": ("sammoe_core.prompts", "Prompt"),
+    "Box": ("sammoe_core.prompts", "Box"),
+    "load_prompts": ("sammoe_core.prompts", "load_prompts"),
+    "next_click": ("sammoe_core.prompts", "next_click"),
+    "Volume": ("sammoe_core.volumes", "Volume"),
+    "read_volume": ("sammoe_core.volumes", "read_volume"),
+    "Sam3D": ("sammoe_core.model", "Sam3D"),
+    "Expert": ("sammoe_core.experts", "Expert"),
+    "available_experts": ("sammoe_core.experts", "available_experts"),
+    "enabled_experts": ("sammoe_core.experts", "enabled_experts"),
+    "FoundationSpec": ("sammoe_core.experts.foundations", "FoundationSpec"),
+    "resolve_foundation": ("sammoe_core.experts.foundations", "resolve_foundation"),
+    "SammoeError": ("sammoe_core.errors", "SammoeError"),
 }
 
 
 def __getattr__(name: str) -> Any:
-    """``sammoe_core.segment`` is the (callable) module: ``sammoe_core.segment(...)`` segments."""
+    """Lazy public API. ``sammoe_core.segment`` is the (callable) module: calling it segments."""
     if name not in _LAZY:
         raise AttributeError(f"module 'sammoe_core' has no attribute {name!r}")
     module_name, attribute = _LAZY[name]
-    module = importlib.import_module(f".{module_name}", __name__)
+    module = importlib.import_module(module_name)
     return module if attribute is None else getattr(module, attribute)
 
 
-__all__ = ["__version__", *_LAZY]
+__all__ = ["__version__", "hookimpl", *_LAZY]

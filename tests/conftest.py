@@ -6,6 +6,9 @@ import os
 
 import pytest
 
+# sammoe's testing kit for plugin authors, plus the fixtures of the plugin and expert tests.
+pytest_plugins = ["sammoe_core.testing", "tests.expert_fixtures"]
+
 
 @pytest.fixture
 def fresh_seed() -> int:

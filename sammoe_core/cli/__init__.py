@@ -1,19 +1,48 @@
 """The ``sammoe`` command line: a thin click layer over the public API.
 
 Command modules import only click at top level; torch, monai and the network load inside the
-command that needs them, so ``sammoe --help`` stays fast.
+command that needs them, so ``sammoe --help`` stays fast. Plugin commands (hook
+``register_commands``) are looked up only when a name is not one of sammoe's own commands or
+when the commands are listed.
 """
 
 from __future__ import annotations
 
+from typing import Any
+
 import click
 
 from .. import __version__
+from .add_expert import add_expert
 from .convert import convert
+from .experts import experts
+from .foundation import foundation
+from .new_plugin import new_plugin
+from .plugins import plugins
 from .segment import segment
 
 
-@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+class SammoeGroup(click.Group):
+    """A click group that adds the commands plugins register, without replacing its own."""
+
+    _plugin_commands: tuple[Any, dict[str, click.Command]] | None = None
+
+    def plugin_commands(self) -> dict[str, click.Command]:
+        from ..plugins import collect_commands, get_host
+
+        host = get_host()
+        if self._plugin_commands is None or self._plugin_commands[0] is not host:
+            self._plugin_commands = (host, collect_commands(host, self.commands))
+        return self._plugin_commands[1]
+
+    def list_commands(self, ctx: click.Context) -> list[str]:
+        return sorted({*self.commands, *self.plugin_commands()})
+
+    def get_command(self, ctx: click.Context, name: str) -> click.Command | None:
+        return self.commands.get(name) or self.plugin_commands().get(name)
+
+
+@click.group(cls=SammoeGroup, context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(__version__, prog_name="sammoe")
 def main() -> None:
     """SAM-Med3D mixture of experts: segment 3D medical volumes from clicks."""
@@ -21,3 +50,8 @@ def main() -> None:
 
 main.add_command(convert)
 main.add_command(segment)
+main.add_command(add_expert)
+main.add_command(experts)
+main.add_command(plugins)
+main.add_command(foundation)
+main.add_command(new_plugin)

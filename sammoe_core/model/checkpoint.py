@@ -13,7 +13,9 @@
 from __future__ import annotations
 
 import argparse
+import json
 import pickle
+import struct
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -120,6 +122,21 @@ def config_for_state(state: dict[str, torch.Tensor], requested: str | None, sour
     return cfg
 
 
+def sort_header(path: str | Path) -> None:
+    """Rewrite a safetensors header with its keys sorted, in place.
+
+    safetensors serialises the header from a hash map, so the same tensors and metadata come
+    out in a different key order (and sha256) each time; sorted, a file is reproducible.
+    """
+    with open(path, "r+b") as f:
+        size = struct.unpack("<Q", f.read(8))[0]
+        header = json.loads(f.read(size))
+        text = json.dumps(header, sort_keys=True, separators=(",", ":"), ensure_ascii=False).encode()
+        if len(text) <= size:  # always, as both are compact JSON; padding is spaces, as safetensors pads
+            f.seek(8)
+            f.write(text.ljust(size, b" "))
+
+
 def save_weights(
     state: dict[str, torch.Tensor],
     path: str | Path,
@@ -127,7 +144,7 @@ def save_weights(
     metadata: dict[str, str] | None = None,
     overwrite: bool = False,
 ) -> str:
-    """Write tensors as safetensors (atomically) with config and content digest; return file sha256."""
+    """Write tensors as safetensors (atomically, reproducibly) with config and content digest; return file sha256."""
     tensors = {k: v.detach().to("cpu").contiguous() for k, v in state.items()}
     meta = {
         "format": "pt",
@@ -138,6 +155,7 @@ def save_weights(
     meta.update(metadata or {})
     with atomic_output(path, overwrite=overwrite) as tmp:
         save_file(tensors, str(tmp), metadata=meta)
+        sort_header(tmp)
         digest = sha256_file(tmp)
     return digest
 

@@ -1,0 +1,29 @@
+"""``sammoe add-expert SOURCE``: an expert folder, a pip requirement, a plugin project or a wheel."""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+
+import click
+
+from .errors import one_line_errors
+
+
+@click.command("add-expert")
+@click.argument("source")
+@click.option("-U", "--upgrade", is_flag=True, help="pip: upgrade the plugin if it is installed.")
+@click.option("-e", "--editable", is_flag=True, help="pip: install a plugin project in editable mode.")
+@click.option("--overwrite", is_flag=True, help="Replace an expert folder added before under the same name.")
+@one_line_errors
+def add_expert(source: str, upgrade: bool, editable: bool, overwrite: bool) -> None:
+    """Add the expert(s) in SOURCE and mark the gate stale.
+
+    SOURCE is a folder holding expert.json + model.safetensors (checked, then copied into
+    SAMMOE_HOME), or anything pip installs: a requirement such as sammoe-expert-x, a plugin
+    project folder, a wheel. pip runs in sammoe's own interpreter.
+    """
+    from ..experts.manage import add_expert as add
+
+    result = add(source, upgrade=upgrade, editable=editable, overwrite=overwrite)
+    click.echo(json.dumps(dataclasses.asdict(result), indent=2))

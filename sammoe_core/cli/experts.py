@@ -1,0 +1,101 @@
+"""``sammoe experts list|show|remove|enable|disable``: the experts sammoe knows and their state."""
+
+from __future__ import annotations
+
+import json
+
+import click
+
+from .errors import one_line_errors
+
+COLUMNS = ("name", "version", "enabled", "modality", "targets", "source")
+
+
+def _cell(value: object) -> str:
+    if isinstance(value, bool):
+        return "yes" if value else "no"
+    if isinstance(value, list):
+        return ", ".join(value)
+    return str(value)
+
+
+def _table(rows: list[dict]) -> str:
+    lines = [[c.upper() for c in COLUMNS], *([_cell(r[c]) for c in COLUMNS] for r in rows)]
+    widths = [max(len(line[i]) for line in lines) for i in range(len(COLUMNS))]
+    return "\n".join("  ".join(v.ljust(w) for v, w in zip(line, widths)).rstrip() for line in lines)
+
+
+def _warn_plugin_problems() -> None:
+    from ..plugins import get_host
+
+    n = len(get_host().problems)
+    if n:
+        click.echo(f"warning: {n} plugin problem(s); `sammoe plugins --all` lists them", err=True)
+
+
+@click.group()
+def experts() -> None:
+    """List and manage experts (from plugins and from added folders)."""
+
+
+@experts.command("list")
+@click.option("--json", "as_json", is_flag=True, help="Print JSON instead of a table.")
+@one_line_errors
+def list_experts(as_json: bool) -> None:
+    """List every expert, enabled or not."""
+    from ..experts.manage import describe_experts
+
+    rows = describe_experts()
+    click.echo(
+        json.dumps(rows, indent=2)
+        if as_json
+        else _table(rows)
+        if rows
+        else "no experts (see `sammoe add-expert --help`)"
+    )
+    _warn_plugin_problems()
+
+
+@experts.command("show")
+@click.argument("name")
+@one_line_errors
+def show(name: str) -> None:
+    """Print an expert's manifest, source, state and tensor names as JSON."""
+    from ..experts.manage import show_expert
+
+    click.echo(json.dumps(show_expert(name), indent=2))
+
+
+@experts.command("remove")
+@click.argument("name")
+@one_line_errors
+def remove(name: str) -> None:
+    """Delete an expert added from a folder (plugin experts: pip uninstall, or disable)."""
+    from ..experts.manage import remove_expert
+
+    remove_expert(name)
+    click.echo(f"removed {name}; the gate is stale")
+
+
+def _switch(name: str, enabled: bool) -> None:
+    from ..experts.manage import set_expert_enabled
+
+    changed = set_expert_enabled(name, enabled)
+    verb = "enabled" if enabled else "disabled"
+    click.echo(f"{verb} {name}" + ("; the gate is stale" if changed else " (it was)"))
+
+
+@experts.command("enable")
+@click.argument("name")
+@one_line_errors
+def enable(name: str) -> None:
+    """Use an expert again."""
+    _switch(name, True)
+
+
+@experts.command("disable")
+@click.argument("name")
+@one_line_errors
+def disable(name: str) -> None:
+    """Keep an expert installed but leave it out of the mixture."""
+    _switch(name, False)

@@ -1,0 +1,41 @@
+"""``sammoe foundation list|set``: the foundation networks known and the one experts run on."""
+
+from __future__ import annotations
+
+import json
+
+import click
+
+from .errors import one_line_errors
+
+
+@click.group()
+def foundation() -> None:
+    """List foundations and choose the one in use."""
+
+
+@foundation.command("list")
+@click.option("--json", "as_json", is_flag=True, help="Print JSON instead of lines.")
+@one_line_errors
+def list_foundations(as_json: bool) -> None:
+    """Registered foundations and a chosen weights file; '*' marks the one in use."""
+    from ..experts.foundations import describe_foundations
+
+    rows = describe_foundations()
+    if as_json:
+        click.echo(json.dumps(rows, indent=2))
+    elif not rows:
+        click.echo("no foundation (choose one: `sammoe foundation set PATH`)")
+    for r in [] if as_json else rows:
+        click.echo(f"{'*' if r['in_use'] else ' '} {r['name']}  {r['config']}  {r['sha256'][:12]}  {r['weights']}")
+
+
+@foundation.command("set")
+@click.argument("name_or_path")
+@one_line_errors
+def set_foundation(name_or_path: str) -> None:
+    """Use NAME (a registered foundation) or PATH (a sammoe .safetensors file)."""
+    from ..experts.foundations import choose_foundation
+
+    spec = choose_foundation(name_or_path)
+    click.echo(json.dumps(spec.model_dump(mode="json"), indent=2))

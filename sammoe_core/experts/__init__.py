@@ -1,0 +1,21 @@
+"""Experts: finetuned deltas over a foundation, described by a manifest, shipped by plugins or
+added as folders, and the local registry that says which are enabled.
+
+Importing this package does not import torch; weights are opened when an expert is used.
+"""
+
+from .catalog import available_experts, enabled_experts, get_expert
+from .expert import Expert, ExpertSource, FoundationMismatch, save_expert
+from .manifest import ExpertManifest, read_manifest
+
+__all__ = [
+    "Expert",
+    "ExpertManifest",
+    "ExpertSource",
+    "FoundationMismatch",
+    "available_experts",
+    "enabled_experts",
+    "get_expert",
+    "read_manifest",
+    "save_expert",
+]

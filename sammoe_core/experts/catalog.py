@@ -1,0 +1,54 @@
+"""The experts sammoe knows: those plugins register (installed packages, and the folders added to
+SAMMOE_HOME through a default plugin), minus the ones the registry marks disabled."""
+
+from __future__ import annotations
+
+import os
+from typing import TYPE_CHECKING
+
+from ..errors import SammoeError
+from .expert import Expert, ExpertSource
+from .registry import Registry
+
+if TYPE_CHECKING:
+    from ..plugins import PluginHost
+
+
+def _acceptor(host: PluginHost):
+    def accept(
+        plugin: str, expert: Expert | str | os.PathLike, source: ExpertSource | None = None
+    ) -> tuple[str, Expert]:
+        if not isinstance(expert, Expert):
+            if not isinstance(expert, (str, os.PathLike)):
+                raise SammoeError(f"register_experts: expected an expert folder or Expert, got {type(expert).__name__}")
+            if source is None:
+                origin = host.origin(plugin)
+                source = ExpertSource("plugin", plugin=plugin, distribution=origin.distribution, version=origin.version)
+            expert = Expert.from_folder(expert, source)
+        too_old = expert.manifest.sammoe_version_problem()
+        if too_old:
+            raise SammoeError(too_old)
+        return expert.name, expert
+
+    return accept
+
+
+def available_experts(host: PluginHost | None = None) -> dict[str, Expert]:
+    """Every expert registered by a plugin or added to SAMMOE_HOME, enabled or not, by name."""
+    from ..plugins import get_host
+
+    host = host or get_host()
+    return dict(sorted(host.collect("register_experts", _acceptor(host)).items()))
+
+
+def enabled_experts(host: PluginHost | None = None) -> dict[str, Expert]:
+    """The available experts the registry does not mark disabled."""
+    disabled = Registry().read().disabled()
+    return {name: e for name, e in available_experts(host).items() if name not in disabled}
+
+
+def get_expert(name: str, host: PluginHost | None = None) -> Expert:
+    experts = available_experts(host)
+    if name not in experts:
+        raise SammoeError(f"no expert named {name!r} (available: {', '.join(experts) or 'none'})")
+    return experts[name]

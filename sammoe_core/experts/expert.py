@@ -1,0 +1,184 @@
+"""One expert: its manifest, the folder it lives in, where it came from, its weights (lazy).
+
+Creating an :class:`Expert` reads only the manifest; the weights are opened, hashed and checked
+the first time :meth:`Expert.load_delta` or :meth:`Expert.build` runs.
+"""
+
+from __future__ import annotations
+
+import shutil
+import tempfile
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Literal
+
+from ..errors import SammoeError
+from .manifest import (
+    MANIFEST_FILE,
+    WEIGHTS_FILE,
+    ExpertManifest,
+    WeightsRef,
+    read_manifest,
+    validate_manifest,
+    write_manifest,
+)
+from .weights import ExpertWeights, part_prefixes, save_delta
+
+if TYPE_CHECKING:
+    import torch
+
+    from ..model import Sam3D, SamConfig
+
+
+class FoundationMismatch(SammoeError):
+    """The expert was finetuned from another foundation than the one it is asked to run on."""
+
+
+@dataclass(frozen=True)
+class ExpertSource:
+    """Where an expert comes from: a plugin (entry point), a folder copied into SAMMOE_HOME, the Hub."""
+
+    kind: Literal["plugin", "folder", "hub"]
+    plugin: str | None = None
+    distribution: str | None = None
+    version: str | None = None
+    origin: str | None = None
+
+    def describe(self) -> str:
+        if self.kind == "plugin":
+            if self.distribution is None:
+                return f"plugin {self.plugin}"
+            name = self.plugin if self.distribution == self.plugin else f"{self.plugin} ({self.distribution})"
+            return f"plugin {name} {self.version}"
+        return f"{self.kind} {self.origin}" if self.origin else self.kind
+
+
+class Expert:
+    """An expert: manifest + folder + source, with its delta weights opened on demand."""
+
+    def __init__(self, manifest: ExpertManifest, folder: str | Path, source: ExpertSource) -> None:
+        self.manifest = manifest
+        self.folder = Path(folder)
+        self.source = source
+        self.weights = ExpertWeights(self.folder / manifest.weights.file, manifest.weights.sha256)
+
+    @classmethod
+    def from_folder(cls, folder: str | Path, source: ExpertSource | None = None) -> Expert:
+        """Read ``folder/expert.json`` (validated); nothing else is read yet."""
+        folder = Path(folder)
+        return cls(read_manifest(folder / MANIFEST_FILE), folder, source or ExpertSource("folder", origin=str(folder)))
+
+    @property
+    def name(self) -> str:
+        return self.manifest.name
+
+    @property
+    def overrides_encoder(self) -> bool:
+        """Whether this expert needs its own image-encoder pass (read from the weights header)."""
+        return self.weights.overrides_encoder
+
+    @property
+    def calibration_dir(self) -> Path | None:
+        cal = self.manifest.calibration
+        return None if cal is None else self.folder / cal.path
+
+    def __repr__(self) -> str:
+        return f"Expert({self.name!r} {self.manifest.version}, {self.source.describe()})"
+
+    def check_foundation(self, foundation_sha256: str) -> None:
+        """Refuse a foundation other than the one the expert was finetuned from."""
+        want = self.manifest.foundation.sha256
+        if foundation_sha256 != want:
+            raise FoundationMismatch(
+                f"expert {self.name!r} was finetuned from foundation {want} "
+                f"({self.manifest.foundation.config}) but the foundation in use is {foundation_sha256}; "
+                "use the foundation it was built on, or an expert built on this one"
+            )
+
+    def load_delta(self, device: str | torch.device = "cpu") -> dict[str, torch.Tensor]:
+        """The delta tensors, after every check: file sha256, content digest, header against
+        manifest (foundation hash, config), tensor names within ``overrides``, shapes."""
+        state = self.weights.load(device)
+        meta, where = self.weights.metadata, self.weights.path
+        found_sha = meta.get("sammoe_foundation_sha256")
+        if found_sha != self.manifest.foundation.sha256:
+            raise FoundationMismatch(
+                f"{where}: weights were made on foundation {found_sha} but the manifest names "
+                f"{self.manifest.foundation.sha256}"
+            )
+        if meta.get("sammoe_config") != self.manifest.foundation.config:
+            raise SammoeError(
+                f"{where}: weights are for config {meta.get('sammoe_config')!r}, the manifest says "
+                f"{self.manifest.foundation.config!r}"
+            )
+        undeclared = [k for k in sorted(state) if not self.manifest.overrides_tensor(k)]
+        if undeclared:
+            raise SammoeError(f"{where}: tensors not covered by the manifest's overrides: {', '.join(undeclared[:8])}")
+        if not state:
+            raise SammoeError(f"{where}: holds no tensor")
+        return state
+
+    def build(self, foundation: Sam3D, foundation_sha256: str) -> Sam3D:
+        """The expert's network: its delta over ``foundation`` (whose weights file has that sha256)."""
+        from .weights import compose
+
+        self.check_foundation(foundation_sha256)
+        return compose(foundation, self.load_delta(foundation.device))
+
+
+def save_expert(
+    folder: str | Path,
+    delta: Mapping[str, torch.Tensor],
+    config: SamConfig,
+    foundation_sha256: str,
+    parts: str | Sequence[str],
+    overwrite: bool = False,
+    **manifest_fields: Any,
+) -> Expert:
+    """Write an expert folder: ``model.safetensors`` (the delta) + ``expert.json``.
+
+    ``manifest_fields`` are the :class:`ExpertManifest` fields a person chooses (name, version,
+    description, targets, modality, license, authors, min_sammoe_version, preprocessing,
+    calibration, evaluation; ``foundation`` may add a ``hub_id``); the weights reference, the
+    foundation hash and config and ``overrides`` (from ``parts``) are filled in here.
+    """
+    folder = Path(folder)
+    if folder.exists() and any(folder.iterdir()) and not overwrite:
+        raise SammoeError(f"{folder}: exists and is not empty (pass --overwrite to replace it)")
+    foundation = {"hub_id": None, **manifest_fields.pop("foundation", {})}
+    foundation.update(config=config.name, sha256=foundation_sha256)
+    draft = {**manifest_fields, "foundation": foundation, "overrides": part_prefixes(parts)}
+    # Validate before writing anything; the weights hash is filled in once the file exists.
+    validate_manifest({**draft, "weights": WeightsRef(sha256="0" * 64)}, str(folder / MANIFEST_FILE))
+    folder.mkdir(parents=True, exist_ok=True)
+    sha = save_delta(delta, folder / WEIGHTS_FILE, config, foundation_sha256, overwrite=overwrite)
+    manifest = validate_manifest({**draft, "weights": WeightsRef(sha256=sha)}, str(folder / MANIFEST_FILE))
+    write_manifest(manifest, folder / MANIFEST_FILE, overwrite=overwrite)
+    return Expert(manifest, folder, ExpertSource("folder", origin=str(folder)))
+
+
+def copy_expert_folder(expert: Expert, destination: Path, overwrite: bool = False) -> None:
+    """Copy the files an expert needs (manifest, weights, calibration set) to ``destination``.
+
+    The copy is made beside it under a temporary name and renamed into place, so a failed copy
+    never leaves a half expert (nor, with ``overwrite``, loses the previous one).
+    """
+    if destination.exists() and not overwrite:
+        raise SammoeError(f"{destination}: exists (pass --overwrite to replace it)")
+    destination.parent.mkdir(parents=True, exist_ok=True)
+    staging = Path(tempfile.mkdtemp(prefix=f".{destination.name}.", dir=destination.parent))
+    try:
+        shutil.copy2(expert.folder / MANIFEST_FILE, staging / MANIFEST_FILE)
+        shutil.copy2(expert.weights.path, staging / expert.manifest.weights.file)
+        if expert.calibration_dir is not None:
+            shutil.copytree(expert.calibration_dir, staging / expert.manifest.calibration.path)
+        if destination.exists():
+            old = staging.with_name(staging.name + ".old")
+            destination.rename(old)
+            staging.rename(destination)
+            shutil.rmtree(old)
+        else:
+            staging.rename(destination)
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)

@@ -1,0 +1,51 @@
+"""The plugin contract: the hooks a sammoe plugin may implement (entry-point group ``sammoe``).
+
+Every ``register_*`` hook receives a ``register`` callback instead of returning values, so the
+core validates what is registered, refuses duplicate names and records who registered what.
+Implementations may accept any subset of a hook's arguments. Plugin modules must stay cheap to
+import: no ``import torch`` at module top level (``sammoe --help`` loads every plugin).
+"""
+
+from __future__ import annotations
+
+from pluggy import HookimplMarker, HookspecMarker
+
+PROJECT = "sammoe"
+
+hookspec = HookspecMarker(PROJECT)
+hookimpl = HookimplMarker(PROJECT)
+
+
+@hookspec
+def register_experts(register):
+    """Register experts: call ``register(path_or_expert)`` once per expert.
+
+    ``path_or_expert`` is a folder holding ``expert.json`` and its weights (usually package
+    data beside the plugin module) or a ``sammoe_core.experts.Expert``. The manifest is read
+    and validated at once; the weights are only opened when the expert is used.
+    """
+
+
+@hookspec
+def register_foundations(register):
+    """Register foundation networks: call ``register(spec)`` with a ``FoundationSpec``
+    (name, network config name, weights path, the weights' sha256, optional Hub id)."""
+
+
+@hookspec
+def register_policies(register):
+    """Register expert-selection policies: call ``register(name, factory)``; ``factory(**options)``
+    returns a policy object (the contract is defined by the mixture-of-experts code)."""
+
+
+@hookspec
+def register_gates(register):
+    """Register gate architectures: call ``register(name, factory)``; ``factory(**options)`` returns
+    an untrained gate module (the contract is defined by the mixture-of-experts code)."""
+
+
+@hookspec
+def register_commands(cli):
+    """Add commands to the ``sammoe`` command line: ``cli`` is a click group whose commands join
+    sammoe's, so call ``cli.add_command(...)`` or decorate with ``@cli.command()``. A name that
+    sammoe or an earlier plugin already uses is refused (and reported)."""
