@@ -10,6 +10,7 @@ import click
 
 from .. import __version__
 from .convert import convert
+from .phantoms import phantoms
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
@@ -19,3 +20,4 @@ def main() -> None:
 
 
 main.add_command(convert)
+main.add_command(phantoms)
