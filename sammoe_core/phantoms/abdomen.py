@@ -80,15 +80,15 @@ def paint_liver(canvas: Canvas, torso: Torso, diaphragm: Diaphragm, rng: np.rand
     """Liver (right lobe and left lobe under the domes) with vessels inside, then the gallbladder."""
     right = random_blob(rng, (62.0, 8.0, 372.0), (72.0, 80.0, 75.0), turn_deg=(0.0, 0.0, -10.0), radius_sd=0.06)
     left = random_blob(rng, (-5.0, 42.0, 395.0), (60.0, 34.0, 34.0), turn_deg=(0.0, 15.0, 10.0), radius_sd=0.08)
-    found = _below_diaphragm(canvas, [right, left], diaphragm)
-    if found is None:
-        return
-    region, level, below = found
-    tx, _, tz = region.template()
     slant = rng.uniform(0.35, 0.55)  # the inferior margin rises from the right flank to the left lobe
-    floor = np.float32(right.centre[2] - 0.9 * right.radii[2]) + np.float32(slant) * (np.float32(right.centre[0]) - tx)
-    liver = below & (level <= 1.0) & (tz > floor)
-    canvas.paint(region, liver, Tissue.LIVER, LIVER, within_body=torso.cavity_level)
+    for lobe in (right, left):
+        found = _below_diaphragm(canvas, [lobe], diaphragm)
+        if found is None:
+            continue
+        region, level, below = found
+        tx, _, tz = region.template()
+        floor = np.float32(right.centre[2] - 0.9 * right.radii[2]) + np.float32(slant) * (np.float32(right.centre[0]) - tx)
+        canvas.paint(region, below & (level <= 1.0) & (tz > floor), Tissue.LIVER, LIVER, within_body=torso.cavity_level)
     hilum = np.array([25.0, 10.0, 350.0]) + rng.normal(0.0, 4.0, 3)
     vessels = []
     for _ in range(int(rng.integers(4, 8))):

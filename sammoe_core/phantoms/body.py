@@ -52,8 +52,11 @@ class Torso:
 
     def bounds(self) -> tuple[np.ndarray, np.ndarray]:
         """Template box of the imaged part of the body."""
-        lo = np.array([-self.half_width.max(), np.min(self.centre_y - self.half_depth), self.fov_z[0]])
-        hi = np.array([self.half_width.max(), np.max(self.centre_y + self.half_depth), self.fov_z[1]])
+        z = np.linspace(*self.fov_z, 200)
+        half_width = np.interp(z, self.z, self.half_width)
+        centre, half_depth = np.interp(z, self.z, self.centre_y), np.interp(z, self.z, self.half_depth)
+        lo = np.array([-half_width.max(), np.min(centre - half_depth), self.fov_z[0]])
+        hi = np.array([half_width.max(), np.max(centre + half_depth), self.fov_z[1]])
         return lo, hi
 
 
@@ -98,8 +101,8 @@ def paint_body(canvas: Canvas, torso: Torso) -> None:
     layer += level > np.float32(torso.deep_level)
     layer += level > np.float32(1.0)
     layer_tissue = np.array([Tissue.FAT, Tissue.MUSCLE, Tissue.FAT, Tissue.AIR], dtype=np.uint8)
-    canvas.tissue = layer_tissue.take(layer)
-    canvas.labels = np.where(layer < 3, np.uint8(BODY), np.uint8(0))
+    canvas.tissue = layer_tissue[layer]
+    canvas.labels = (layer < 3).view(np.uint8) * np.uint8(BODY)
 
 
 @dataclass(frozen=True)

@@ -44,6 +44,14 @@ class Region:
             self._template = self.coords(np.eye(3))
         return self._template
 
+    def template_where(self, mask: np.ndarray) -> tuple[tuple[np.ndarray, ...], np.ndarray]:
+        """Indices of the region's voxels where ``mask`` holds, and their template coordinates
+        ``(3, n)``: cheaper than :meth:`template` when the mask is sparse."""
+        index = np.nonzero(mask)
+        world = np.stack([axis.ravel()[i] for axis, i in zip(self._axes, index)]).astype(float)
+        to_template, shift = self._template_from_world
+        return index, to_template @ world + shift[:, None]
+
     def z_bins(self) -> tuple[np.ndarray, float]:
         """Template z in 1 mm bins: ``(bin index per voxel, z of bin 0)`` (cached), for
         looking up quantities that vary slowly along z in a table instead of interpolating."""

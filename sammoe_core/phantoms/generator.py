@@ -80,9 +80,9 @@ def generate_phantom(
     torso = draw_torso(anatomy_rng)
     pose = _draw_pose(pose_rng)
     lo, hi = pose.world_box(*torso.bounds())
-    margin = view_rng.uniform(5.0, 25.0, 3) * [1.0, 1.0, 0.0]
+    margin = view_rng.uniform(3.0, 15.0, 3) * [1.0, 1.0, 0.0]
     lo, hi = lo - margin, hi + margin
-    lo[1] -= view_rng.uniform(25.0, 60.0)  # room under the back for the table
+    lo[1] -= view_rng.uniform(15.0, 45.0)  # room under the back for (part of) the table
     if spacing is None:
         chosen = draw_spacing(spacing_rng, hi - lo, max_voxels)
     else:

@@ -105,8 +105,8 @@ def form_image(tissue: np.ndarray, contrast: str, rng: np.random.Generator) -> n
     """The image of a canonical tissue map: intensities, blur, (bias field,) noise; float32."""
     from scipy import ndimage
 
-    image = draw_intensity_table(rng, contrast).take(tissue)
-    sigma_voxels = rng.uniform(0.35, 0.75, size=3)
+    image = draw_intensity_table(rng, contrast)[tissue]  # (indexing by uint8 beats take)
+    sigma_voxels = rng.uniform(0.3, 0.6, size=3)  # with truncate=2: a 3-tap kernel per axis
     image = ndimage.gaussian_filter(image, sigma_voxels, mode="nearest", truncate=2.0)
     if contrast == "ct":
         image += _gaussian_noise(rng, image.shape, rng.uniform(8.0, 30.0))

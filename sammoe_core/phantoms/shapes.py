@@ -22,8 +22,9 @@ class Blob:
     """A perturbed ellipsoid: an ellipsoid in its own axes, bent by a small quadratic warp.
 
     In blob units ``u = axes @ (t - centre) / radii`` the shape is ``|u + warp @ q(u)| <= 1``
-    with ``q`` the six quadratic monomials, giving egg, bean and banana shapes; it is cut at
-    ``|u| = 1.3`` so no fold of the warp can add a far piece.
+    with ``q`` the six quadratic monomials (u0², u1², u2², u0u1, u0u2, u1u2), giving egg, bean
+    and banana shapes; with weights of at most 0.05 it stays within ``|u| <= 1.3``, where it is
+    cut so that no fold of the warp can add a far piece.
     """
 
     centre: np.ndarray
@@ -43,13 +44,16 @@ class Blob:
         total = squares[0] + squares[1] + squares[2]
         if not np.any(self.warp):
             return total
-        monomials = squares + [u[0] * u[1], u[0] * u[2], u[1] * u[2]]
+        monomials: dict[int, np.ndarray] = {}
+        pairs = ((0, 0), (1, 1), (2, 2), (0, 1), (0, 2), (1, 2))
         level = np.zeros(region.shape, dtype=np.float32)
         for axis in range(3):
             warped = u[axis].copy()
-            for weight, monomial in zip(self.warp[axis], monomials):
-                if weight:
-                    warped += np.float32(weight) * monomial
+            for term in np.flatnonzero(self.warp[axis]):
+                if term not in monomials:
+                    a, b = pairs[term]
+                    monomials[term] = squares[a] if a == b else u[a] * u[b]
+                warped += np.float32(self.warp[axis, term]) * monomials[term]
             level += warped * warped
         return np.maximum(level, total * np.float32(1.0 / _WARP_REACH**2))
 
@@ -128,7 +132,11 @@ def random_blob(
 ) -> Blob:
     """A blob near ``centre`` with about these radii, turned by about ``turn_deg`` (about x, y, z)."""
     angles = np.radians(np.asarray(turn_deg, dtype=float) + rng.normal(0.0, turn_sd_deg, 3))
-    warp = np.clip(rng.normal(0.0, warp_sd, (3, 6)), -0.05, 0.05) if warp_sd > 0 else np.zeros((3, 6))
+    warp = np.zeros((3, 6))
+    if warp_sd > 0:  # two quadratic terms bend each axis
+        for axis in range(3):
+            terms = rng.choice(6, size=2, replace=False)
+            warp[axis, terms] = np.clip(rng.normal(0.0, warp_sd, 2), -0.05, 0.05)
     return Blob(
         centre=np.asarray(centre, dtype=float) + rng.normal(0.0, centre_sd, 3),
         radii=np.asarray(radii, dtype=float) * np.exp(rng.normal(0.0, radius_sd, 3)),

@@ -91,33 +91,42 @@ def paint_back_muscles(canvas: Canvas, torso: Torso, spine: Spine, rng: np.rando
 def paint_spine(canvas: Canvas, torso: Torso, spine: Spine) -> None:
     """Vertebral bodies (cortex, marrow, discs), the bony ring and spinous processes, the CSF-filled canal."""
     canal, body = spine.canal, spine.vertebral_body
-    ring = canal.shifted(grow=5.0)
     lumbar_up = canal.z >= SACRUM_TOP_Z
     spinous = Tube(canal.z[lumbar_up], canal.x[lumbar_up], (canal.y - canal.ry - 15.0)[lumbar_up],
                    np.full(lumbar_up.sum(), 3.5), np.full(lumbar_up.sum(), 11.0))
-    lo = np.minimum.reduce([s.bounds()[0] for s in (ring, body, spinous)])
-    hi = np.maximum.reduce([s.bounds()[1] for s in (ring, body, spinous)])
-    region = canvas.region(lo, hi)
-    if region is None:
-        return
-    bins, z_first = region.z_bins()
-    bin_z = z_first + np.arange(int(bins.max()) + 1)
-    vertebra = np.interp(bin_z, spine.vertebra_level_z, _VERTEBRA_LEVEL).astype(np.float32).take(bins)
-    fused = (bin_z < SACRUM_TOP_Z).take(bins)
-    disc = ((vertebra - np.floor(vertebra)) < DISC_FRACTION) & ~fused
-    shifted = vertebra + np.float32(0.5)
-    interspinous = (shifted - np.floor(shifted)) < 0.35
     deep = torso.deep_level
 
-    level = body.level(region)
-    canvas.paint(region, level <= 1.0, Tissue.CORTICAL_BONE, BODY, within_body=deep)
-    canvas.paint(region, level <= 0.72**2, Tissue.MARROW, BODY, within_body=deep)
-    canvas.paint(region, (level <= 1.0) & disc, Tissue.CARTILAGE, BODY, within_body=deep)
-    canvas.paint(region, ring.level(region) <= 1.0, Tissue.CORTICAL_BONE, BODY, within_body=deep)
-    level = spinous.level(region)
-    canvas.paint(region, (level <= 1.0) & ~interspinous, Tissue.CORTICAL_BONE, BODY, within_body=deep)
-    canvas.paint(region, (level <= 0.25) & ~interspinous, Tissue.MARROW, BODY, within_body=deep)
-    canvas.paint(region, canal.level(region) <= 1.0, Tissue.CSF, BODY, within_body=deep)
+    region = canvas.region(*body.bounds())
+    if region is not None:
+        level = body.level(region)
+        disc = (_vertebra_fraction(region, spine, 0.0) < DISC_FRACTION) & _vertebra_above(region, SACRUM_TOP_Z)
+        canvas.paint(region, level <= 1.0, Tissue.CORTICAL_BONE, BODY, within_body=deep)
+        canvas.paint(region, level <= 0.72**2, Tissue.MARROW, BODY, within_body=deep)
+        canvas.paint(region, (level <= 1.0) & disc, Tissue.CARTILAGE, BODY, within_body=deep)
+    region = canvas.region(*spinous.bounds())
+    if region is not None:
+        level = spinous.level(region)
+        process = (level <= 1.0) & (_vertebra_fraction(region, spine, 0.5) >= 0.35)  # gaps between processes
+        canvas.paint(region, process, Tissue.CORTICAL_BONE, BODY, within_body=deep)
+        canvas.paint(region, process & (level <= 0.25), Tissue.MARROW, BODY, within_body=deep)
+    ring = canal.shifted(grow=5.0)
+    region = canvas.region(*ring.bounds())
+    if region is not None:
+        canvas.paint(region, ring.level(region) <= 1.0, Tissue.CORTICAL_BONE, BODY, within_body=deep)
+        canvas.paint(region, canal.level(region) <= 1.0, Tissue.CSF, BODY, within_body=deep)
+
+
+def _vertebra_fraction(region, spine: Spine, shift: float) -> np.ndarray:
+    """Position within its vertebra (0 to 1, discs first) of each voxel, shifted by ``shift`` vertebrae."""
+    bins, z_first = region.z_bins()
+    bin_z = z_first + np.arange(int(bins.max()) + 1)
+    vertebra = np.interp(bin_z, spine.vertebra_level_z, _VERTEBRA_LEVEL) + shift
+    return (vertebra - np.floor(vertebra)).astype(np.float32).take(bins)
+
+
+def _vertebra_above(region, z: float) -> np.ndarray:
+    bins, z_first = region.z_bins()
+    return (z_first + np.arange(int(bins.max()) + 1) >= z).take(bins)
 
 
 def paint_cord(canvas: Canvas, torso: Torso, spine: Spine, rng: np.random.Generator) -> None:
@@ -139,19 +148,19 @@ def paint_chest_wall(canvas: Canvas, torso: Torso, rng: np.random.Generator) -> 
     region = canvas.region((lo[0], lo[1], 300.0), (hi[0], hi[1], hi[2] + 40.0))
     if region is None:
         return
-    tx, ty, tz = region.template()
     inner = 1.0 - torso.fat - torso.muscle
     level = canvas.body_level[region.slices]
     band = (level >= np.float32(inner**2)) & (level <= np.float32((inner + 0.05) ** 2))
+    index, (tx, ty, tz) = region.template_where(band)
     period = rng.uniform(25.0, 30.0)
-    slope = np.float32(rng.uniform(0.25, 0.35))
-    sloped_z = tz + slope * ty
-    phase = (sloped_z - np.float32(rng.uniform(0.0, period))) * np.float32(1.0 / period)
-    rib = band & (phase - np.floor(phase) < np.float32(rng.uniform(0.32, 0.4)))
-    rib &= sloped_z >= np.float32(rng.uniform(365.0, 385.0))
-    front = ty > np.float32(50.0)
-    canvas.paint(region, rib & ~front, Tissue.CORTICAL_BONE, BODY)
-    canvas.paint(region, rib & front & (np.abs(tx) > np.float32(18.0)), Tissue.CARTILAGE, BODY)
+    sloped_z = tz + rng.uniform(0.25, 0.35) * ty
+    phase = (sloped_z - rng.uniform(0.0, period)) / period
+    rib = (phase - np.floor(phase) < rng.uniform(0.32, 0.4)) & (sloped_z >= rng.uniform(365.0, 385.0))
+    front = ty > 50.0
+    for keep, tissue in ((rib & ~front, Tissue.CORTICAL_BONE), (rib & front & (np.abs(tx) > 18.0), Tissue.CARTILAGE)):
+        mask = np.zeros(region.shape, dtype=bool)
+        mask[tuple(i[keep] for i in index)] = True
+        canvas.paint(region, mask, tissue, BODY)
     front_y = float(np.interp(555.0, torso.z, torso.half_depth) * inner + np.interp(555.0, torso.z, torso.centre_y))
     sternum = random_blob(rng, (0.0, front_y - 2.0, 555.0), (14.0, 7.0, 80.0), centre_sd=1.5, warp_sd=0.0)
     paint_bone(canvas, [sternum], core=0.6, label=BODY, within_body=torso.deep_level)
@@ -201,8 +210,8 @@ def paint_pelvis(canvas: Canvas, torso: Torso, heads: dict[int, tuple[np.ndarray
                         rng.uniform(8.0, 10.0))
         ischium = Capsule(head + [-side * 6.0, -20.0, -16.0], np.array([side * 55.0, -35.0, -58.0]) + rng.normal(0, 3, 3),
                           rng.uniform(10.0, 12.0))
-        paint_bone(canvas, [column, wing], core=0.55, label=BODY, within_body=deep)
-        paint_bone(canvas, [pubis, ischium], core=0.5, label=BODY, within_body=deep)
+        for bone, core in ((wing, 0.55), (column, 0.55), (pubis, 0.5), (ischium, 0.5)):
+            paint_bone(canvas, [bone], core=core, label=BODY, within_body=deep)
 
 
 def _iliac_wing(rng: np.random.Generator, side: int) -> Blob:
@@ -214,10 +223,9 @@ def _iliac_wing(rng: np.random.Generator, side: int) -> Blob:
     flare = np.radians(-side * rng.uniform(15.0, 25.0))
     normal = np.cos(flare) * normal0 + np.sin(flare) * up0
     up = -np.sin(flare) * normal0 + np.cos(flare) * up0
-    warp = np.clip(rng.normal(0.0, 0.02, (3, 6)), -0.05, 0.05)
     return Blob(centre=np.array([side * 100.0, -22.0, 122.0]) + rng.normal(0, 3, 3),
                 radii=np.array([7.0, 64.0, 52.0]) * np.exp(rng.normal(0, 0.05, 3)),
-                axes=np.stack([normal, along, up]), warp=warp)
+                axes=np.stack([normal, along, up]), warp=np.zeros((3, 6)))
 
 
 def paint_femurs(canvas: Canvas, torso: Torso, heads: dict[int, tuple[np.ndarray, float]],
