@@ -48,9 +48,12 @@ class Region:
         """Indices of the region's voxels where ``mask`` holds, and their template coordinates
         ``(3, n)``: cheaper than :meth:`template` when the mask is sparse."""
         index = np.nonzero(mask)
-        world = np.stack([axis.ravel()[i] for axis, i in zip(self._axes, index)]).astype(float)
+        world = [axis.ravel()[i].astype(float) for axis, i in zip(self._axes, index)]
         to_template, shift = self._template_from_world
-        return index, to_template @ world + shift[:, None]
+        # row by row: a (3, 3) @ (3, n) product would wake BLAS threads for little work
+        template = np.stack([row[0] * world[0] + row[1] * world[1] + row[2] * world[2] + c
+                             for row, c in zip(to_template, shift)])
+        return index, template
 
     def z_bins(self) -> tuple[np.ndarray, float]:
         """Template z in 1 mm bins: ``(bin index per voxel, z of bin 0)`` (cached), for
