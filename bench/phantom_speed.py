@@ -28,9 +28,11 @@ def timed(fn, *args, **kwargs):
 
 
 def summary(label: str, wall: list[float], cpu: list[float], voxels: list[int]) -> None:
-    print(f"{label:24s} wall median {statistics.median(wall):.3f} s, max {max(wall):.3f} s | "
-          f"CPU median {statistics.median(cpu):.3f} s, max {max(cpu):.3f} s | "
-          f"{np.mean(voxels) / 1e6:.1f} M voxels on average, {len(wall)} cases")
+    print(
+        f"{label:24s} wall median {statistics.median(wall):.3f} s, max {max(wall):.3f} s | "
+        f"CPU median {statistics.median(cpu):.3f} s, max {max(cpu):.3f} s | "
+        f"{np.mean(voxels) / 1e6:.1f} M voxels on average, {len(wall)} cases"
+    )
 
 
 def main() -> None:
@@ -50,8 +52,10 @@ def main() -> None:
         n = max(2, args.cases // 3)
         elapsed, used, _ = timed(write_phantom_dataset, Path(folder) / "ds", n=n, seed=1, progress=False)
         size_mb = sum(p.stat().st_size for p in Path(folder).rglob("*.nii.gz")) / n / 1e6
-        print(f"{'write_phantom_dataset':24s} wall {elapsed / n:.3f} s, CPU {used / n:.3f} s per case "
-              f"(generate + write .nii.gz), {size_mb:.1f} MB per case")
+        print(
+            f"{'write_phantom_dataset':24s} wall {elapsed / n:.3f} s, CPU {used / n:.3f} s per case "
+            f"(generate + write .nii.gz), {size_mb:.1f} MB per case"
+        )
 
 
 if __name__ == "__main__":

@@ -60,7 +60,9 @@ class LabelledDataset:
         self.root = Path(root)
         spec_path = self.root / "dataset.json"
         if not spec_path.is_file():
-            raise SammoeError(f"{spec_path}: missing (a labelled dataset needs dataset.json, images/, labels/)")
+            raise SammoeError(
+                f"{spec_path}: missing (a labelled dataset needs dataset.json, images/, labels/)"
+            )
         try:
             self.spec = DatasetSpec.model_validate_json(spec_path.read_bytes())
         except ValidationError as e:
@@ -71,11 +73,15 @@ class LabelledDataset:
         self._labels = _case_files(self.root / "labels")
         unlabelled = sorted(set(self._images) - set(self._labels))
         if unlabelled:
-            raise SammoeError(f"{self._images[unlabelled[0]]}: no label file in {self.root / 'labels'} "
-                              f"({len(unlabelled)} case(s) without labels: {', '.join(unlabelled[:5])})")
+            raise SammoeError(
+                f"{self._images[unlabelled[0]]}: no label file in {self.root / 'labels'} "
+                f"({len(unlabelled)} case(s) without labels: {', '.join(unlabelled[:5])})"
+            )
         orphans = sorted(set(self._labels) - set(self._images))
         if orphans:
-            raise SammoeError(f"{self._labels[orphans[0]]}: label file without an image in {self.root / 'images'}")
+            raise SammoeError(
+                f"{self._labels[orphans[0]]}: label file without an image in {self.root / 'images'}"
+            )
 
     @property
     def name(self) -> str:
@@ -112,17 +118,22 @@ class LabelledDataset:
         image, labels = nib.load(image_path), nib.load(label_path)
         if len(image.shape) != 3:
             raise SammoeError(f"{image_path}: expected a 3D volume, found shape {image.shape}")
-        if image.shape != labels.shape or not np.allclose(image.affine, labels.affine, atol=GRID_TOLERANCE_MM):
-            raise SammoeError(f"{label_path}: grid differs from its image {image_path} "
-                              f"(shape {labels.shape} vs {image.shape}, or a different affine)")
+        if image.shape != labels.shape or not np.allclose(
+            image.affine, labels.affine, atol=GRID_TOLERANCE_MM
+        ):
+            raise SammoeError(
+                f"{label_path}: grid differs from its image {image_path} "
+                f"(shape {labels.shape} vs {image.shape}, or a different affine)"
+            )
         return image, labels
 
     def target_mask(self, labels_array: np.ndarray, class_name: str) -> np.ndarray:
         """Boolean mask of ``class_name`` (the union of its label values) in a label array."""
         classes = self.classes
         if class_name not in classes:
-            raise SammoeError(f"{self.root / 'dataset.json'}: unknown class {class_name!r} "
-                              f"(classes: {', '.join(classes)})")
+            raise SammoeError(
+                f"{self.root / 'dataset.json'}: unknown class {class_name!r} (classes: {', '.join(classes)})"
+            )
         return np.isin(np.asarray(labels_array), classes[class_name])
 
     def _known(self, case: str) -> str:

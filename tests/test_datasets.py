@@ -20,8 +20,10 @@ def write_case(root, case, shape=(6, 5, 4), label_shape=None, label_affine=None,
     (root / "images").mkdir(parents=True, exist_ok=True)
     (root / "labels").mkdir(parents=True, exist_ok=True)
     nib.save(nib.Nifti1Image(image, affine), root / "images" / f"{case}.nii.gz")
-    nib.save(nib.Nifti1Image(labels, affine if label_affine is None else label_affine),
-             root / "labels" / f"{case}.nii.gz")
+    nib.save(
+        nib.Nifti1Image(labels, affine if label_affine is None else label_affine),
+        root / "labels" / f"{case}.nii.gz",
+    )
     return labels
 
 

@@ -22,9 +22,18 @@ FULL = np.ones((3, 3, 3), dtype=bool)  # 26-connectivity
 # Plausible volumes (mL) for adults of 0.85-1.05 template size; generous, but an organ that is
 # missing, cut in half or twice its size falls outside.
 VOLUME_ML = {
-    "lung_left": (800, 4500), "lung_right": (800, 4500), "liver": (700, 2800), "spleen": (60, 500),
-    "kidney_left": (40, 250), "kidney_right": (40, 250), "bladder": (30, 600), "aorta": (80, 450),
-    "spinal_cord": (5, 45), "esophagus": (15, 120), "hip_left": (30, 250), "hip_right": (30, 250),
+    "lung_left": (800, 4500),
+    "lung_right": (800, 4500),
+    "liver": (700, 2800),
+    "spleen": (60, 500),
+    "kidney_left": (40, 250),
+    "kidney_right": (40, 250),
+    "bladder": (30, 600),
+    "aorta": (80, 450),
+    "spinal_cord": (5, 45),
+    "esophagus": (15, 120),
+    "hip_left": (30, 250),
+    "hip_right": (30, 250),
 }
 
 
@@ -60,8 +69,15 @@ def test_labels_lie_inside_the_body(fresh_seed):
     assert organs_at_skin.size == 0, f"labels touching the outside: {organs_at_skin}"
     # the envelope is one solid body: the outside is connected to the volume's border
     outside_parts, count = ndimage.label(outside)
-    border = np.unique(np.concatenate([outside_parts[[0, -1]].ravel(), outside_parts[:, [0, -1]].ravel(),
-                                       outside_parts[:, :, [0, -1]].ravel()]))
+    border = np.unique(
+        np.concatenate(
+            [
+                outside_parts[[0, -1]].ravel(),
+                outside_parts[:, [0, -1]].ravel(),
+                outside_parts[:, :, [0, -1]].ravel(),
+            ]
+        )
+    )
     assert set(range(1, count + 1)) <= set(border.tolist()), "air enclosed by the body is labelled 0"
     clear_of_body = outside & ~ndimage.binary_dilation(~outside, FULL, iterations=2)
     assert np.median(phantom.image[clear_of_body]) < -850  # air (and the table's foam)
@@ -216,10 +232,13 @@ def test_written_dataset_reads_back_and_is_replaced_only_with_overwrite(tmp_path
     out = tmp_path / "ds"
     paths = write_phantom_dataset(out, n=2, seed=4, progress=False)
     dataset = LabelledDataset(out)
-    assert dataset.cases == ["phantom_0000", "phantom_0001"] and paths[1] == dataset.image_path("phantom_0001")
+    assert dataset.cases == ["phantom_0000", "phantom_0001"] and paths[1] == dataset.image_path(
+        "phantom_0001"
+    )
     assert dataset.modality == "ct" and dataset.classes["body"] == tuple(range(1, 14))
-    assert json.loads((out / "dataset.json").read_text())["generator"]["case_seeds"]["phantom_0001"] == \
-        phantom_case_seed(4, 1)
+    assert json.loads((out / "dataset.json").read_text())["generator"]["case_seeds"][
+        "phantom_0001"
+    ] == phantom_case_seed(4, 1)
     image, labels = dataset.load("phantom_0001")
     expected = generate_phantom(phantom_case_seed(4, 1))
     np.testing.assert_array_equal(np.asarray(labels.dataobj), expected.labels)
@@ -240,13 +259,18 @@ def test_written_dataset_reads_back_and_is_replaced_only_with_overwrite(tmp_path
 def test_cli_writes_a_dataset_and_refuses_a_non_empty_folder(tmp_path):
     runner = CliRunner()
     out = tmp_path / "ds"
-    result = runner.invoke(main, ["phantoms", str(out), "--n", "1", "--seed", "9", "--contrast", "mr", "--quiet"])
+    result = runner.invoke(
+        main, ["phantoms", str(out), "--n", "1", "--seed", "9", "--contrast", "mr", "--quiet"]
+    )
     assert result.exit_code == 0, result.output
     spec = json.loads((out / "dataset.json").read_text())
     assert spec["modality"] == "mr" and spec["labels"]["esophagus"] == 11
     assert [p.name for p in (out / "labels").iterdir()] == ["phantom_0000.nii.gz"]
     again = runner.invoke(main, ["phantoms", str(out), "--n", "1", "--seed", "9"])
     assert again.exit_code == 2
-    assert again.output.strip() == f"Error: {out}: folder is not empty (pass --overwrite to replace the dataset in it)"
+    assert (
+        again.output.strip()
+        == f"Error: {out}: folder is not empty (pass --overwrite to replace the dataset in it)"
+    )
     bad = runner.invoke(main, ["phantoms", str(tmp_path / "x"), "--n", "0", "--seed", "1"])
     assert bad.exit_code == 2 and not (tmp_path / "x").exists()

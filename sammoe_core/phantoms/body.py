@@ -152,8 +152,10 @@ def paint_table(canvas: Canvas, rng: np.random.Generator) -> None:
     shell = max(1, int(round(3.0 / spacing_y)))
     thickness = max(3 * shell, int(round(rng.uniform(35.0, 50.0) / spacing_y)))
     bottom = top - thickness
-    for first, last, tissue in ((top - shell, top, Tissue.TABLE_SHELL),
-                                (bottom + shell, top - shell, Tissue.TABLE_FOAM),
-                                (bottom, bottom + shell, Tissue.TABLE_SHELL)):
+    for first, last, tissue in (
+        (top - shell, top, Tissue.TABLE_SHELL),
+        (bottom + shell, top - shell, Tissue.TABLE_FOAM),
+        (bottom, bottom + shell, Tissue.TABLE_SHELL),
+    ):
         first, last = max(first, 0), max(last, 0)
         canvas.tissue[:, first:last, :] = tissue

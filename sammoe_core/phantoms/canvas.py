@@ -51,8 +51,12 @@ class Region:
         world = [axis.ravel()[i].astype(float) for axis, i in zip(self._axes, index)]
         to_template, shift = self._template_from_world
         # row by row: a (3, 3) @ (3, n) product would wake BLAS threads for little work
-        template = np.stack([row[0] * world[0] + row[1] * world[1] + row[2] * world[2] + c
-                             for row, c in zip(to_template, shift)])
+        template = np.stack(
+            [
+                row[0] * world[0] + row[1] * world[1] + row[2] * world[2] + c
+                for row, c in zip(to_template, shift)
+            ]
+        )
         return index, template
 
     def z_bins(self) -> tuple[np.ndarray, float]:

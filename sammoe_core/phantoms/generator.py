@@ -91,15 +91,18 @@ def generate_phantom(
             raise SammoeError(f"spacing {spacing!r}: expected three positive millimetre values")
     grid = Grid.covering(lo, hi, chosen)
     if np.prod(grid.shape) > max_voxels:
-        raise SammoeError(f"spacing {tuple(chosen)} gives {np.prod(grid.shape)} voxels (max_voxels={max_voxels})")
+        raise SammoeError(
+            f"spacing {tuple(chosen)} gives {np.prod(grid.shape)} voxels (max_voxels={max_voxels})"
+        )
 
     canvas = Canvas(grid, pose)
     paint_anatomy(canvas, torso, anatomy_rng)
     image = form_image(canvas.tissue, contrast, image_rng)
     axcodes = (orientation or draw_orientation(orientation_rng)).upper()
     (image, labels), affine = reorient([image, canvas.labels], grid.affine, axcodes)
-    return Phantom(image=image, labels=labels, affine=affine, contrast=contrast, seed=int(seed),
-                   orientation=axcodes)
+    return Phantom(
+        image=image, labels=labels, affine=affine, contrast=contrast, seed=int(seed), orientation=axcodes
+    )
 
 
 def _draw_pose(rng: np.random.Generator) -> Pose:

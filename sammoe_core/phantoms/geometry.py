@@ -85,7 +85,7 @@ class Grid:
         return tuple(slice(a, b + 1) for a, b in zip(first, last))
 
     def axes(self, slices: tuple[slice, ...]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-        """World coordinates of the voxel centres in ``slices``, shaped to broadcast: (n,1,1), (1,n,1), (1,1,n)."""
+        """World coordinates of the voxel centres in ``slices``, shaped (n,1,1), (1,n,1), (1,1,n)."""
         axes = []
         for dim, sl in enumerate(slices):
             coords = self.origin[dim] + self.spacing[dim] * np.arange(sl.start, sl.stop)
@@ -95,9 +95,7 @@ class Grid:
         return axes[0], axes[1], axes[2]
 
 
-def draw_spacing(
-    rng: np.random.Generator, extent_mm: np.ndarray, max_voxels: int
-) -> np.ndarray:
+def draw_spacing(rng: np.random.Generator, extent_mm: np.ndarray, max_voxels: int) -> np.ndarray:
     """A random anisotropic spacing in ``SPACING_RANGE_MM`` that keeps the box under ``max_voxels``.
 
     Each axis is drawn log-uniformly; if the box would hold too many voxels, every axis still
@@ -106,8 +104,10 @@ def draw_spacing(
     """
     lo, hi = SPACING_RANGE_MM
     if np.prod(np.ceil(extent_mm / hi)) > max_voxels:
-        raise SammoeError(f"max_voxels={max_voxels} is too small: the field of view needs "
-                         f"{int(np.prod(np.ceil(extent_mm / hi)))} voxels at {hi} mm")
+        raise SammoeError(
+            f"max_voxels={max_voxels} is too small: the field of view needs "
+            f"{int(np.prod(np.ceil(extent_mm / hi)))} voxels at {hi} mm"
+        )
     spacing = np.exp(rng.uniform(np.log(lo), np.log(hi), size=3))
     for _ in range(20):
         voxels = np.prod(np.ceil(extent_mm / spacing))

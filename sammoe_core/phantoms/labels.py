@@ -20,8 +20,15 @@ LABEL_NAMES: dict[int, str] = {
 LABELS: dict[str, int] = {name: value for value, name in LABEL_NAMES.items()}
 
 GENERAL_STRUCTURES: tuple[str, ...] = (
-    "body", "lung_left", "lung_right", "liver", "spleen",
-    "kidney_left", "kidney_right", "bladder", "aorta",
+    "body",
+    "lung_left",
+    "lung_right",
+    "liver",
+    "spleen",
+    "kidney_left",
+    "kidney_right",
+    "bladder",
+    "aorta",
 )
 SPECIFIC_STRUCTURES: tuple[str, ...] = ("spinal_cord", "esophagus", "hip_left", "hip_right")
 

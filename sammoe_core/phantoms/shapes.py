@@ -89,9 +89,9 @@ class Tube:
         level += beyond_ends.astype(np.float32).take(bins)
         return level
 
-    def shifted(self, dx: float = 0.0, dy: float = 0.0, grow: float = 0.0) -> Tube:
-        """The same tube moved by ``(dx, dy)`` mm with radii grown by ``grow`` mm."""
-        return Tube(self.z, self.x + dx, self.y + dy, self.rx + grow, self.ry + grow)
+    def grown(self, mm: float) -> Tube:
+        """The same tube with both radii larger by ``mm`` (a wall around it, with the tube carved out)."""
+        return Tube(self.z, self.x, self.y, self.rx + mm, self.ry + mm)
 
 
 @dataclass(frozen=True)
@@ -160,12 +160,22 @@ def union_level(canvas: Canvas, parts: list[Blob | Tube | Capsule]) -> tuple[Reg
 
 
 def paint_each(
-    canvas: Canvas, parts: list[Blob | Tube | Capsule], tissue: int, label: int | None,
-    within_body: float | None = None, over_labels: list[int] | None = None,
+    canvas: Canvas,
+    parts: list[Blob | Tube | Capsule],
+    tissue: int,
+    label: int | None,
+    within_body: float | None = None,
+    over_labels: list[int] | None = None,
 ) -> None:
     """Paint every part where its level is at most 1, each evaluated in its own grid box."""
     for part in parts:
         region = canvas.region(*part.bounds())
         if region is not None:
-            canvas.paint(region, part.level(region) <= 1.0, tissue, label,
-                         within_body=within_body, over_labels=over_labels)
+            canvas.paint(
+                region,
+                part.level(region) <= 1.0,
+                tissue,
+                label,
+                within_body=within_body,
+                over_labels=over_labels,
+            )

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from .body import BODY, Torso
-from .canvas import Canvas
+from .canvas import Canvas, Region
 from .intensities import Tissue
 from .labels import LABELS
 from .shapes import Blob, Capsule, Tube, random_blob, union_level
@@ -56,7 +56,9 @@ def draw_spine(rng: np.random.Generator) -> Spine:
     z = _SPINE_Z
     bend = rng.normal(0.0, 3.0, 2)
     x = bend[0] * np.sin(np.pi * (z - 100.0) / 500.0) + bend[1] * np.sin(2 * np.pi * (z - 100.0) / 700.0)
-    canal_y = _CANAL_Y + rng.normal(0.0, 3.0) + np.convolve(rng.normal(0, 2.0, z.size + 2), [1 / 3] * 3, "valid")
+    canal_y = (
+        _CANAL_Y + rng.normal(0.0, 3.0) + np.convolve(rng.normal(0, 2.0, z.size + 2), [1 / 3] * 3, "valid")
+    )
     canal_scale = np.exp(rng.normal(0.0, 0.06))
     canal = Tube(z, x, canal_y, _CANAL_RX * canal_scale, _CANAL_RY * canal_scale)
     body_rx = _VERTEBRA_RX * np.exp(rng.normal(0.0, 0.06))
@@ -75,31 +77,48 @@ def paint_back_muscles(canvas: Canvas, torso: Torso, spine: Spine, rng: np.rando
     z = spine.canal.z
     for side in (+1, -1):
         offset = side * rng.normal(36.0, 3.0)
-        paraspinal = Tube(z, spine.canal.x + offset, spine.canal.y - spine.canal.ry - rng.normal(24.0, 3.0),
-                          np.full(z.size, rng.normal(24.0, 2.0)), np.full(z.size, rng.normal(18.0, 2.0)))
+        paraspinal = Tube(
+            z,
+            spine.canal.x + offset,
+            spine.canal.y - spine.canal.ry - rng.normal(24.0, 3.0),
+            np.full(z.size, rng.normal(24.0, 2.0)),
+            np.full(z.size, rng.normal(18.0, 2.0)),
+        )
         psoas_z = np.array([40.0, 120.0, 220.0, 330.0])
-        psoas = Tube(psoas_z, spine.centre_x(psoas_z) + side * np.array([62.0, 52.0, 42.0, 30.0]),
-                     spine.front_y(psoas_z) - np.array([-15.0, 10.0, 20.0, 22.0]),
-                     np.array([20.0, 22.0, 16.0, 8.0]) * rng.uniform(0.85, 1.15),
-                     np.array([20.0, 20.0, 15.0, 8.0]) * rng.uniform(0.85, 1.15))
+        psoas = Tube(
+            psoas_z,
+            spine.centre_x(psoas_z) + side * np.array([62.0, 52.0, 42.0, 30.0]),
+            spine.front_y(psoas_z) - np.array([-15.0, 10.0, 20.0, 22.0]),
+            np.array([20.0, 22.0, 16.0, 8.0]) * rng.uniform(0.85, 1.15),
+            np.array([20.0, 20.0, 15.0, 8.0]) * rng.uniform(0.85, 1.15),
+        )
         for muscle in (paraspinal, psoas):
             region = canvas.region(*muscle.bounds())
             if region is not None:
-                canvas.paint(region, muscle.level(region) <= 1.0, Tissue.MUSCLE, BODY, within_body=torso.deep_level)
+                canvas.paint(
+                    region, muscle.level(region) <= 1.0, Tissue.MUSCLE, BODY, within_body=torso.deep_level
+                )
 
 
 def paint_spine(canvas: Canvas, torso: Torso, spine: Spine) -> None:
     """Vertebral bodies (cortex, marrow, discs), the bony ring and spinous processes, the CSF-filled canal."""
     canal, body = spine.canal, spine.vertebral_body
     lumbar_up = canal.z >= SACRUM_TOP_Z
-    spinous = Tube(canal.z[lumbar_up], canal.x[lumbar_up], (canal.y - canal.ry - 15.0)[lumbar_up],
-                   np.full(lumbar_up.sum(), 3.5), np.full(lumbar_up.sum(), 11.0))
+    spinous = Tube(
+        canal.z[lumbar_up],
+        canal.x[lumbar_up],
+        (canal.y - canal.ry - 15.0)[lumbar_up],
+        np.full(lumbar_up.sum(), 3.5),
+        np.full(lumbar_up.sum(), 11.0),
+    )
     deep = torso.deep_level
 
     region = canvas.region(*body.bounds())
     if region is not None:
         level = body.level(region)
-        disc = (_vertebra_fraction(region, spine, 0.0) < DISC_FRACTION) & _vertebra_above(region, SACRUM_TOP_Z)
+        disc = (_vertebra_fraction(region, spine, 0.0) < DISC_FRACTION) & _vertebra_above(
+            region, SACRUM_TOP_Z
+        )
         canvas.paint(region, level <= 1.0, Tissue.CORTICAL_BONE, BODY, within_body=deep)
         canvas.paint(region, level <= 0.72**2, Tissue.MARROW, BODY, within_body=deep)
         canvas.paint(region, (level <= 1.0) & disc, Tissue.CARTILAGE, BODY, within_body=deep)
@@ -109,14 +128,14 @@ def paint_spine(canvas: Canvas, torso: Torso, spine: Spine) -> None:
         process = (level <= 1.0) & (_vertebra_fraction(region, spine, 0.5) >= 0.35)  # gaps between processes
         canvas.paint(region, process, Tissue.CORTICAL_BONE, BODY, within_body=deep)
         canvas.paint(region, process & (level <= 0.25), Tissue.MARROW, BODY, within_body=deep)
-    ring = canal.shifted(grow=5.0)
+    ring = canal.grown(5.0)
     region = canvas.region(*ring.bounds())
     if region is not None:
         canvas.paint(region, ring.level(region) <= 1.0, Tissue.CORTICAL_BONE, BODY, within_body=deep)
         canvas.paint(region, canal.level(region) <= 1.0, Tissue.CSF, BODY, within_body=deep)
 
 
-def _vertebra_fraction(region, spine: Spine, shift: float) -> np.ndarray:
+def _vertebra_fraction(region: Region, spine: Spine, shift: float) -> np.ndarray:
     """Position within its vertebra (0 to 1, discs first) of each voxel, shifted by ``shift`` vertebrae."""
     bins, z_first = region.z_bins()
     bin_z = z_first + np.arange(int(bins.max()) + 1)
@@ -124,7 +143,7 @@ def _vertebra_fraction(region, spine: Spine, shift: float) -> np.ndarray:
     return (vertebra - np.floor(vertebra)).astype(np.float32).take(bins)
 
 
-def _vertebra_above(region, z: float) -> np.ndarray:
+def _vertebra_above(region: Region, z: float) -> np.ndarray:
     bins, z_first = region.z_bins()
     return (z_first + np.arange(int(bins.max()) + 1) >= z).take(bins)
 
@@ -139,7 +158,9 @@ def paint_cord(canvas: Canvas, torso: Torso, spine: Spine, rng: np.random.Genera
     cord = Tube(z, np.interp(z, canal.z, canal.x), np.interp(z, canal.z, canal.y), rx, ry)
     region = canvas.region(*cord.bounds())
     if region is not None:
-        canvas.paint(region, cord.level(region) <= 1.0, Tissue.CORD, SPINAL_CORD, within_body=torso.deep_level)
+        canvas.paint(
+            region, cord.level(region) <= 1.0, Tissue.CORD, SPINAL_CORD, within_body=torso.deep_level
+        )
 
 
 def paint_chest_wall(canvas: Canvas, torso: Torso, rng: np.random.Generator) -> None:
@@ -157,11 +178,16 @@ def paint_chest_wall(canvas: Canvas, torso: Torso, rng: np.random.Generator) -> 
     phase = (sloped_z - rng.uniform(0.0, period)) / period
     rib = (phase - np.floor(phase) < rng.uniform(0.32, 0.4)) & (sloped_z >= rng.uniform(365.0, 385.0))
     front = ty > 50.0
-    for keep, tissue in ((rib & ~front, Tissue.CORTICAL_BONE), (rib & front & (np.abs(tx) > 18.0), Tissue.CARTILAGE)):
+    for keep, tissue in (
+        (rib & ~front, Tissue.CORTICAL_BONE),
+        (rib & front & (np.abs(tx) > 18.0), Tissue.CARTILAGE),
+    ):
         mask = np.zeros(region.shape, dtype=bool)
         mask[tuple(i[keep] for i in index)] = True
         canvas.paint(region, mask, tissue, BODY)
-    front_y = float(np.interp(555.0, torso.z, torso.half_depth) * inner + np.interp(555.0, torso.z, torso.centre_y))
+    front_y = float(
+        np.interp(555.0, torso.z, torso.half_depth) * inner + np.interp(555.0, torso.z, torso.centre_y)
+    )
     sternum = random_blob(rng, (0.0, front_y - 2.0, 555.0), (14.0, 7.0, 80.0), centre_sd=1.5, warp_sd=0.0)
     paint_bone(canvas, [sternum], core=0.6, label=BODY, within_body=torso.deep_level)
 
@@ -187,8 +213,9 @@ def draw_femoral_heads(rng: np.random.Generator) -> dict[int, tuple[np.ndarray, 
     return heads
 
 
-def paint_pelvis(canvas: Canvas, torso: Torso, heads: dict[int, tuple[np.ndarray, float]],
-                 rng: np.random.Generator) -> None:
+def paint_pelvis(
+    canvas: Canvas, torso: Torso, heads: dict[int, tuple[np.ndarray, float]], rng: np.random.Generator
+) -> None:
     """Per side: acetabular socket (bony cup around the head, cartilage joint space), the bone
     column above it, the iliac wing, the pubic ramus and the ischium."""
     deep = torso.deep_level
@@ -206,10 +233,16 @@ def paint_pelvis(canvas: Canvas, torso: Torso, heads: dict[int, tuple[np.ndarray
             canvas.paint(region, socket & (level <= inner), Tissue.CARTILAGE, BODY, within_body=deep)
         column = random_blob(rng, tuple(head + [-side * 6.0, -10.0, 44.0]), (20.0, 24.0, 36.0), centre_sd=2.0)
         wing = _iliac_wing(rng, side)
-        pubis = Capsule(head + [-side * 18.0, 24.0, -10.0], np.array([side * 7.0, 60.0, -22.0]) + rng.normal(0, 3, 3),
-                        rng.uniform(8.0, 10.0))
-        ischium = Capsule(head + [-side * 6.0, -20.0, -16.0], np.array([side * 55.0, -35.0, -58.0]) + rng.normal(0, 3, 3),
-                          rng.uniform(10.0, 12.0))
+        pubis = Capsule(
+            head + [-side * 18.0, 24.0, -10.0],
+            np.array([side * 7.0, 60.0, -22.0]) + rng.normal(0, 3, 3),
+            rng.uniform(8.0, 10.0),
+        )
+        ischium = Capsule(
+            head + [-side * 6.0, -20.0, -16.0],
+            np.array([side * 55.0, -35.0, -58.0]) + rng.normal(0, 3, 3),
+            rng.uniform(10.0, 12.0),
+        )
         for bone, core in ((wing, 0.55), (column, 0.55), (pubis, 0.5), (ischium, 0.5)):
             paint_bone(canvas, [bone], core=core, label=BODY, within_body=deep)
 
@@ -223,13 +256,17 @@ def _iliac_wing(rng: np.random.Generator, side: int) -> Blob:
     flare = np.radians(-side * rng.uniform(15.0, 25.0))
     normal = np.cos(flare) * normal0 + np.sin(flare) * up0
     up = -np.sin(flare) * normal0 + np.cos(flare) * up0
-    return Blob(centre=np.array([side * 100.0, -22.0, 122.0]) + rng.normal(0, 3, 3),
-                radii=np.array([7.0, 64.0, 52.0]) * np.exp(rng.normal(0, 0.05, 3)),
-                axes=np.stack([normal, along, up]), warp=np.zeros((3, 6)))
+    return Blob(
+        centre=np.array([side * 100.0, -22.0, 122.0]) + rng.normal(0, 3, 3),
+        radii=np.array([7.0, 64.0, 52.0]) * np.exp(rng.normal(0, 0.05, 3)),
+        axes=np.stack([normal, along, up]),
+        warp=np.zeros((3, 6)),
+    )
 
 
-def paint_femurs(canvas: Canvas, torso: Torso, heads: dict[int, tuple[np.ndarray, float]],
-                 rng: np.random.Generator) -> None:
+def paint_femurs(
+    canvas: Canvas, torso: Torso, heads: dict[int, tuple[np.ndarray, float]], rng: np.random.Generator
+) -> None:
     """Each proximal femur, labelled hip_right / hip_left: head, neck, greater trochanter, shaft."""
     for side, (head, radius) in heads.items():
         neck_end = head + [side * 40.0, -6.0, -28.0] + rng.normal(0, 2, 3)
@@ -237,6 +274,8 @@ def paint_femurs(canvas: Canvas, torso: Torso, heads: dict[int, tuple[np.ndarray
             Capsule(head, head, radius),
             Capsule(head, neck_end, radius * rng.uniform(0.58, 0.66)),
             random_blob(rng, tuple(head + [side * 55.0, -14.0, -22.0]), (15.0, 19.0, 24.0), centre_sd=2.0),
-            Capsule(head + [side * 54.0, -8.0, -40.0], head + [side * 44.0, 2.0, -260.0], rng.uniform(13.0, 15.0)),
+            Capsule(
+                head + [side * 54.0, -8.0, -40.0], head + [side * 44.0, 2.0, -260.0], rng.uniform(13.0, 15.0)
+            ),
         ]
         paint_bone(canvas, parts, core=0.8, label=HIP[side], within_body=torso.deep_level)

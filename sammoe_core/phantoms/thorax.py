@@ -44,7 +44,9 @@ def paint_lungs(canvas: Canvas, torso: Torso, diaphragm: Diaphragm, rng: np.rand
         for _ in range(int(rng.integers(6, 10))):
             direction = rng.normal(0.0, 1.0, 3) * [0.8, 1.0, 1.2] + [side * 0.9, 0.0, 0.0]
             direction /= np.linalg.norm(direction)
-            vessels.append(Capsule(hilum, hilum + rng.uniform(50.0, 110.0) * direction, rng.uniform(2.0, 4.5)))
+            vessels.append(
+                Capsule(hilum, hilum + rng.uniform(50.0, 110.0) * direction, rng.uniform(2.0, 4.5))
+            )
         paint_each(canvas, vessels, Tissue.VENOUS_BLOOD, None, over_labels=[label])
 
 
@@ -58,7 +60,9 @@ def paint_heart(canvas: Canvas, torso: Torso, diaphragm: Diaphragm, rng: np.rand
     level = heart.level(region)
     above = tz > diaphragm.height(tx, ty) + np.float32(4.0)
     canvas.paint(region, (level <= 1.0) & above, Tissue.MUSCLE, BODY, within_body=torso.cavity_level)
-    canvas.paint(region, (level <= 0.62**2) & above, Tissue.ARTERIAL_BLOOD, BODY, within_body=torso.cavity_level)
+    canvas.paint(
+        region, (level <= 0.62**2) & above, Tissue.ARTERIAL_BLOOD, BODY, within_body=torso.cavity_level
+    )
 
 
 def paint_airways(canvas: Canvas, torso: Torso, spine: Spine, rng: np.random.Generator) -> None:
@@ -74,7 +78,7 @@ def paint_airways(canvas: Canvas, torso: Torso, spine: Spine, rng: np.random.Gen
         Capsule(split, split + [side * 45.0, -8.0, -32.0] + rng.normal(0.0, 3.0, 3), radius * 0.7)
         for side in (+1, -1)
     ]
-    walls = [lumen.shifted(grow=2.0)] + [Capsule(b.start, b.end, b.radius + 1.5) for b in bronchi]
+    walls = [lumen.grown(2.0)] + [Capsule(b.start, b.end, b.radius + 1.5) for b in bronchi]
     paint_each(canvas, walls, Tissue.SOFT, BODY, within_body=torso.cavity_level)
     paint_each(canvas, [lumen, *bronchi], Tissue.AIR, BODY, within_body=torso.cavity_level)
 
@@ -94,5 +98,7 @@ def paint_esophagus(canvas: Canvas, torso: Torso, spine: Spine, rng: np.random.G
     region = canvas.region(*wall.bounds())
     if region is None:
         return
-    canvas.paint(region, wall.level(region) <= 1.0, Tissue.ESOPHAGUS_WALL, ESOPHAGUS, within_body=torso.cavity_level)
+    canvas.paint(
+        region, wall.level(region) <= 1.0, Tissue.ESOPHAGUS_WALL, ESOPHAGUS, within_body=torso.cavity_level
+    )
     canvas.paint(region, lumen.level(region) <= 1.0, Tissue.AIR, ESOPHAGUS, within_body=torso.cavity_level)

@@ -35,12 +35,17 @@ def paint_aorta(canvas: Canvas, torso: Torso, spine: Spine, rng: np.random.Gener
     root = np.array([14.0, 30.0, 495.0]) + rng.normal(0.0, 2.5, 3)
     ascending_top = np.array([root[0], root[1], 560.0])
     ascending = Capsule(root, ascending_top, 14.0 * size)
-    bend = [ascending_top + [-10.0, 4.0, 25.0], np.array([-18.0, 22.0, 597.0]),
-            np.array([-27.0, 2.0, 594.0]), top + [-4.0, 2.0, 15.0]]
+    bend = [
+        ascending_top + [-10.0, 4.0, 25.0],
+        np.array([-18.0, 22.0, 597.0]),
+        np.array([-27.0, 2.0, 594.0]),
+        top + [-4.0, 2.0, 15.0],
+    ]
     points = [ascending_top] + [p + rng.normal(0.0, 2.0, 3) for p in bend] + [top]
     arch = [Capsule(a, b, arch_radius) for a, b in zip(points[:-1], points[1:])]
-    paint_each(canvas, [descending, ascending, *arch], Tissue.ARTERIAL_BLOOD, AORTA,
-               within_body=torso.cavity_level)
+    paint_each(
+        canvas, [descending, ascending, *arch], Tissue.ARTERIAL_BLOOD, AORTA, within_body=torso.cavity_level
+    )
     split = np.array([x[0], y[0], bifurcation])
     iliacs = []
     for side in (+1, -1):
@@ -59,6 +64,8 @@ def paint_veins(canvas: Canvas, torso: Torso, spine: Spine, rng: np.random.Gener
     radius = np.array([10.0, 11.0, 12.0, 13.0, 13.0]) * rng.uniform(0.85, 1.15)
     cava = Tube(z, x, y, radius, radius * 0.85)
     start = np.array([x[0], y[0], z[0]])
-    iliac = [Capsule(start, np.array([side * 45.0, y[0] - 8.0, 90.0]) + rng.normal(0.0, 3.0, 3), 7.0)
-             for side in (+1, -1)]
+    iliac = [
+        Capsule(start, np.array([side * 45.0, y[0] - 8.0, 90.0]) + rng.normal(0.0, 3.0, 3), 7.0)
+        for side in (+1, -1)
+    ]
     paint_each(canvas, [cava, *iliac], Tissue.VENOUS_BLOOD, BODY, within_body=torso.cavity_level)

@@ -76,9 +76,14 @@ def write_phantom_dataset(
         "modality": contrast,
         "labels": dataset_label_classes(),
         "description": "Synthetic torso phantoms from sammoe_core.phantoms; 'body' is the whole "
-                       "envelope (all labels), every other class its own label.",
-        "generator": {"name": "sammoe_core.phantoms", "dataset_seed": seed, "n": n,
-                      "max_voxels": max_voxels, "case_seeds": case_seeds},
+        "envelope (all labels), every other class its own label.",
+        "generator": {
+            "name": "sammoe_core.phantoms",
+            "dataset_seed": seed,
+            "n": n,
+            "max_voxels": max_voxels,
+            "case_seeds": case_seeds,
+        },
     }
     write_text_atomic(root / "dataset.json", json.dumps(spec, indent=2) + "\n", overwrite=overwrite)
     return written
