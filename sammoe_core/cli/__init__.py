@@ -20,6 +20,7 @@ from .foundation import foundation
 from .new_plugin import new_plugin
 from .plugins import plugins
 from .segment import segment
+from .phantoms import phantoms
 
 
 class SammoeGroup(click.Group):
@@ -55,3 +56,4 @@ main.add_command(experts)
 main.add_command(plugins)
 main.add_command(foundation)
 main.add_command(new_plugin)
+main.add_command(phantoms)
