@@ -61,14 +61,14 @@ def iter_dataset_prompts(
     from ..intensity import normalize_crop
     from ..training.data import cut_crop, prepare_dataset
 
-    cases = prepare_dataset(root, cache_dir, list(classes) if classes else None, seed)
+    cases = prepare_dataset(root, cache_dir, preprocessing, list(classes) if classes else None, seed)
     rng = np.random.default_rng(seed)
     s = preprocessing.crop_size
     for case in cases:
         for name, voxels in sorted(case.class_voxels.items()):
             picks = rng.choice(len(voxels), size=min(prompts_per_class, len(voxels)), replace=False)
             for i in picks:
-                image, target = cut_crop(case, voxels[i], preprocessing, name)
+                image, target = cut_crop(case, voxels[i], s, name)
                 key = hashlib.sha256(
                     f"{Path(root).resolve()}|{case.name}|{name}|{tuple(voxels[i])}|{preprocessing.model_dump_json()}".encode()
                 ).hexdigest()[:24]

@@ -1,15 +1,15 @@
-"""Training crops from labelled datasets, cut exactly the way segmentation cuts its crops.
+"""Training crops from labelled datasets, prepared along the same path as segmentation.
 
-Each case is decoded once into an uncompressed ``.npy`` cache (memory-mapped afterwards), with a
-random subset of each class's voxels. A sample picks a case, a class and a target voxel, anchors
-the model lattice there (the input's closest-RAS axes at the model spacing, as
-:func:`sammoe_core.segment.segment` does around a click, plus a small random shift), resamples
-the crop and its labels with the same :func:`~sammoe_core.volumes.resample`, augments with MONAI
-(affine, flips, occasional elastic deformation, bias field for MR), normalises with
-:func:`~sammoe_core.intensity.normalize_crop` (CT clamp, z-score over voxels > 0), and jitters
-intensities. The first click is the target voxel nearest the crop centre half of the time
-(inference centres the crop on the user's click), else a uniformly random target voxel (the
-official rule).
+Each case is resampled once onto the model lattice (the input's closest-RAS axes at the model
+spacing, :class:`~sammoe_core.volumes.Lattice`, with the same :func:`~sammoe_core.volumes.resample`
+segmentation uses: linear for the image, nearest for labels) and cached as ``.npy`` files,
+memory-mapped afterwards, with a random subset of each class's voxels. A sample picks a case, a
+class and a target voxel, cuts the 128³ crop around it (constant 0 outside the volume), augments
+it with MONAI (random affine, flips, occasional elastic deformation, bias field for MR, intensity
+scale/shift/noise), and normalises it with :func:`~sammoe_core.intensity.normalize_crop` (CT
+clamp, z-score over voxels > 0). The first click is the target voxel nearest the crop centre half
+of the time (inference centres the crop on the user's click), else a uniformly random target
+voxel (the official rule).
 """
 
 from __future__ import annotations
@@ -25,7 +25,7 @@ from ..datasets import LabelledDataset
 from ..hashing import sha256_file
 from ..intensity import normalize_crop
 from ..preprocessing import Preprocessing
-from ..volumes import Lattice, as_volume, resample
+from ..volumes import Lattice, as_volume, input_extent, resample
 
 MIN_TARGET_VOXELS = 300
 _VOXELS_PER_CLASS = 4000
@@ -33,25 +33,38 @@ _VOXELS_PER_CLASS = 4000
 
 @dataclass
 class PreparedCase:
-    """One case: image and labels (memory-mapped, input grid), affine, and sample voxels."""
+    """One case on the model lattice: image and labels (memory-mapped) and sample voxels."""
 
     name: str
     modality: str
     image: np.ndarray
     labels: np.ndarray
-    affine: np.ndarray
-    class_voxels: dict[str, np.ndarray]  # class -> (N, 3) input voxel indices inside it
+    class_voxels: dict[str, np.ndarray]  # class -> (N, 3) lattice voxel indices inside it
     class_values: dict[str, tuple[int, ...]]  # class -> label values forming it
     weight: float = 1.0  # sampling weight of each of this case's (case, class) pairs
+
+
+def to_model_lattice(image_nii, labels_nii, spacing_mm: float) -> tuple[np.ndarray, np.ndarray]:
+    """Image and labels resampled onto the closest-RAS lattice at ``spacing_mm`` covering the input."""
+    image, labels = as_volume(image_nii), as_volume(labels_nii)
+    lattice = Lattice.anchored(image.affine, image.affine[:3, 3], spacing_mm)
+    to_input = np.linalg.inv(image.affine) @ lattice.affine
+    lo, hi = input_extent(image.shape, np.linalg.inv(to_input))
+    start = np.floor(lo + 0.5).astype(int)
+    shape = tuple(int(n) for n in np.floor(hi + 0.5).astype(int) - start)
+    img = resample(torch.from_numpy(image.array), to_input, shape, start, "linear").numpy()
+    lab = resample(torch.from_numpy(labels.array), to_input, shape, start, "nearest").numpy()
+    return img.astype(np.float32), np.rint(lab).astype(np.uint16)
 
 
 def prepare_dataset(
     root: str | Path,
     cache_dir: str | Path,
+    preprocessing: Preprocessing,
     classes: list[str] | None = None,
     seed: int = 0,
 ) -> list[PreparedCase]:
-    """Decode every case of a dataset once (cached by file content) and index its classes."""
+    """Resample every case of a dataset once (cached by file content and spacing); index classes."""
     ds = LabelledDataset(root)
     wanted = list(ds.classes) if classes is None else list(classes)
     unknown = [c for c in wanted if c not in ds.classes]
@@ -63,12 +76,12 @@ def prepare_dataset(
     out = []
     for case in ds.cases:
         image_nii, labels_nii = ds.load(case)
-        key = hashlib.sha256(f"{sha256_file(image_nii.get_filename())}|{sha256_file(labels_nii.get_filename())}".encode()).hexdigest()[:20]
-        paths = {part: cache / f"{key}.{part}.npy" for part in ("image", "labels", "affine")}
+        ident = f"{sha256_file(image_nii.get_filename())}|{sha256_file(labels_nii.get_filename())}|{preprocessing.spacing_mm}"
+        key = hashlib.sha256(ident.encode()).hexdigest()[:20]
+        paths = {part: cache / f"{key}.{part}.npy" for part in ("image", "labels")}
         if not all(p.exists() for p in paths.values()):
-            image = as_volume(image_nii)
-            labels = as_volume(labels_nii)
-            for part, arr in (("image", image.array), ("labels", labels.array.astype(np.uint16)), ("affine", image.affine)):
+            arrays = dict(zip(("image", "labels"), to_model_lattice(image_nii, labels_nii, preprocessing.spacing_mm)))
+            for part, arr in arrays.items():
                 tmp = paths[part].with_suffix(".part.npy")
                 np.save(tmp, arr)
                 tmp.replace(paths[part])
@@ -81,48 +94,66 @@ def prepare_dataset(
                 continue
             pick = rng.choice(idx, size=min(_VOXELS_PER_CLASS, idx.size), replace=False)
             voxels[name] = np.stack(np.unravel_index(pick, labels.shape), axis=1).astype(np.int32)
-        out.append(
-            PreparedCase(case, ds.modality, image, labels, np.load(paths["affine"]), voxels,
-                         {n: tuple(ds.classes[n]) for n in voxels})
-        )
+        out.append(PreparedCase(case, ds.modality, image, labels, voxels, {n: tuple(ds.classes[n]) for n in voxels}))
     return out
 
 
-def cut_crop(
-    case: PreparedCase, anchor_voxel: np.ndarray, preprocessing: Preprocessing, name: str
-) -> tuple[torch.Tensor, torch.Tensor]:
-    """Raw image crop (S, S, S) and boolean target crop centred on an input voxel."""
-    size = preprocessing.crop_size
-    anchor_mm = case.affine[:3, :3] @ np.asarray(anchor_voxel, dtype=np.float64) + case.affine[:3, 3]
-    lattice = Lattice.anchored(case.affine, anchor_mm, preprocessing.spacing_mm)
-    to_input = np.linalg.inv(case.affine) @ lattice.affine
-    start = np.full(3, -(size // 2))
-    image = resample(torch.from_numpy(np.asarray(case.image)), to_input, (size,) * 3, start, "linear")
-    labels = resample(torch.from_numpy(np.asarray(case.labels, dtype=np.float32)), to_input, (size,) * 3, start, "nearest")
-    target = torch.from_numpy(np.isin(labels.round().to(torch.int64).numpy(), case.class_values[name]))
+def crop_around(array: np.ndarray, centre: np.ndarray, size: int, fill: float = 0) -> np.ndarray:
+    """The size³ block of ``array`` whose voxel ``size // 2`` is ``centre``, padded with ``fill``."""
+    start = np.asarray(centre, dtype=int) - size // 2
+    out = np.full((size,) * 3, fill, dtype=array.dtype)
+    lo = np.maximum(start, 0)
+    hi = np.minimum(start + size, array.shape)
+    if np.any(hi <= lo):
+        return out
+    d_lo, d_hi = lo - start, hi - start
+    out[d_lo[0]:d_hi[0], d_lo[1]:d_hi[1], d_lo[2]:d_hi[2]] = array[lo[0]:hi[0], lo[1]:hi[1], lo[2]:hi[2]]
+    return out
+
+
+def cut_crop(case: PreparedCase, centre: np.ndarray, size: int, name: str) -> tuple[torch.Tensor, torch.Tensor]:
+    """Raw image crop (S, S, S) and boolean target crop centred on a lattice voxel."""
+    image = torch.from_numpy(crop_around(case.image, centre, size, 0.0))
+    target = torch.from_numpy(np.isin(crop_around(case.labels, centre, size, 0), case.class_values[name]))
     return image, target
 
 
-def _augmenter(seed: int):
-    from monai.transforms import Compose, Rand3DElasticd, RandAffined, RandAxisFlipd, RandBiasFieldd
+def _augmenters(seed: int):
+    from monai.transforms import (
+        Compose,
+        Rand3DElasticd,
+        RandAffined,
+        RandAxisFlipd,
+        RandBiasFieldd,
+        RandGaussianNoised,
+        RandScaleIntensityd,
+        RandShiftIntensityd,
+    )
 
     spatial = Compose(
         [
             RandAffined(
-                keys=("image", "label"), prob=0.5, rotate_range=(0.26, 0.26, 0.26),
+                keys=("image", "label"), prob=0.35, rotate_range=(0.26, 0.26, 0.26),
                 scale_range=(0.15, 0.15, 0.15), mode=("bilinear", "nearest"), padding_mode="zeros",
             ),
             Rand3DElasticd(
-                keys=("image", "label"), prob=0.05, sigma_range=(6, 9), magnitude_range=(40, 120),
+                keys=("image", "label"), prob=0.04, sigma_range=(6, 9), magnitude_range=(40, 120),
                 mode=("bilinear", "nearest"), padding_mode="zeros",
             ),
             RandAxisFlipd(keys=("image", "label"), prob=0.5),
         ]
     )
-    spatial.set_random_state(seed)
     bias = RandBiasFieldd(keys=("image",), prob=0.4, coeff_range=(0.1, 0.4))
-    bias.set_random_state(seed + 1)
-    return spatial, bias
+    intensity = Compose(
+        [
+            RandScaleIntensityd(keys=("image",), factors=0.1, prob=0.5),
+            RandShiftIntensityd(keys=("image",), offsets=0.1, prob=0.5),
+            RandGaussianNoised(keys=("image",), std=0.05, prob=0.3),
+        ]
+    )
+    for i, t in enumerate((spatial, bias, intensity)):
+        t.set_random_state(seed + i)
+    return spatial, bias, intensity
 
 
 class CropSampler:
@@ -141,33 +172,28 @@ class CropSampler:
     def sample(self, seed: int) -> dict[str, torch.Tensor]:
         rng = np.random.default_rng(seed)
         s = self.pre.crop_size
+        augment = _augmenters(int(rng.integers(2**31))) if self.augment else None
         for _ in range(20):
             ci, name = self.pairs[rng.choice(len(self.pairs), p=self.weights)]
             case = self.cases[ci]
             voxels = case.class_voxels[name]
-            jitter = rng.normal(0, s / 16, size=3) / np.linalg.norm(case.affine[:3, :3], axis=0) * self.pre.spacing_mm
-            image, target = cut_crop(case, voxels[rng.integers(len(voxels))] + jitter, self.pre, name)
-            if self.augment:
-                image, target = self._augment(image, target, case.modality, int(rng.integers(2**31)))
+            centre = voxels[rng.integers(len(voxels))] + np.rint(rng.normal(0, s / 16, size=3)).astype(int)
+            image, target = cut_crop(case, centre, s, name)
+            if augment is not None:
+                d = augment[0]({"image": image[None], "label": target.float()[None]})
+                if case.modality == "mr":
+                    d = augment[1](d)
+                image, target = torch.as_tensor(d["image"][0]).float(), torch.as_tensor(d["label"][0]) > 0.5
             if int(target.sum()) >= MIN_TARGET_VOXELS // 2:
                 break
         image = normalize_crop(image, case.modality, self.pre)
-        if self.augment:
-            image = image * float(rng.uniform(0.9, 1.1)) + float(rng.uniform(-0.1, 0.1))
-            noise = rng.normal(0, rng.uniform(0, 0.05), tuple(image.shape)).astype(np.float32)
-            image = image + torch.from_numpy(noise)
+        if augment is not None:
+            image = torch.as_tensor(augment[2]({"image": image[None]})["image"][0]).float()
         return {
-            "image": image.float().contiguous()[None],
+            "image": image.contiguous()[None],
             "target": target.float()[None],
             "first_click": torch.from_numpy(self._first_click(target.numpy(), rng)),
         }
-
-    def _augment(self, image: torch.Tensor, target: torch.Tensor, modality: str, seed: int):
-        spatial, bias = _augmenter(seed)
-        d = spatial({"image": image[None], "label": target.float()[None]})
-        if modality == "mr":
-            d = bias(d)
-        return torch.as_tensor(d["image"][0]).float(), torch.as_tensor(d["label"][0]) > 0.5
 
     @staticmethod
     def _first_click(target: np.ndarray, rng: np.random.Generator) -> np.ndarray:

@@ -88,7 +88,7 @@ def build_sampler(cfg: TrainConfig, cache_dir: Path):
 
     cases = []
     for src in cfg.data:
-        prepared = prepare_dataset(src.path, cache_dir, src.classes, cfg.seed)
+        prepared = prepare_dataset(src.path, cache_dir, cfg.preprocessing, src.classes, cfg.seed)
         pairs = sum(len(c.class_voxels) for c in prepared)
         for c in prepared:
             c.weight = src.weight / max(1, pairs)
