@@ -2,7 +2,8 @@
 
 Later structures win where two overlap, so unlabelled structures that carve organs in real
 anatomy (the IVC behind the liver, the spine, the ribs) come after them, and the labelled
-thin structures (aorta, esophagus, spinal cord, femurs) come last so they stay whole.
+thin structures (aorta, esophagus, spinal cord, femurs) come last so they stay whole. Slivers
+that a later structure cuts off an organ become fat, so every organ is one connected piece.
 """
 
 from __future__ import annotations
@@ -11,6 +12,8 @@ import numpy as np
 
 from . import abdomen, body, skeleton, thorax, vessels
 from .canvas import Canvas
+from .intensities import Tissue
+from .labels import LABEL_NAMES
 
 
 def paint_anatomy(canvas: Canvas, torso: body.Torso, rng: np.random.Generator) -> None:
@@ -39,4 +42,6 @@ def paint_anatomy(canvas: Canvas, torso: body.Torso, rng: np.random.Generator) -
     thorax.paint_esophagus(canvas, torso, spine, rng)
     skeleton.paint_cord(canvas, torso, spine, rng)
     skeleton.paint_femurs(canvas, torso, heads, rng)
+    organs = [value for value in LABEL_NAMES if value != body.BODY]
+    canvas.keep_largest_pieces(organs, Tissue.FAT, body.BODY)
     body.paint_table(canvas, rng)

@@ -110,3 +110,21 @@ class Canvas:
         self.tissue[region.slices][mask] = tissue
         if label is not None:
             self.labels[region.slices][mask] = label
+
+    def keep_largest_pieces(self, labels: Iterable[int], tissue: int, label: int) -> None:
+        """Repaint every 26-connected piece of each of ``labels`` but its largest as
+        ``tissue``/``label`` (slivers that later structures cut off an organ)."""
+        from scipy import ndimage
+
+        boxes = ndimage.find_objects(self.labels)
+        for value in labels:
+            box = boxes[value - 1] if value <= len(boxes) else None
+            if box is None:
+                continue
+            pieces, count = ndimage.label(self.labels[box] == value, structure=np.ones((3, 3, 3)))
+            if count > 1:
+                sizes = np.bincount(pieces.ravel())
+                sizes[0] = 0
+                stray = (pieces > 0) & (pieces != sizes.argmax())
+                self.labels[box][stray] = label
+                self.tissue[box][stray] = tissue
