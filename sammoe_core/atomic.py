@@ -14,6 +14,12 @@ from collections.abc import Iterator
 from pathlib import Path
 
 
+def _umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
+
+
 class OutputExistsError(FileExistsError):
     """The output exists and overwriting was not requested."""
 
@@ -38,6 +44,7 @@ def atomic_output(path: str | Path, overwrite: bool = False) -> Iterator[Path]:
     suffix = "".join(path.suffixes) or ".tmp"
     fd, tmp_name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=f".part{suffix}", dir=folder)
     os.close(fd)
+    os.chmod(tmp_name, 0o666 & ~_umask())  # mkstemp makes 0600; outputs get the usual mode
     tmp = Path(tmp_name)
     try:
         yield tmp

@@ -27,8 +27,8 @@ MRICRON = Path("/usr/share/mricron/templates")
 
 PHANTOM_SETS = {
     # name: (n, seed, contrast)
-    "phantoms-train-ct": (160, 1000, "ct"),
-    "phantoms-train-mr": (40, 2000, "mr"),
+    "phantoms-train-ct": (100, 1000, "ct"),
+    "phantoms-train-mr": (30, 2000, "mr"),
     "phantoms-calib": (24, 3000, "ct"),
     "phantoms-heldout": (20, 9000, "ct"),
 }
@@ -96,7 +96,7 @@ def main(work: Path) -> None:
     work.mkdir(parents=True, exist_ok=True)
     for name, (n, seed, contrast) in PHANTOM_SETS.items():
         if not (work / name / "dataset.json").exists():
-            write_phantom_dataset(work / name, n=n, seed=seed, contrast=contrast)
+            write_phantom_dataset(work / name, n=n, seed=seed, contrast=contrast, overwrite=True)
     if not (work / "mni152" / "dataset.json").exists():
         prepare_mni152(work / "mni152")
     if not (work / "colin27" / "dataset.json").exists():

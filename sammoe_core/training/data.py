@@ -45,7 +45,8 @@ class PreparedCase:
 
 
 def to_model_lattice(image_nii, labels_nii, spacing_mm: float) -> tuple[np.ndarray, np.ndarray]:
-    """Image and labels resampled onto the closest-RAS lattice at ``spacing_mm`` covering the input."""
+    """Image (float16: HU to 0.5) and labels resampled onto the closest-RAS lattice at
+    ``spacing_mm`` covering the input."""
     image, labels = as_volume(image_nii), as_volume(labels_nii)
     lattice = Lattice.anchored(image.affine, image.affine[:3, 3], spacing_mm)
     to_input = np.linalg.inv(image.affine) @ lattice.affine
@@ -54,7 +55,7 @@ def to_model_lattice(image_nii, labels_nii, spacing_mm: float) -> tuple[np.ndarr
     shape = tuple(int(n) for n in np.floor(hi + 0.5).astype(int) - start)
     img = resample(torch.from_numpy(image.array), to_input, shape, start, "linear").numpy()
     lab = resample(torch.from_numpy(labels.array), to_input, shape, start, "nearest").numpy()
-    return img.astype(np.float32), np.rint(lab).astype(np.uint16)
+    return img.astype(np.float16), np.rint(lab).astype(np.uint16)
 
 
 def prepare_dataset(
@@ -113,7 +114,7 @@ def crop_around(array: np.ndarray, centre: np.ndarray, size: int, fill: float = 
 
 def cut_crop(case: PreparedCase, centre: np.ndarray, size: int, name: str) -> tuple[torch.Tensor, torch.Tensor]:
     """Raw image crop (S, S, S) and boolean target crop centred on a lattice voxel."""
-    image = torch.from_numpy(crop_around(case.image, centre, size, 0.0))
+    image = torch.from_numpy(crop_around(case.image, centre, size, 0.0).astype(np.float32))
     target = torch.from_numpy(np.isin(crop_around(case.labels, centre, size, 0), case.class_values[name]))
     return image, target
 
