@@ -16,6 +16,7 @@ from .. import __version__
 from .add_expert import add_expert
 from .convert import convert
 from .experts import experts
+from .finetune import finetune
 from .foundation import foundation
 from .new_plugin import new_plugin
 from .plugins import plugins
@@ -57,3 +58,4 @@ main.add_command(plugins)
 main.add_command(foundation)
 main.add_command(new_plugin)
 main.add_command(phantoms)
+main.add_command(finetune)

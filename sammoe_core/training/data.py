@@ -22,6 +22,7 @@ import numpy as np
 import torch
 
 from ..datasets import LabelledDataset
+from ..errors import SammoeError
 from ..hashing import sha256_file
 from ..intensity import normalize_crop
 from ..preprocessing import Preprocessing
@@ -70,7 +71,7 @@ def prepare_dataset(
     wanted = list(ds.classes) if classes is None else list(classes)
     unknown = [c for c in wanted if c not in ds.classes]
     if unknown:
-        raise ValueError(f"{root}: unknown classes {unknown}; dataset has {sorted(ds.classes)}")
+        raise SammoeError(f"{root}: unknown classes {unknown}; dataset has {sorted(ds.classes)}")
     cache = Path(cache_dir)
     cache.mkdir(parents=True, exist_ok=True)
     rng = np.random.default_rng(seed)
@@ -163,7 +164,7 @@ class CropSampler:
     def __init__(self, cases: list[PreparedCase], preprocessing: Preprocessing, augment: bool = True) -> None:
         self.cases = [c for c in cases if c.class_voxels]
         if not self.cases:
-            raise ValueError("no case holds any of the requested classes")
+            raise SammoeError("no case of the training data holds any of the requested classes")
         self.pre = preprocessing
         self.augment = augment
         self.pairs = [(i, name) for i, c in enumerate(self.cases) for name in c.class_voxels]

@@ -16,14 +16,14 @@ from pathlib import Path
 from typing import Literal
 
 import torch
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from ..atomic import atomic_output, write_text_atomic
 from ..model import Sam3D, get_config
 from ..model.checkpoint import load_model, save_weights
 from ..preprocessing import Preprocessing
 
-Parts = Literal["all", "decoder", "prompt+decoder"]
+Parts = Literal["all", "decoder"]
 
 
 class DataSource(BaseModel):
@@ -41,7 +41,7 @@ class TrainConfig(BaseModel):
 
     config: str = "sammoe-small"
     init_weights: str | None = Field(None, description="start from these weights (finetuning)")
-    parts: Parts = "all"
+    parts: Parts = Field("all", description="'all', or 'decoder' (prompt encoder + mask decoder; encoder frozen)")
     data: list[DataSource]
     steps: int = 2000
     batch_size: int = 2
@@ -58,16 +58,24 @@ class TrainConfig(BaseModel):
     workers: int = 1
     preprocessing: Preprocessing = Preprocessing()
 
+    @model_validator(mode="after")
+    def _crop_fits_network(self) -> "TrainConfig":
+        size = get_config(self.config).image_size
+        if self.preprocessing.crop_size != size:
+            self.preprocessing = self.preprocessing.model_copy(update={"crop_size": size})
+        return self
+
 
 def _trainable(model: Sam3D, parts: Parts) -> tuple[list, list]:
-    encoder = list(model.image_encoder.parameters())
-    prompt = list(model.prompt_encoder.parameters())
-    decoder = list(model.mask_decoder.parameters())
-    if parts == "all":
-        return encoder, prompt + decoder
-    if parts == "prompt+decoder":
-        return [], prompt + decoder
-    return [], decoder
+    """(image-encoder parameters, other parameters) that train for ``parts``; the rest freeze."""
+    from ..experts.weights import part_prefixes
+
+    prefixes = part_prefixes(parts)
+    encoder, other = [], []
+    for name, p in model.named_parameters():
+        if name.startswith(prefixes):
+            (encoder if name.startswith("image_encoder.") else other).append(p)
+    return encoder, other
 
 
 class _Samples(torch.utils.data.IterableDataset):
@@ -120,11 +128,11 @@ def train(cfg: TrainConfig, run_dir: str | Path, cache_dir: str | Path | None = 
     device = resolve_device(cfg.device)
     torch.manual_seed(cfg.seed)
 
-    start, cpu_before = 0, 0.0
+    start, cpu_before, wall_before = 0, 0.0, 0.0
     if (ckpt / "model.safetensors").exists():
         model = load_model(ckpt / "model.safetensors", device=device)
         state = json.loads((ckpt / "state.json").read_text())
-        start, cpu_before = state["step"], state["cpu_seconds"]
+        start, cpu_before, wall_before = state["step"], state["cpu_seconds"], state.get("wall_seconds", 0.0)
     elif cfg.init_weights:
         model = load_model(cfg.init_weights, device=device)
     else:
@@ -158,6 +166,11 @@ def train(cfg: TrainConfig, run_dir: str | Path, cache_dir: str | Path | None = 
 
         bar = tqdm(total=cfg.steps, initial=start, desc="training", unit="step")
     cpu0, last_ckpt = time.process_time(), time.monotonic()
+    wall0 = last_ckpt
+
+    def clocks() -> tuple[float, float]:
+        return cpu_before + time.process_time() - cpu0, wall_before + time.monotonic() - wall0
+
     log = open(run / "log.jsonl", "a", encoding="utf-8")
     done = start
     window: list[tuple[float, float, float]] = []
@@ -192,7 +205,8 @@ def train(cfg: TrainConfig, run_dir: str | Path, cache_dir: str | Path | None = 
                     "dice_first": sum(w[1] for w in window) / n,
                     "dice_last": sum(w[2] for w in window) / n,
                     "lr": opt.param_groups[-1]["lr"],
-                    "cpu_seconds": cpu_before + time.process_time() - cpu0,
+                    "cpu_seconds": clocks()[0],
+                    "wall_seconds": clocks()[1],
                 }
                 log.write(json.dumps(rec) + "\n")
                 log.flush()
@@ -200,22 +214,23 @@ def train(cfg: TrainConfig, run_dir: str | Path, cache_dir: str | Path | None = 
                 if bar is not None:
                     bar.set_postfix(loss=f"{rec['loss']:.3f}", dice1=f"{rec['dice_first']:.2f}")
             if time.monotonic() - last_ckpt > cfg.checkpoint_every_s:
-                _checkpoint(model, opt, ckpt, done, cpu_before + time.process_time() - cpu0)
+                _checkpoint(model, opt, ckpt, done, *clocks())
                 last_ckpt = time.monotonic()
     finally:
         log.close()
         if bar is not None:
             bar.close()
-    cpu_total = cpu_before + time.process_time() - cpu0
-    _checkpoint(model, opt, ckpt, done, cpu_total)
+    cpu_total, wall_total = clocks()
+    _checkpoint(model, opt, ckpt, done, cpu_total, wall_total)
     save_weights(model.state_dict(), run / "model.safetensors", model.config,
                  metadata={"train_steps": str(done), "train_cpu_seconds": f"{cpu_total:.0f}"}, overwrite=True)
-    return {"steps": done, "cpu_seconds": cpu_total, "weights": str(run / "model.safetensors")}
+    return {"steps": done, "cpu_seconds": cpu_total, "wall_seconds": wall_total, "weights": str(run / "model.safetensors")}
 
 
-def _checkpoint(model: Sam3D, opt, folder: Path, step: int, cpu_seconds: float) -> None:
+def _checkpoint(model: Sam3D, opt, folder: Path, step: int, cpu_seconds: float, wall_seconds: float) -> None:
     folder.mkdir(parents=True, exist_ok=True)
     save_weights(model.state_dict(), folder / "model.safetensors", model.config, overwrite=True)
     with atomic_output(folder / "optimizer.pt", overwrite=True) as tmp:
         torch.save(opt.state_dict(), tmp)
-    write_text_atomic(folder / "state.json", json.dumps({"step": step, "cpu_seconds": cpu_seconds}), overwrite=True)
+    state = {"step": step, "cpu_seconds": cpu_seconds, "wall_seconds": wall_seconds}
+    write_text_atomic(folder / "state.json", json.dumps(state), overwrite=True)
