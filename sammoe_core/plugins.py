@@ -37,6 +37,7 @@ from .errors import SammoeError
 DEFAULT_PLUGINS = (
     "sammoe_core.default_plugins.local_experts",
     "sammoe_core.default_plugins.builtin_foundation",
+    "sammoe_core.default_plugins.builtin_moe",
 )
 
 T = TypeVar("T")

@@ -4,35 +4,12 @@ from __future__ import annotations
 
 import json
 
-import nibabel as nib
-import numpy as np
-import pytest
 import torch
 from click.testing import CliRunner
 
 from sammoe_core.cli import main
 from sammoe_core.testing import check_expert_folder
-
-
-def _write_dataset(root, n=3, seed=0):
-    rng = np.random.default_rng(seed)
-    (root / "images").mkdir(parents=True)
-    (root / "labels").mkdir()
-    for i in range(n):
-        shape = (40, 44, 36)
-        grid = np.stack(np.meshgrid(*[np.arange(s) for s in shape], indexing="ij"), -1)
-        centre = np.array(shape) / 2 + rng.uniform(-3, 3, 3)
-        sphere = ((grid - centre) ** 2).sum(-1) < rng.uniform(6, 9) ** 2
-        box = np.zeros(shape, bool)
-        box[3:12, 4:14, 5:15] = True
-        labels = np.where(sphere, 1, np.where(box, 2, 0)).astype(np.uint8)
-        image = (100 + 300 * sphere + 150 * box + rng.normal(0, 20, shape)).astype(np.float32)
-        affine = np.diag([2.2, 2.0, 2.4, 1.0])
-        nib.save(nib.Nifti1Image(image, affine), root / "images" / f"case{i}.nii.gz")
-        nib.save(nib.Nifti1Image(labels, affine), root / "labels" / f"case{i}.nii.gz")
-    (root / "dataset.json").write_text(json.dumps(
-        {"name": "spheres", "modality": "mr", "labels": {"background": 0, "sphere": 1, "box": 2}}
-    ))
+from tests.data_support import write_sphere_dataset
 
 
 def _loss(model, samples):
@@ -55,7 +32,7 @@ def test_finetune_lowers_the_loss_and_writes_a_valid_expert(tmp_path, sammoe_hom
     from sammoe_core.training.data import CropSampler, prepare_dataset
 
     data = tmp_path / "spheres"
-    _write_dataset(data)
+    write_sphere_dataset(data)
     choose_foundation(str(test_foundation.weights))
     pre = Preprocessing(crop_size=64)
     cases = prepare_dataset(data, tmp_path / "cache", pre, ["sphere"], 0)
@@ -87,7 +64,7 @@ def test_finetune_refuses_unknown_classes(tmp_path, sammoe_home, test_foundation
     from sammoe_core.experts.foundations import choose_foundation
 
     data = tmp_path / "spheres"
-    _write_dataset(data, n=1)
+    write_sphere_dataset(data, n=1)
     choose_foundation(str(test_foundation.weights))
     r = CliRunner().invoke(main, ["finetune", "--data", str(data), "--name", "x", "--classes", "liver",
                                   "-o", str(tmp_path / "x"), "--steps", "2", "--quiet"])

@@ -18,7 +18,7 @@ from sammoe_core.errors import SammoeError
 from sammoe_core.experts import available_experts
 from sammoe_core.experts.foundations import registered_foundations, resolve_foundation
 from sammoe_core.factories import gate_factories, policy_factories
-from sammoe_core.plugins import PluginHost, plugins_report, use_host
+from sammoe_core.plugins import DEFAULT_PLUGINS, PluginHost, plugins_report, use_host
 
 FAKES = "good-plugin,broken-import,raising-hook,rival-duplicate,needs-newer,too-new-expert"
 
@@ -105,7 +105,7 @@ def test_allow_list_block_list_and_empty_allow_list(fakes):
     blocked = PluginHost(env={"SAMMOE_LOAD_PLUGINS": FAKES, "SAMMOE_DISABLED_PLUGINS": "broken-import,raising_hook"})
     assert {r["name"] for r in blocked.load().plugins()} == set(FAKES.split(",")) - {"broken-import", "raising-hook"}
     # default plugins load whatever the switches say
-    assert len(host_of("").plugins(include_defaults=True)) == 2
+    assert len(host_of("").plugins(include_defaults=True)) == len(DEFAULT_PLUGINS)
 
 
 def test_strict_mode_reraises_for_plugin_authors(fakes, sammoe_home):
@@ -202,7 +202,8 @@ def test_hook_register_policies(plugin_host, register_plugin):
             register("not-callable", 3)
 
     register_plugin(Plugin(), "policy-plugin")
-    assert policy_factories() == {"top-1": top1}
+    assert policy_factories()["top-1"] is top1
+    assert {"threshold", "top1", "topk-blend", "fixed", "foundation"} <= set(policy_factories())  # built-ins
     messages = " ".join(p.message for p in plugin_host.problems)
     assert "'Bad Name' is not a valid name" in messages and "not callable" in messages
 
@@ -223,7 +224,8 @@ def test_hook_register_gates(plugin_host, register_plugin):
 
     register_plugin(Plugin(), "gate-plugin")
     register_plugin(Rival(), "rival-plugin")
-    assert gate_factories() == {"linear": linear_gate}
+    assert gate_factories()["linear"] is linear_gate
+    assert "mlp" in gate_factories()  # the built-in gate
     assert [p.plugin for p in plugin_host.problems] == ["rival-plugin"]
 
 

@@ -243,10 +243,13 @@ def test_existing_output_needs_overwrite(tmp_path, weights, fresh_seed):
     assert json.loads((tmp_path / "seg.json").read_text())["targets"][0]["clicks"][0]["voxel"] == [5, 5, 5]
 
 
-def test_model_choice_errors_are_one_line(tmp_path, weights, fresh_seed):
+def test_model_choice_errors_are_one_line(tmp_path, weights, fresh_seed, sammoe_home, plugin_host):
+    from sammoe_core.experts.foundations import choose_foundation
+
+    choose_foundation(str(weights))  # without --weights: the foundation in use (+ experts, gate)
     source = _write(tmp_path / "ct.nii.gz", _ct_like((20, 20, 16), fresh_seed))
     for extra, problem in (
-        ([], "pass --weights"),
+        (["--policy", "nonsense"], "unknown policy 'nonsense'"),
         (["--weights", weights, "--device", "tpu"], "--device tpu"),
         (["--weights", weights, "--config", "nonsense"], "unknown model config"),
         (["--weights", tmp_path / "none.safetensors"], "no such file"),

@@ -20,6 +20,7 @@ from .finetune import finetune
 from .foundation import foundation
 from .new_plugin import new_plugin
 from .plugins import plugins
+from .retrain_gate import retrain_gate
 from .segment import segment
 from .phantoms import phantoms
 
@@ -59,3 +60,4 @@ main.add_command(foundation)
 main.add_command(new_plugin)
 main.add_command(phantoms)
 main.add_command(finetune)
+main.add_command(retrain_gate)

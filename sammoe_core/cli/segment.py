@@ -32,8 +32,22 @@ def _numbers(count: int, what: str) -> Any:
 _POINT = _numbers(3, "X,Y,Z")
 
 
-def _build_predictor(weights: str | None, config_name: str | None, device: str) -> Any:
-    """The one place the CLI makes its model: today a foundation network from ``--weights``."""
+def _build_predictor(
+    weights: str | None,
+    config_name: str | None,
+    device: str,
+    policy: str = "threshold",
+    tau: float = 0.5,
+    expert: str | None = None,
+    strict: bool = False,
+    top_k: int = 2,
+) -> Any:
+    """The one place the CLI makes its model.
+
+    ``--weights`` runs that one network alone; otherwise the mixture of experts the local state
+    describes (the foundation in use, the enabled experts, the current gate, the policy).
+    """
+    import warnings
     from pathlib import Path
 
     from ..devices import resolve_device
@@ -41,15 +55,19 @@ def _build_predictor(weights: str | None, config_name: str | None, device: str) 
     from ..model.checkpoint import load_model
     from ..predictor import FoundationPredictor
 
-    if weights is None:
-        raise SammoeError(
-            "no model: pass --weights FILE.safetensors (make one from an official SAM-Med3D "
-            "checkpoint with `sammoe convert`)"
-        )
     try:
         dev = resolve_device(device)
     except ValueError as e:
         raise SammoeError(f"--device {device}: {e}") from None
+    if weights is None:
+        from ..moe.segmenter import StaleGateWarning, build_from_registry
+
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always", StaleGateWarning)
+            predictor = build_from_registry(dev, policy=policy, tau=tau, k=top_k, expert=expert, strict=strict)
+        for w in caught:
+            click.echo(f"Warning: {w.message}", err=True)
+        return predictor
     try:
         model = load_model(weights, config=config_name, device=dev)
     except KeyError as e:
@@ -116,6 +134,12 @@ def _summary(record: dict[str, Any]) -> str:
 @click.option("-q", "--quiet", is_flag=True, help="No progress bar or summary.")
 @click.option("--weights", type=click.Path(dir_okay=False), help="Model weights, a sammoe .safetensors file.")
 @click.option("--config", "config_name", help="Network config (default: the one recorded in the weights).")
+@click.option("--policy", default="threshold", show_default=True,
+              help="Expert selection: threshold, top1, topk-blend, foundation, fixed (or a plugin's).")
+@click.option("--tau", type=float, default=0.5, show_default=True, help="Threshold policy: minimum gate probability for an expert.")
+@click.option("--top-k", "top_k", type=int, default=2, show_default=True, help="topk-blend: how many candidates to blend.")
+@click.option("--expert", default=None, help="Force one expert (policy fixed).")
+@click.option("--strict", is_flag=True, help="A stale or missing gate is an error instead of a foundation fallback.")
 @one_line_errors
 def segment(
     input_path: str,
@@ -135,6 +159,11 @@ def segment(
     quiet: bool,
     weights: str | None,
     config_name: str | None,
+    policy: str,
+    tau: float,
+    top_k: int,
+    expert: str | None,
+    strict: bool,
 ) -> None:
     """Segment INPUT (a NIfTI file, a DICOM series folder, or a folder of volumes) from clicks.
 
@@ -149,7 +178,7 @@ def segment(
     if is_batch_input(input_path):
         if preview:
             raise SammoeError(f"{input_path}: in batch mode --preview takes no path (previews go beside each output)")
-        predictor = _build_predictor(weights, config_name, device)
+        predictor = _build_predictor(weights, config_name, device, policy, tau, expert, strict, top_k)
         report = segment_folder(
             input_path, output, predictor, targets, modality=modality, preview=preview is not None,
             probabilities=probabilities, overwrite=overwrite, quiet=quiet,
@@ -164,7 +193,7 @@ def segment(
         raise SammoeError(f"{input_path}: no prompts; pass --point X,Y,Z, --point-mm, --box or --prompts FILE.json")
     preview_arg = True if preview == "" else preview
     check_outputs(output_paths(output, preview_arg, probabilities), overwrite)
-    predictor = _build_predictor(weights, config_name, device)
+    predictor = _build_predictor(weights, config_name, device, policy, tau, expert, strict, top_k)
     record = segment_file(
         input_path, output, predictor, targets, modality=modality, preview=preview_arg,
         probabilities=probabilities, overwrite=overwrite, progress=not quiet,

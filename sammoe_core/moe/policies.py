@@ -30,6 +30,7 @@ class Selection:
 
 class Policy(Protocol):
     name: str
+    needs_gate: bool  # False for policies that ignore the gate (they work without one)
 
     def select(self, probs: Sequence[float], candidates: Sequence[str]) -> Selection:
         """probs[i] is the gate's probability for candidates[i]; candidates[0] is the foundation."""
@@ -45,6 +46,7 @@ class ThresholdPolicy:
 
     tau: float = 0.5
     name: str = "threshold"
+    needs_gate: bool = True
 
     def select(self, probs, candidates):
         top = _argmax(probs)
@@ -58,6 +60,7 @@ class Top1Policy:
     """The most probable candidate, whatever its probability."""
 
     name: str = "top1"
+    needs_gate: bool = True
 
     def select(self, probs, candidates):
         return Selection({candidates[_argmax(probs)]: 1.0})
@@ -69,6 +72,7 @@ class TopKBlendPolicy:
 
     k: int = 2
     name: str = "topk-blend"
+    needs_gate: bool = True
 
     def select(self, probs, candidates):
         order = sorted(range(len(probs)), key=lambda i: probs[i], reverse=True)[: max(1, self.k)]
@@ -84,6 +88,7 @@ class FixedPolicy:
 
     expert: str
     name: str = "fixed"
+    needs_gate: bool = False
 
     def select(self, probs, candidates):
         if self.expert not in candidates:
@@ -96,6 +101,7 @@ class FoundationPolicy:
     """Ignore the experts: the foundation alone."""
 
     name: str = "foundation"
+    needs_gate: bool = False
 
     def select(self, probs, candidates):
         return Selection({candidates[0]: 1.0})
@@ -103,6 +109,7 @@ class FoundationPolicy:
 
 PolicyFactory = Callable[..., Policy]
 
+# Factories take the CLI's options as keywords (tau, k, expert) and ignore those they don't use.
 BUILTIN_POLICIES: dict[str, PolicyFactory] = {
     "threshold": lambda tau=0.5, **_: ThresholdPolicy(tau=tau),
     "top1": lambda **_: Top1Policy(),

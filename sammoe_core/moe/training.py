@@ -14,7 +14,7 @@ from __future__ import annotations
 import hashlib
 import json
 import random
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -44,7 +44,7 @@ class TrainingPrompt:
     image: torch.Tensor  # (1, S, S, S) normalised crop centred on the click
     target: torch.Tensor  # (S, S, S) bool
     click: torch.Tensor  # (3,) crop voxel
-    group: str  # "<dataset>/<case>": held-out splits never share a case
+    group: str  # the case's content key: held-out splits never share a case
     class_name: str = ""
 
 
@@ -70,14 +70,14 @@ def iter_dataset_prompts(
             for i in picks:
                 image, target = cut_crop(case, voxels[i], s, name)
                 key = hashlib.sha256(
-                    f"{Path(root).resolve()}|{case.name}|{name}|{tuple(voxels[i])}|{preprocessing.model_dump_json()}".encode()
+                    f"{case.content_key}|{case.class_values[name]}|{tuple(voxels[i])}|{preprocessing.model_dump_json()}".encode()
                 ).hexdigest()[:24]
                 yield TrainingPrompt(
                     key=key,
                     image=normalize_crop(image, case.modality, preprocessing)[None],
                     target=target,
                     click=torch.tensor([s // 2] * 3),
-                    group=f"{Path(root).name}/{case.name}",
+                    group=case.content_key,
                     class_name=name,
                 )
 
@@ -115,7 +115,7 @@ class GateCache:
 
     def build(
         self,
-        prompts: Sequence[TrainingPrompt],
+        prompts: Iterable[TrainingPrompt],
         foundation: Candidate,
         experts: Sequence[Candidate],
         device: torch.device,
@@ -135,8 +135,12 @@ class GateCache:
         if progress:
             from tqdm import tqdm
 
-            bar = tqdm(total=len(prompts), desc="gate cache", unit="prompt")
+            bar = tqdm(desc="gate cache", unit="prompt")
+        seen = set()
         for p in prompts:
+            if p.key in seen:  # the same case shipped twice (e.g. identical calibration sets)
+                continue
+            seen.add(p.key)
             records.append(self._one(p, foundation, experts, get, device, stats))
             if bar is not None:
                 bar.update(1)

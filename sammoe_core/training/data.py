@@ -42,6 +42,7 @@ class PreparedCase:
     labels: np.ndarray
     class_voxels: dict[str, np.ndarray]  # class -> (N, 3) lattice voxel indices inside it
     class_values: dict[str, tuple[int, ...]]  # class -> label values forming it
+    content_key: str = ""  # digest of the case's files and the spacing (same files, same key)
     weight: float = 1.0  # sampling weight of each of this case's (case, class) pairs
 
 
@@ -89,14 +90,32 @@ def prepare_dataset(
                 tmp.replace(paths[part])
         image = np.load(paths["image"], mmap_mode="r")
         labels = np.load(paths["labels"], mmap_mode="r")
-        voxels = {}
-        for name in wanted:
-            idx = np.flatnonzero(np.isin(labels, ds.classes[name]))
-            if idx.size < MIN_TARGET_VOXELS:
-                continue
-            pick = rng.choice(idx, size=min(_VOXELS_PER_CLASS, idx.size), replace=False)
-            voxels[name] = np.stack(np.unravel_index(pick, labels.shape), axis=1).astype(np.int32)
-        out.append(PreparedCase(case, ds.modality, image, labels, voxels, {n: tuple(ds.classes[n]) for n in voxels}))
+        voxels = _class_voxels(cache / f"{key}.voxels-{seed}.npz", labels, {n: ds.classes[n] for n in wanted}, rng)
+        out.append(PreparedCase(case, ds.modality, image, labels, voxels, {n: tuple(ds.classes[n]) for n in voxels}, key))
+    return out
+
+
+def _class_voxels(path: Path, labels: np.ndarray, classes: dict, rng: np.random.Generator) -> dict[str, np.ndarray]:
+    """Up to a few thousand random voxels of each class present (cached per case and seed)."""
+    cached = dict(np.load(path)) if path.exists() else {}
+    out, fresh = {}, False
+    for name, values in classes.items():
+        if name not in cached:
+            lut = np.zeros(int(labels.max()) + 2, dtype=bool)
+            lut[[v for v in values if v < lut.size]] = True
+            idx = np.flatnonzero(lut[labels])
+            if idx.size >= MIN_TARGET_VOXELS:
+                pick = rng.choice(idx, size=min(_VOXELS_PER_CLASS, idx.size), replace=False)
+                cached[name] = np.stack(np.unravel_index(pick, labels.shape), axis=1).astype(np.int32)
+            else:
+                cached[name] = np.zeros((0, 3), dtype=np.int32)
+            fresh = True
+        if len(cached[name]):
+            out[name] = cached[name]
+    if fresh:
+        tmp = path.with_suffix(".part.npz")
+        np.savez(tmp, **cached)
+        tmp.replace(path)
     return out
 
 

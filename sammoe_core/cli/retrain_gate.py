@@ -1,0 +1,35 @@
+"""``sammoe retrain-gate``: train the gate for the foundation in use and the enabled experts."""
+
+from __future__ import annotations
+
+import json
+import sys
+
+import click
+
+from .errors import one_line_errors
+
+
+@click.command("retrain-gate")
+@click.option("--data", "data", multiple=True, type=click.Path(file_okay=False),
+              help="Labelled dataset folder (dataset.json, images/, labels/); repeatable.")
+@click.option("--epochs", type=int, default=80, show_default=True)
+@click.option("--device", default="auto", show_default=True)
+@click.option("--prompts-per-class", type=int, default=4, show_default=True, help="Clicks drawn per class and case.")
+@click.option("--gate", "architecture", default="mlp", show_default=True, help="Gate architecture (plugins may add more).")
+@click.option("--margin", type=float, default=0.02, show_default=True, help="Dice within which the foundation wins ties.")
+@click.option("--no-calibration", is_flag=True, help="Ignore the calibration sets experts ship.")
+@click.option("--seed", type=int, default=0, show_default=True)
+@click.option("--json", "as_json", is_flag=True, help="Print the summary as JSON.")
+@click.option("-q", "--quiet", is_flag=True, help="No progress bar.")
+@one_line_errors
+def retrain_gate(data, epochs, device, prompts_per_class, architecture, margin, no_calibration, seed, as_json, quiet) -> None:
+    """Run every candidate on every training prompt (cached), fit the gate, make it current."""
+    from ..moe.retrain import retrain_gate as run
+
+    report = run(
+        list(data), epochs=epochs, device=device, prompts_per_class=prompts_per_class,
+        architecture=architecture, margin=margin, seed=seed, use_calibration=not no_calibration,
+        progress=not quiet and sys.stderr.isatty(),
+    )
+    click.echo(json.dumps(report.to_dict(), indent=2) if as_json else report.table())

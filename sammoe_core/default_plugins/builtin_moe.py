@@ -1,0 +1,21 @@
+"""Registers the built-in selection policies and the built-in gate architecture."""
+
+from __future__ import annotations
+
+from ..hookspecs import hookimpl
+
+
+@hookimpl
+def register_policies(register):
+    from ..moe.policies import BUILTIN_POLICIES
+
+    for name, factory in BUILTIN_POLICIES.items():
+        register(name, factory)
+
+
+@hookimpl
+def register_gates(register):
+    from ..moe.gate import BUILTIN_GATES
+
+    for name, factory in BUILTIN_GATES.items():
+        register(name, factory)

@@ -1,0 +1,223 @@
+"""MoESegmenter: foundation + experts + gate + policy, as one :class:`CropPredictor`.
+
+Per crop the foundation's image encoder runs once. Per decode call the foundation embeds the
+prompts, the gate scores every candidate from that embedding and the prompt tokens, and the
+policy picks the candidate(s). Each chosen expert is composed over the foundation the first
+time it is used (its delta file is only then read); an expert that overrides only prompt-encoder
+or decoder tensors reuses the foundation's embedding, one with its own encoder runs it on this
+crop only when it is chosen. The chosen candidates' low-res logits are blended with the policy's
+weights; the gate's probabilities and the choice are returned with every prediction.
+"""
+
+from __future__ import annotations
+
+import warnings
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+import torch
+
+from ..errors import SammoeError
+from ..model import Sam3D
+from ..predictor import CropPrediction
+from ..preprocessing import Preprocessing
+from .gate import GateInput
+from .policies import FOUNDATION, Policy, Selection
+
+STALE_GATE = "the gate was trained for another expert set (experts added, removed or changed); run `sammoe retrain-gate`"
+
+
+class StaleGateWarning(UserWarning):
+    """The gate does not match the enabled experts; the segmenter falls back to the foundation."""
+
+
+@dataclass
+class MoEState:
+    crop: torch.Tensor
+    embedding: torch.Tensor
+    expert_embeddings: dict[str, torch.Tensor] = field(default_factory=dict)
+
+
+class MoESegmenter:
+    """Foundation + experts + gate + policy behind the CropPredictor interface."""
+
+    def __init__(
+        self,
+        foundation: Sam3D,
+        experts: Mapping[str, Any] | None = None,
+        gate: torch.nn.Module | None = None,
+        policy: Policy | None = None,
+        *,
+        foundation_sha256: str = "",
+        gate_candidates: list[str] | None = None,
+        preprocessing: Preprocessing | None = None,
+        describe_extra: dict[str, Any] | None = None,
+    ) -> None:
+        from .policies import FoundationPolicy
+
+        self.foundation = foundation
+        self.config = foundation.config
+        self.preprocessing = preprocessing or Preprocessing(crop_size=foundation.config.image_size)
+        self.experts = dict(sorted((experts or {}).items()))
+        self.candidates = [FOUNDATION, *self.experts]
+        self.gate = gate
+        self.gate_candidates = gate_candidates or self.candidates
+        if gate is not None and self.gate_candidates != self.candidates:
+            raise SammoeError(f"gate candidates {self.gate_candidates} differ from the experts {self.candidates}")
+        self.policy = policy or FoundationPolicy()
+        self.foundation_sha256 = foundation_sha256
+        self._models: dict[str, Sam3D] = {FOUNDATION: foundation}
+        self._extra = dict(describe_extra or {})
+
+    # --- candidates ---------------------------------------------------------------------------
+
+    def model_of(self, name: str) -> Sam3D:
+        """The network of a candidate, composed over the foundation on first use."""
+        if name not in self._models:
+            if name not in self.experts:
+                raise SammoeError(f"no expert {name!r}; candidates: {', '.join(self.candidates)}")
+            expert = self.experts[name]
+            self._models[name] = expert.build(self.foundation, self.foundation_sha256) if hasattr(expert, "build") else expert
+        return self._models[name]
+
+    def _own_encoder(self, name: str) -> bool:
+        if name == FOUNDATION:
+            return False
+        expert = self.experts[name]
+        return bool(getattr(expert, "overrides_encoder", False))
+
+    # --- CropPredictor ------------------------------------------------------------------------
+
+    @torch.no_grad()
+    def encode(self, crop: torch.Tensor) -> MoEState:
+        crop = crop.to(self.foundation.device)
+        return MoEState(crop=crop, embedding=self.foundation.encode(crop))
+
+    def _probabilities(self, state: MoEState, points, labels) -> list[float] | None:
+        if self.gate is None or points is None:
+            return None
+        sparse, _ = self.foundation.embed_prompts(points, labels)
+        inp = GateInput(state.embedding, sparse, points, labels, self.config.image_size)
+        return torch.softmax(self.gate(inp).float(), dim=-1)[0].tolist()
+
+    @torch.no_grad()
+    def decode(self, state: MoEState, points, point_labels, mask_prompt=None, boxes=None) -> CropPrediction:
+        dev = self.foundation.device
+        mv = lambda t: None if t is None else t.to(dev)  # noqa: E731
+        points, point_labels, mask_prompt, boxes = mv(points), mv(point_labels), mv(mask_prompt), mv(boxes)
+        probs = self._probabilities(state, points, point_labels)
+        if probs is None and self.policy.needs_gate:
+            selection = Selection({FOUNDATION: 1.0})  # no (valid) gate: nothing to route on
+        else:
+            uniform = [1.0 / len(self.candidates)] * len(self.candidates)
+            selection = self.policy.select(probs if probs is not None else uniform, self.candidates)
+        blended = None
+        for name, weight in selection.weights.items():
+            model = self.model_of(name)
+            if self._own_encoder(name):
+                if name not in state.expert_embeddings:
+                    state.expert_embeddings[name] = model.encode(state.crop)
+                embedding = state.expert_embeddings[name]
+            else:
+                embedding = state.embedding
+            logits = model.decode(embedding, points, point_labels, mask_prompt, boxes)
+            blended = logits * weight if blended is None else blended + logits * weight
+        info: dict[str, Any] = {"policy": getattr(self.policy, "name", type(self.policy).__name__),
+                                "chosen": {k: round(v, 4) for k, v in selection.weights.items()}}
+        if probs is not None:
+            info["gate"] = {n: round(p, 4) for n, p in zip(self.candidates, probs)}
+        return CropPrediction(blended, info)
+
+    @torch.no_grad()
+    def upsample(self, low_res_logits: torch.Tensor) -> torch.Tensor:
+        return self.foundation.upsample(low_res_logits)
+
+    def describe(self) -> dict[str, Any]:
+        return {
+            "predictor": "moe",
+            "config": self.config.name,
+            "foundation_sha256": self.foundation_sha256,
+            "candidates": self.candidates,
+            "policy": getattr(self.policy, "name", type(self.policy).__name__),
+            **self._extra,
+        }
+
+
+def build_from_registry(
+    device: str = "auto",
+    policy: str = "threshold",
+    tau: float = 0.5,
+    k: int = 2,
+    expert: str | None = None,
+    strict: bool = False,
+    foundation: str | None = None,
+) -> MoESegmenter:
+    """The MoE as the local state describes it: the foundation in use, enabled experts, gate.
+
+    A missing or stale gate falls back to the foundation (a :class:`StaleGateWarning`), or is an
+    error under ``strict``. ``expert`` forces one expert (policy ``fixed``).
+    """
+    from pathlib import Path
+
+    from ..devices import resolve_device
+    from ..experts import enabled_experts
+    from ..experts.expert import FoundationMismatch
+    from ..experts.foundations import resolve_foundation
+    from ..experts.registry import Registry
+    from ..factories import gate_factories, policy_factories
+    from .gatefile import load_gate
+
+    dev = resolve_device(device)
+    spec = resolve_foundation(foundation)
+    model = spec.load(dev)
+    experts = {}
+    notes = []
+    for name, ex in enabled_experts().items():
+        try:
+            ex.check_foundation(spec.sha256)
+        except FoundationMismatch as e:
+            if strict:
+                raise
+            notes.append(f"expert {name!r} skipped: {e}")
+            continue
+        experts[name] = ex
+    factories = policy_factories()
+    if expert is not None:
+        policy = "fixed"
+    if policy not in factories:
+        raise SammoeError(f"unknown policy {policy!r}; installed: {', '.join(sorted(factories))}")
+    chosen_policy = factories[policy](tau=tau, k=k, expert=expert)
+    state = Registry().read()
+    gate = None
+    gate_candidates = None
+    gate_info: dict[str, Any] = {"gate": None}
+    if state.gate is not None and experts:
+        gate_module, manifest = load_gate(Path(state.gate.path), gate_factories(), model.config)
+        current = {n: e.manifest.weights.sha256 for n, e in experts.items()}
+        if state.gate_stale or not manifest.matches(spec.sha256, current):
+            if strict and chosen_policy.needs_gate:
+                raise SammoeError(STALE_GATE)
+            if chosen_policy.needs_gate:
+                warnings.warn(StaleGateWarning(STALE_GATE + "; using the foundation alone"), stacklevel=2)
+                notes.append(STALE_GATE)
+            gate_info = {"gate": state.gate.path, "gate_stale": True}
+        else:
+            gate, gate_candidates = gate_module.to(dev), manifest.candidate_names
+            gate_info = {"gate": state.gate.path, "gate_sha256": manifest.weights_sha256, "gate_stale": False}
+    elif experts and chosen_policy.needs_gate:
+        msg = "no gate trained for the enabled experts; run `sammoe retrain-gate`"
+        if strict:
+            raise SammoeError(msg)
+        warnings.warn(StaleGateWarning(msg + "; using the foundation alone"), stacklevel=2)
+        notes.append(msg)
+    extra = {
+        "foundation": spec.name,
+        "experts": {n: {"version": e.manifest.version, "weights_sha256": e.manifest.weights.sha256} for n, e in experts.items()},
+        **gate_info,
+        **({"notes": notes} if notes else {}),
+    }
+    return MoESegmenter(
+        model, experts, gate, chosen_policy, foundation_sha256=spec.sha256,
+        gate_candidates=gate_candidates, describe_extra=extra,
+    )
