@@ -16,10 +16,12 @@ from .. import __version__
 from .add_expert import add_expert
 from .convert import convert
 from .experts import experts
+from .export import export
 from .finetune import finetune
 from .foundation import foundation
 from .new_plugin import new_plugin
 from .plugins import plugins
+from .publish import publish
 from .segment import segment
 from .phantoms import phantoms
 
@@ -59,3 +61,5 @@ main.add_command(foundation)
 main.add_command(new_plugin)
 main.add_command(phantoms)
 main.add_command(finetune)
+main.add_command(export)
+main.add_command(publish)
