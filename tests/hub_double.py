@@ -231,7 +231,8 @@ class HubDouble:
             else:
                 raise HttpError(400, f"commit operation {item['key']!r} is not served by the Hub double")
         sha = repo.commit(revision, files, message)
-        return self._json({"commitUrl": f"{self.endpoint}/{repo_id}/commit/{sha}", "commitOid": sha, "pullRequestUrl": None})
+        url = f"{self.endpoint}/{repo_id}/commit/{sha}"
+        return self._json({"commitUrl": url, "commitOid": sha, "pullRequestUrl": None})
 
     def _tag(self, repo: Repo, revision: str, payload: dict) -> tuple[int, dict[str, str], bytes]:
         if payload["tag"] in repo.tags:
@@ -257,9 +258,8 @@ class HubDouble:
         def refs(names: dict[str, str], kind: str) -> list[dict[str, str]]:
             return [{"name": n, "ref": f"refs/{kind}/{n}", "targetCommit": c} for n, c in sorted(names.items())]
 
-        return self._json(
-            {"branches": refs(repo.branches, "heads"), "tags": refs(repo.tags, "tags"), "converts": [], "pullRequests": []}
-        )
+        branches, tags = refs(repo.branches, "heads"), refs(repo.tags, "tags")
+        return self._json({"branches": branches, "tags": tags, "converts": [], "pullRequests": []})
 
     def _resolve(self, repo: Repo, revision: str, path: str) -> tuple[int, dict[str, str], bytes]:
         sha = self._commit_of(repo, revision)

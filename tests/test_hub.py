@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import logging
+import os
 from pathlib import Path
 
 import pytest
@@ -14,6 +15,7 @@ from click.testing import CliRunner
 from sammoe_core.cli import main
 from sammoe_core.experts import enabled_experts
 from sammoe_core.experts.registry import Registry
+from sammoe_core.testing import make_test_expert
 from tests.hub_double import HubDouble, UnreachableHub
 
 TOKEN = "hf_sammoeTestToken0123456789abcdefXYZ"
@@ -50,8 +52,6 @@ def hub(sammoe_home, plugin_host, tmp_path, monkeypatch):
 @pytest.fixture
 def liver(tmp_path, test_foundation):
     """An expert on the (pretend-official) foundation, with an evaluation and a calibration set."""
-    from sammoe_core.testing import make_test_expert
-
     spec = test_foundation.model_copy(update={"hub_id": OFFICIAL})
     folder = tmp_path / "made" / "liver"
     expert = make_test_expert(
@@ -71,6 +71,11 @@ def liver(tmp_path, test_foundation):
 
 def files_under(folder: Path) -> dict[str, bytes]:
     return {p.relative_to(folder).as_posix(): p.read_bytes() for p in sorted(folder.rglob("*")) if p.is_file()}
+
+
+def hub_cache() -> Path:
+    """The Hub cache sammoe uses in these tests (HF_HOME/hub; HF_HOME is set by the ``hub`` fixture)."""
+    return Path(os.environ["HF_HOME"]) / "hub"
 
 
 # --- export ------------------------------------------------------------------------------------
@@ -155,8 +160,7 @@ def test_publish_then_add_expert_round_trips_byte_for_byte(hub, liver, sammoe_ho
     assert added == {"source": "hf://lab/liver@0.1.0", "kind": "hub", "experts": ["liver"], "problems": []}
     copy = sammoe_home / "experts" / "liver"
     assert files_under(copy) == files_under(liver.folder)  # manifest, weights, calibration
-    card_path = next(Path(hub_cache()).rglob("README.md"), None)
-    assert card_path is None  # only the files the manifest names are downloaded
+    assert not list(hub_cache().rglob("README.md"))  # only the files the manifest names are downloaded
     assert ModelCard(on_hub["README.md"].decode()).data.library_name == "sammoe"
 
     record = Registry().read().experts["liver"]
@@ -175,12 +179,6 @@ def test_the_first_party_plugin_expert_round_trips(hub, sammoe_home):
     run("publish", str(folder), "--repo-id", "sammoe/spinal-cord")
     run("add-expert", "hf://sammoe/spinal-cord@0.1.0")
     assert files_under(sammoe_home / "experts" / "spinal-cord") == files_under(folder)
-
-
-def hub_cache() -> Path:
-    import os
-
-    return Path(os.environ["HF_HOME"]) / "hub"
 
 
 def test_the_token_never_appears_in_output_logs_or_files(hub, liver, sammoe_home, tmp_path, caplog):
@@ -208,13 +206,14 @@ def test_a_refused_token_is_one_line_without_the_token(hub, liver, monkeypatch):
 
 
 def test_publish_private_with_a_revision_and_never_moves_a_tag(hub, liver):
-    first = json.loads(run("publish", str(liver.folder), "--repo-id", "lab/liver", "--private", "--revision", "v1").output)
+    publish = ("publish", str(liver.folder), "--repo-id", "lab/liver")
+    first = json.loads(run(*publish, "--private", "--revision", "v1").output)
     assert hub.repos["lab/liver"].private and hub.repos["lab/liver"].tags == {"v1": first["commit"]}
     commits = len(hub.repos["lab/liver"].commits)
-    again = run("publish", str(liver.folder), "--repo-id", "lab/liver", "--revision", "v1", ok=False).output
+    again = run(*publish, "--revision", "v1", ok=False).output
     assert "lab/liver already has a revision 'v1'" in again
     assert len(hub.repos["lab/liver"].commits) == commits  # refused before uploading
-    run("publish", str(liver.folder), "--repo-id", "lab/liver")  # the manifest's version, 0.1.0
+    run(*publish)  # the manifest's version, 0.1.0
     assert set(hub.repos["lab/liver"].tags) == {"v1", "0.1.0"}
 
 
@@ -268,7 +267,9 @@ def test_offline_uses_the_cache_and_names_what_is_missing(hub, liver, sammoe_hom
     run("add-expert", "hf://lab/liver@0.1.0")
     assert files_under(sammoe_home / "experts" / "liver") == files_under(liver.folder)
     missing = run("add-expert", "hf://lab/liver@0.2.0", ok=False).output
-    assert missing.startswith(f"Error: hf://lab/liver@0.2.0: its expert.json is not in the local Hub cache ({hub_cache()})")
+    assert missing.startswith(
+        f"Error: hf://lab/liver@0.2.0: its expert.json is not in the local Hub cache ({hub_cache()})"
+    )
     assert f"sammoe is offline ({variable}=1)" in missing
     assert "run `sammoe add-expert hf://lab/liver@0.2.0`" in missing and "`sammoe add-expert ./folder`" in missing
     assert len(hub.requests) == served  # offline means no request at all
@@ -324,7 +325,11 @@ def test_foundation_set_from_the_hub_converts_once_and_is_cached(hub, official_p
     commit = hub.seed("uni/tiny-sam", {"tiny_turbo.pth": official_pth.read_bytes()}, tag="v1")
     conversions = []
     real_convert = checkpoint.convert_checkpoint
-    monkeypatch.setattr(checkpoint, "convert_checkpoint", lambda *a, **k: conversions.append(a) or real_convert(*a, **k))
+    def counted_convert(*args, **kwargs):
+        conversions.append(args)
+        return real_convert(*args, **kwargs)
+
+    monkeypatch.setattr(checkpoint, "convert_checkpoint", counted_convert)
 
     uri = "hf://uni/tiny-sam@v1/tiny_turbo.pth"
     first = json.loads(run("foundation", "set", uri, "--config", "sammoe-tiny").output)
@@ -349,7 +354,8 @@ def test_foundation_from_the_hub_errors(hub, official_pth, monkeypatch):
         "hf://uni/tiny-sam/missing.pth: uni/tiny-sam has no file 'missing.pth' at 'main'"
         in run("foundation", "set", "hf://uni/tiny-sam/missing.pth", ok=False).output
     )
-    assert "a .pth checkpoint or a sammoe .safetensors" in run("foundation", "set", "hf://uni/tiny-sam/notes.txt", ok=False).output
+    not_weights = run("foundation", "set", "hf://uni/tiny-sam/notes.txt", ok=False).output
+    assert "a .pth checkpoint or a sammoe .safetensors" in not_weights
     assert "name a file in the repo" in run("foundation", "set", "hf://uni/tiny-sam", ok=False).output
     assert "--config applies to checkpoints fetched from the Hub" in run(
         "foundation", "set", "x.safetensors", "--config", "sammoe-tiny", ok=False
@@ -358,7 +364,8 @@ def test_foundation_from_the_hub_errors(hub, official_pth, monkeypatch):
     offline = run("foundation", "set", "hf://uni/tiny-sam/tiny_turbo.pth", ok=False).output
     assert "hf://uni/tiny-sam/tiny_turbo.pth: tiny_turbo.pth is not in the local Hub cache" in offline
     assert "run `sammoe foundation set hf://uni/tiny-sam/tiny_turbo.pth`" in offline
-    assert "`sammoe convert tiny_turbo.pth foundation.safetensors && sammoe foundation set foundation.safetensors`" in offline
+    local = "`sammoe convert tiny_turbo.pth foundation.safetensors && sammoe foundation set foundation.safetensors`"
+    assert local in offline
 
 
 # --- Hub locations -----------------------------------------------------------------------------

@@ -29,5 +29,6 @@ def add_expert(source: str, upgrade: bool, editable: bool, overwrite: bool, quie
     """
     from ..experts.manage import add_expert as add
 
-    result = add(source, upgrade=upgrade, editable=editable, overwrite=overwrite, progress=not quiet and sys.stderr.isatty())
+    progress = not quiet and sys.stderr.isatty()
+    result = add(source, upgrade=upgrade, editable=editable, overwrite=overwrite, progress=progress)
     click.echo(json.dumps(dataclasses.asdict(result), indent=2))

@@ -22,4 +22,5 @@ def export(name: str, directory: str, repo_id: str | None, overwrite: bool) -> N
     from ..hub.export import export_expert, find_expert
 
     folder = export_expert(find_expert(name), directory, repo_id=repo_id, overwrite=overwrite)
-    click.echo(json.dumps({"expert": name, "folder": str(folder), "files": sorted(p.name for p in folder.iterdir())}, indent=2))
+    files = sorted(p.name for p in folder.iterdir())
+    click.echo(json.dumps({"expert": name, "folder": str(folder), "files": files}, indent=2))

@@ -87,7 +87,11 @@ def _looks_like_path(name: str) -> bool:
 def _from_choice(choice: FoundationChoice, host: PluginHost | None) -> FoundationSpec:
     if choice.path is not None:
         return FoundationSpec(
-            name=choice.name, config=choice.config, weights=Path(choice.path), sha256=choice.sha256, hub_id=choice.hub_id
+            name=choice.name,
+            config=choice.config,
+            weights=Path(choice.path),
+            sha256=choice.sha256,
+            hub_id=choice.hub_id,
         )
     return resolve_foundation(choice.name, host=host)
 

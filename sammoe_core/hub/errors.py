@@ -64,12 +64,13 @@ def refused(exc: BaseException, ref: HubRef, settings: HubSettings, known_revisi
         RevisionNotFoundError,
     )
 
-    where = f"{settings.endpoint}"
     if isinstance(exc, GatedRepoError):
-        return HubRefused(f"{ref.uri}: {ref.repo_id} is gated; accept its terms on the Hub, then log in (`hf auth login`)")
+        return HubRefused(
+            f"{ref.uri}: {ref.repo_id} is gated; accept its terms on the Hub, then log in (`hf auth login`)"
+        )
     if isinstance(exc, RepositoryNotFoundError):
         return HubRefused(
-            f"{ref.uri}: no model repo {ref.repo_id} on {where} (a private repo needs a login: "
+            f"{ref.uri}: no model repo {ref.repo_id} on {settings.endpoint} (a private repo needs a login: "
             "`hf auth login` or HF_TOKEN)"
         )
     if isinstance(exc, RevisionNotFoundError):

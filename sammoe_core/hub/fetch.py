@@ -30,8 +30,8 @@ def _known_revisions(ref: HubRef, settings: HubSettings) -> str:
         refs = settings.api().list_repo_refs(ref.repo_id)
     except Exception:  # only decorates an error message: any failure just leaves it out
         return ""
-    parts = [f"{kind} {', '.join(r.name for r in items)}" for kind, items in (("tags", refs.tags), ("branches", refs.branches)) if items]
-    return "; ".join(parts)
+    kinds = (("tags", refs.tags), ("branches", refs.branches))
+    return "; ".join(f"{kind} {', '.join(r.name for r in items)}" for kind, items in kinds if items)
 
 
 def snapshot(
