@@ -9,6 +9,7 @@ import logging
 import os
 from pathlib import Path
 
+import numpy as np
 import pytest
 from click.testing import CliRunner
 
@@ -209,6 +210,7 @@ def test_publish_private_with_a_revision_and_never_moves_a_tag(hub, liver):
     publish = ("publish", str(liver.folder), "--repo-id", "lab/liver")
     first = json.loads(run(*publish, "--private", "--revision", "v1").output)
     assert hub.repos["lab/liver"].private and hub.repos["lab/liver"].tags == {"v1": first["commit"]}
+    assert "sammoe add-expert hf://lab/liver@v1" in hub.files("lab/liver", "v1")["README.md"].decode()
     commits = len(hub.repos["lab/liver"].commits)
     again = run(*publish, "--revision", "v1", ok=False).output
     assert "lab/liver already has a revision 'v1'" in again
@@ -346,6 +348,18 @@ def test_foundation_set_from_the_hub_converts_once_and_is_cached(hub, official_p
     assert json.loads(run("foundation", "set", uri).output) == first
     in_use = resolve_foundation()
     assert (in_use.sha256, in_use.hub_id, in_use.name) == (first["sha256"], "uni/tiny-sam", "tiny_turbo")
+
+
+def test_a_sammoe_safetensors_foundation_is_taken_as_it_is(hub, test_foundation, tmp_path):
+    from safetensors.numpy import save_file
+
+    hub.seed("lab/foundations", {"tiny.safetensors": test_foundation.weights.read_bytes()})
+    chosen = json.loads(run("foundation", "set", "hf://lab/foundations/tiny.safetensors").output)
+    assert (chosen["sha256"], chosen["hub_id"]) == (test_foundation.sha256, "lab/foundations")
+    save_file({"w": np.zeros(3, dtype=np.float32)}, str(tmp_path / "plain.safetensors"))
+    hub.seed("lab/plain", {"plain.safetensors": (tmp_path / "plain.safetensors").read_bytes()})
+    refused = run("foundation", "set", "hf://lab/plain/plain.safetensors", ok=False).output
+    assert "not a sammoe safetensors file" in refused
 
 
 def test_foundation_from_the_hub_errors(hub, official_pth, monkeypatch):

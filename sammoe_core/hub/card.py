@@ -70,10 +70,11 @@ def _table(header: list[str], rows: list[list[str]]) -> str:
     return "\n".join(lines)
 
 
-def card_body(manifest: ExpertManifest, repo_id: str | None) -> str:
-    """The Markdown under the YAML header."""
+def card_body(manifest: ExpertManifest, repo_id: str | None, revision: str | None = None) -> str:
+    """The Markdown under the YAML header; the usage lines name ``repo_id`` at ``revision``
+    (default: the manifest's version)."""
     m = manifest
-    where = f"hf://{repo_id}@{m.version}" if repo_id else f"hf://ORG/{m.name}@{m.version}"
+    where = f"hf://{repo_id or 'ORG/' + m.name}@{revision or m.version}"
     targets = _table(
         ["Target", "Label values"],
         [[t.name, ", ".join(map(str, t.labels)) if t.labels else "-"] for t in m.targets],
@@ -136,8 +137,9 @@ without the Hub, copy this repo's files to a folder and run `sammoe add-expert .
 """
 
 
-def expert_card(manifest: ExpertManifest, repo_id: str | None = None) -> ModelCard:
-    """The whole card; ``repo_id`` (where it will be published) goes into the usage lines."""
+def expert_card(manifest: ExpertManifest, repo_id: str | None = None, revision: str | None = None) -> ModelCard:
+    """The whole card; ``repo_id`` and ``revision`` (where it will be published) go into the usage lines."""
     from huggingface_hub import ModelCard
 
-    return ModelCard(f"---\n{card_metadata(manifest).to_yaml()}\n---\n{card_body(manifest, repo_id)}")
+    body = card_body(manifest, repo_id, revision)
+    return ModelCard(f"---\n{card_metadata(manifest).to_yaml()}\n---\n{body}")

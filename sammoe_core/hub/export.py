@@ -29,18 +29,23 @@ def find_expert(name_or_folder: str | Path) -> Expert:
 
 
 def export_expert(
-    expert: Expert, directory: str | Path, repo_id: str | None = None, overwrite: bool = False
+    expert: Expert,
+    directory: str | Path,
+    repo_id: str | None = None,
+    revision: str | None = None,
+    overwrite: bool = False,
 ) -> Path:
     """Check ``expert`` in full, then write its Hub repo folder to ``directory`` (new or empty;
-    with ``overwrite``, a previous export is replaced as a whole). ``repo_id``, where it will be
-    published, goes into the card's usage lines. Returns the folder."""
+    with ``overwrite``, a previous export is replaced as a whole). ``repo_id`` and ``revision``
+    (default: the manifest's version), where it will be published, go into the card's usage
+    lines. Returns the folder."""
     from ..experts.manage import check_expert
 
     directory = Path(directory)
     if directory.exists() and overwrite and not (directory / MANIFEST_FILE).is_file() and any(directory.iterdir()):
         raise SammoeError(f"{directory}: exists and is not an expert folder; export into a new or empty folder")
     check_expert(expert)
-    card = expert_card(expert.manifest, repo_id)
+    card = expert_card(expert.manifest, repo_id, revision)
     if directory.is_dir() and not any(directory.iterdir()):
         directory.rmdir()
     copy_expert_folder(expert, directory, overwrite=overwrite, extra_files={CARD_FILE: str(card)})

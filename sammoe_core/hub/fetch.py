@@ -24,6 +24,7 @@ from .settings import HubSettings, hub_progress
 
 EXPERT_FOLDER_ALTERNATIVE = "sammoe add-expert ./folder"
 
+
 def _known_revisions(ref: HubRef, settings: HubSettings) -> str:
     """'tags v1, v2; branches main' for an error message; '' if the Hub cannot say."""
     try:

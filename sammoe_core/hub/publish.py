@@ -69,7 +69,7 @@ def publish_expert(
         )
     api = settings.api()
     with tempfile.TemporaryDirectory(prefix="sammoe-publish-") as tmp, hub_progress(progress):
-        folder = export_expert(expert, Path(tmp) / "repo", repo_id=repo_id)
+        folder = export_expert(expert, Path(tmp) / "repo", repo_id=repo_id, revision=tag)
         try:
             url = api.create_repo(repo_id, repo_type="model", private=private, exist_ok=True)
             if api.revision_exists(repo_id, revision=tag):
