@@ -13,6 +13,7 @@ import numpy as np
 import pytest
 from click.testing import CliRunner
 
+from sammoe_core.atomic import usual_mode
 from sammoe_core.cli import main
 from sammoe_core.experts import enabled_experts
 from sammoe_core.experts.registry import Registry
@@ -88,6 +89,7 @@ def test_export_writes_the_repo_layout_with_a_model_card(liver, tmp_path, sammoe
     out = tmp_path / "export"
     run("export", str(liver.folder), str(out), "--repo-id", "lab/liver")
     exported = files_under(out)
+    assert out.stat().st_mode & 0o777 == usual_mode(directory=True)  # not mkdtemp's 0700
     assert exported.pop("README.md")
     assert exported == files_under(liver.folder)  # manifest, weights, calibration: byte for byte
 

@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
 
+from ..atomic import usual_mode
 from ..errors import SammoeError
 from .manifest import (
     MANIFEST_FILE,
@@ -171,6 +172,7 @@ def copy_expert_folder(
         raise SammoeError(f"{destination}: exists (pass --overwrite to replace it)")
     destination.parent.mkdir(parents=True, exist_ok=True)
     staging = Path(tempfile.mkdtemp(prefix=f".{destination.name}.", dir=destination.parent))
+    staging.chmod(usual_mode(directory=True))  # mkdtemp makes 0700; the folder gets the usual mode
     try:
         shutil.copy2(expert.folder / MANIFEST_FILE, staging / MANIFEST_FILE)
         shutil.copy2(expert.weights.path, staging / expert.manifest.weights.file)
