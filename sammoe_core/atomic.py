@@ -20,6 +20,11 @@ def _umask() -> int:
     return mask
 
 
+def usual_mode(directory: bool = False) -> int:
+    """The mode a new file (or folder) gets from the umask; temporary ones start at 0600/0700."""
+    return (0o777 if directory else 0o666) & ~_umask()
+
+
 class OutputExistsError(FileExistsError):
     """The output exists and overwriting was not requested."""
 
@@ -44,7 +49,7 @@ def atomic_output(path: str | Path, overwrite: bool = False) -> Iterator[Path]:
     suffix = "".join(path.suffixes) or ".tmp"
     fd, tmp_name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=f".part{suffix}", dir=folder)
     os.close(fd)
-    os.chmod(tmp_name, 0o666 & ~_umask())  # mkstemp makes 0600; outputs get the usual mode
+    os.chmod(tmp_name, usual_mode())  # mkstemp makes 0600; outputs get the usual mode
     tmp = Path(tmp_name)
     try:
         yield tmp

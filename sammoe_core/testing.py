@@ -124,7 +124,8 @@ def make_test_expert(
     seed: int = 1,
     **manifest_fields: Any,
 ) -> Expert:
-    """Write an expert folder whose delta perturbs ``parts`` of ``foundation`` (seeded)."""
+    """Write an expert folder whose delta perturbs ``parts`` of ``foundation`` (seeded); the
+    foundation's ``hub_id``, if it has one, goes into the manifest."""
     import torch
 
     from .experts import save_expert
@@ -152,6 +153,8 @@ def make_test_expert(
         "preprocessing": {"crop_size": config.image_size},
         **manifest_fields,
     }
+    if foundation.hub_id:
+        fields.setdefault("foundation", {"hub_id": foundation.hub_id})
     return save_expert(
         folder, make_delta(base, tuned, parts), config, foundation.sha256, parts, overwrite=True, **fields
     )

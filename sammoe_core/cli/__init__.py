@@ -16,11 +16,13 @@ from .. import __version__
 from .add_expert import add_expert
 from .convert import convert
 from .experts import experts
+from .export import export
 from .finetune import finetune
 from .foundation import foundation
 from .new_plugin import new_plugin
 from .plugins import plugins
 from .retrain_gate import retrain_gate
+from .publish import publish
 from .segment import segment
 from .phantoms import phantoms
 
@@ -61,3 +63,5 @@ main.add_command(new_plugin)
 main.add_command(phantoms)
 main.add_command(finetune)
 main.add_command(retrain_gate)
+main.add_command(export)
+main.add_command(publish)

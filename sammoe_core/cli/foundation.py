@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import sys
 
 import click
 
@@ -32,10 +33,14 @@ def list_foundations(as_json: bool) -> None:
 
 @foundation.command("set")
 @click.argument("name_or_path")
+@click.option("--config", default=None, help="Network config of a .pth fetched from the Hub (default: detected).")
+@click.option("--quiet", is_flag=True, help="No download progress bars (Hub).")
 @one_line_errors
-def set_foundation(name_or_path: str) -> None:
-    """Use NAME (a registered foundation) or PATH (a sammoe .safetensors file)."""
+def set_foundation(name_or_path: str, config: str | None, quiet: bool) -> None:
+    """Use NAME (a registered foundation), PATH (a sammoe .safetensors file) or a Hub file
+    hf://ORG/REPO[@REVISION]/FILE.pth (or .safetensors): downloaded into the local Hub cache,
+    converted once to safetensors under SAMMOE_HOME, e.g. hf://blueyo0/SAM-Med3D/sam_med3d_turbo.pth."""
     from ..experts.foundations import choose_foundation
 
-    spec = choose_foundation(name_or_path)
+    spec = choose_foundation(name_or_path, config=config, progress=not quiet and sys.stderr.isatty())
     click.echo(json.dumps(spec.model_dump(mode="json"), indent=2))

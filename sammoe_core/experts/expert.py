@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
 
+from ..atomic import usual_mode
 from ..errors import SammoeError
 from .manifest import (
     MANIFEST_FILE,
@@ -158,8 +159,11 @@ def save_expert(
     return Expert(manifest, folder, ExpertSource("folder", origin=str(folder)))
 
 
-def copy_expert_folder(expert: Expert, destination: Path, overwrite: bool = False) -> None:
-    """Copy the files an expert needs (manifest, weights, calibration set) to ``destination``.
+def copy_expert_folder(
+    expert: Expert, destination: Path, overwrite: bool = False, extra_files: Mapping[str, str] | None = None
+) -> None:
+    """Copy the files an expert needs (manifest, weights, calibration set) to ``destination``,
+    plus ``extra_files`` (name -> text, e.g. a model card).
 
     The copy is made beside it under a temporary name and renamed into place, so a failed copy
     never leaves a half expert (nor, with ``overwrite``, loses the previous one).
@@ -168,11 +172,14 @@ def copy_expert_folder(expert: Expert, destination: Path, overwrite: bool = Fals
         raise SammoeError(f"{destination}: exists (pass --overwrite to replace it)")
     destination.parent.mkdir(parents=True, exist_ok=True)
     staging = Path(tempfile.mkdtemp(prefix=f".{destination.name}.", dir=destination.parent))
+    staging.chmod(usual_mode(directory=True))  # mkdtemp makes 0700; the folder gets the usual mode
     try:
         shutil.copy2(expert.folder / MANIFEST_FILE, staging / MANIFEST_FILE)
         shutil.copy2(expert.weights.path, staging / expert.manifest.weights.file)
         if expert.calibration_dir is not None:
             shutil.copytree(expert.calibration_dir, staging / expert.manifest.calibration.path)
+        for name, text in (extra_files or {}).items():
+            (staging / name).write_text(text, encoding="utf-8")
         if destination.exists():
             old = staging.with_name(staging.name + ".old")
             destination.rename(old)

@@ -86,13 +86,31 @@ def _looks_like_path(name: str) -> bool:
 
 def _from_choice(choice: FoundationChoice, host: PluginHost | None) -> FoundationSpec:
     if choice.path is not None:
-        return FoundationSpec(name=choice.name, config=choice.config, weights=Path(choice.path), sha256=choice.sha256)
+        return FoundationSpec(
+            name=choice.name,
+            config=choice.config,
+            weights=Path(choice.path),
+            sha256=choice.sha256,
+            hub_id=choice.hub_id,
+        )
     return resolve_foundation(choice.name, host=host)
 
 
+def _from_hub(uri: str, config: str | None = None, progress: bool = False) -> FoundationSpec:
+    from ..hub.foundation import fetch_foundation
+    from ..hub.location import parse_hub_uri
+
+    return fetch_foundation(parse_hub_uri(uri, want_path=True), config=config, progress=progress)
+
+
 def resolve_foundation(name: str | None = None, host: PluginHost | None = None) -> FoundationSpec:
-    """A registered foundation by name, a weights file by path, or (None) the one in use:
-    the chosen one, else the built-in one; :class:`NoFoundation` if there is none."""
+    """A registered foundation by name, a weights file by path or Hub location (``hf://ORG/REPO/FILE``,
+    fetched and converted once), or (None) the one in use: the chosen one, else the built-in one;
+    :class:`NoFoundation` if there is none."""
+    from ..hub.location import is_hub_uri
+
+    if name is not None and is_hub_uri(name):
+        return _from_hub(name)
     if name is not None and _looks_like_path(name):
         return FoundationSpec.from_file(name)
     if name is None:
@@ -113,11 +131,23 @@ def resolve_foundation(name: str | None = None, host: PluginHost | None = None) 
     )
 
 
-def choose_foundation(name_or_path: str, host: PluginHost | None = None) -> FoundationSpec:
-    """Make a registered foundation (by name) or a weights file (by path) the one in use."""
-    spec = resolve_foundation(name_or_path, host=host)
-    if _looks_like_path(name_or_path):
-        choice = FoundationChoice(name=spec.name, path=str(spec.weights), config=spec.config, sha256=spec.sha256)
+def choose_foundation(
+    name_or_path: str, host: PluginHost | None = None, config: str | None = None, progress: bool = False
+) -> FoundationSpec:
+    """Make a registered foundation (by name), a weights file (by path) or a Hub file
+    (``hf://ORG/REPO[@REV]/FILE.pth``, converted with network ``config``, default detected) the one in use."""
+    from ..hub.location import is_hub_uri
+
+    if is_hub_uri(name_or_path):
+        spec = _from_hub(name_or_path, config=config, progress=progress)
+    else:
+        if config is not None:
+            raise SammoeError("--config applies to checkpoints fetched from the Hub (hf://...), which sammoe converts")
+        spec = resolve_foundation(name_or_path, host=host)
+    if _looks_like_path(name_or_path):  # a file, local or on the Hub
+        choice = FoundationChoice(
+            name=spec.name, path=str(spec.weights), config=spec.config, sha256=spec.sha256, hub_id=spec.hub_id
+        )
     else:
         choice = FoundationChoice(name=spec.name)
     Registry().choose_foundation(choice)

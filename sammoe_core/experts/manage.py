@@ -1,8 +1,9 @@
 """Adding, removing, enabling and describing experts (what ``sammoe add-expert`` and
 ``sammoe experts ...`` do).
 
-A SOURCE that is a folder holding ``expert.json`` is checked in full and copied into
-SAMMOE_HOME; anything else (a pip requirement, a plugin project folder, a wheel) is installed by
+A SOURCE that is a folder holding ``expert.json``, or a Hub repo ``hf://ORG/NAME[@REVISION]``
+(fetched into the local Hub cache first), is checked in full and copied into SAMMOE_HOME;
+anything else (a pip requirement, a plugin project folder, a wheel) is installed by
 pip for this very interpreter, as ``llm install`` does, and the experts its plugin registers
 become available. Every change of the expert set marks the gate stale.
 """
@@ -15,11 +16,11 @@ import subprocess
 import sys
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 from ..errors import SammoeError
 from .catalog import available_experts, get_expert
-from .expert import Expert
+from .expert import Expert, ExpertSource
 from .manifest import MANIFEST_FILE
 from .registry import Registry
 
@@ -58,10 +59,8 @@ def _foundation_in_use() -> str | None:
         return None
 
 
-def add_expert_folder(folder: str | Path, overwrite: bool = False) -> AddResult:
-    """Check an expert folder (manifest + weights) and copy it into SAMMOE_HOME."""
-    folder = Path(folder).resolve()
-    expert = Expert.from_folder(folder)
+def _check_and_copy(expert: Expert, origin: str, source: Literal["folder", "hub"], overwrite: bool) -> None:
+    """Check an expert in full (and against the foundation in use), then copy it into SAMMOE_HOME."""
     check_expert(expert)
     in_use = _foundation_in_use()
     if in_use is not None:  # with no foundation chosen yet, the check happens when the expert is used
@@ -69,8 +68,28 @@ def add_expert_folder(folder: str | Path, overwrite: bool = False) -> AddResult:
     existing = available_experts().get(expert.name)
     if existing is not None and existing.source.kind == "plugin":
         raise SammoeError(f"expert {expert.name!r} is already provided by {existing.source.describe()}")
-    Registry().add_folder_expert(expert, origin=str(folder), overwrite=overwrite)
+    Registry().add_folder_expert(expert, origin=origin, source=source, overwrite=overwrite)
+
+
+def add_expert_folder(folder: str | Path, overwrite: bool = False) -> AddResult:
+    """Check an expert folder (manifest + weights) and copy it into SAMMOE_HOME."""
+    folder = Path(folder).resolve()
+    expert = Expert.from_folder(folder)
+    _check_and_copy(expert, str(folder), "folder", overwrite)
     return AddResult(str(folder), "folder", [expert.name])
+
+
+def add_hub_expert(uri: str, overwrite: bool = False, progress: bool = False) -> AddResult:
+    """Fetch an expert repo (``hf://ORG/NAME[@REVISION]``; from the local Hub cache when offline),
+    check it like a folder and copy it into SAMMOE_HOME. Afterwards it is an expert like any other."""
+    from ..hub.fetch import fetch_expert
+    from ..hub.location import parse_hub_uri
+
+    ref = parse_hub_uri(uri, want_path=False)
+    folder = fetch_expert(ref, progress=progress)
+    expert = Expert.from_folder(folder, ExpertSource("hub", origin=ref.uri))
+    _check_and_copy(expert, ref.uri, "hub", overwrite)
+    return AddResult(ref.uri, "hub", [expert.name])
 
 
 def run_pip(args: list[str]) -> None:
@@ -110,8 +129,17 @@ def add_expert_package(requirement: str, upgrade: bool = False, editable: bool =
     return AddResult(requirement, "pip", new, [f"{p.plugin}: {p}" for p in host.problems])
 
 
-def add_expert(source: str, upgrade: bool = False, editable: bool = False, overwrite: bool = False) -> AddResult:
-    """An expert folder is copied into SAMMOE_HOME; anything else goes to pip (see module doc)."""
+def add_expert(
+    source: str, upgrade: bool = False, editable: bool = False, overwrite: bool = False, progress: bool = False
+) -> AddResult:
+    """An expert folder or Hub repo (``hf://...``) is copied into SAMMOE_HOME; anything else goes
+    to pip (see module doc). ``progress``: show download progress bars (Hub)."""
+    from ..hub.location import is_hub_uri
+
+    if is_hub_uri(source):
+        if upgrade or editable:
+            raise SammoeError(f"{source}: -U and -e apply to plugin packages, not to Hub experts")
+        return add_hub_expert(source, overwrite=overwrite, progress=progress)
     path = Path(source)
     if path.is_dir() and (path / MANIFEST_FILE).is_file():
         if upgrade or editable:

@@ -52,12 +52,14 @@ class ExpertRecord(_Model):
 
 
 class FoundationChoice(_Model):
-    """The chosen foundation: a registered name, or a weights file (with its config and sha256)."""
+    """The chosen foundation: a registered name, or a weights file (with its config and sha256,
+    and the Hub repo it came from, if it did)."""
 
     name: str
     path: str | None = None
     config: str | None = None
     sha256: str | None = None
+    hub_id: str | None = None
 
 
 class GateRecord(_Model):
