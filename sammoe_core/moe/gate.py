@@ -60,7 +60,11 @@ def gate_features(inp: GateInput) -> torch.Tensor:
 
 
 class MlpGate(nn.Module):
-    """LayerNorm -> Linear -> GELU -> Dropout -> Linear over :func:`gate_features`."""
+    """LayerNorm -> Linear -> GELU -> Dropout -> Linear over :func:`gate_features`.
+
+    Gates that split into fixed ``features(inp)`` and a trainable ``head(features)`` (as this one
+    does) are trained on features computed once, which makes retraining take seconds.
+    """
 
     def __init__(self, config: SamConfig, num_candidates: int, hidden: int = 128, dropout: float = 0.1) -> None:
         super().__init__()
@@ -73,8 +77,14 @@ class MlpGate(nn.Module):
             nn.Linear(hidden, num_candidates),
         )
 
+    def features(self, inp: GateInput) -> torch.Tensor:
+        return gate_features(inp)
+
+    def head(self, features: torch.Tensor) -> torch.Tensor:
+        return self.net(features)
+
     def forward(self, inp: GateInput) -> torch.Tensor:
-        return self.net(gate_features(inp))
+        return self.head(self.features(inp))
 
 
 BUILTIN_GATES = {"mlp": MlpGate}

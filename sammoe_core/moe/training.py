@@ -223,7 +223,11 @@ def fit_gate(
     seed: int = 0,
     device: torch.device | str = "cpu",
 ) -> GateFit:
-    """Train ``gate`` to predict the best candidate; hold out whole cases for the accuracy."""
+    """Train ``gate`` to predict the best candidate; hold out whole cases for the accuracy.
+
+    A gate with fixed ``features`` and a trainable ``head`` is trained on features computed once;
+    any other gate module is trained end to end on the cached inputs.
+    """
     labels = [best_candidate(r["dice"], order, margin) for r in records]
     groups = sorted({r["group"] for r in records})
     random.Random(seed).shuffle(groups)
@@ -236,25 +240,43 @@ def fit_gate(
     y = torch.tensor(labels, device=device)
     counts = torch.bincount(y[tr], minlength=len(order)).float()
     weight = (counts.sum() / (len(order) * counts.clamp(min=1))).clamp(max=10.0)
+    split = hasattr(gate, "features") and hasattr(gate, "head")
+
+    def inputs(idx: list[int]):
+        parts = []
+        for start in range(0, len(idx), 256):
+            batch = _batch([records[i] for i in idx[start:start + 256]], crop_size, device)
+            if not split:
+                return batch if len(idx) <= 256 else _batch([records[i] for i in idx], crop_size, device)
+            with torch.no_grad():
+                parts.append(gate.features(batch))
+        return torch.cat(parts) if parts else None
+
+    def scores(x, rows=None):
+        if split:
+            return gate.head(x if rows is None else x[rows])
+        if rows is None:
+            return gate(x)
+        return gate(GateInput(x.embedding[rows], x.sparse[rows], x.points[rows], x.point_labels[rows], crop_size))
+
+    x_tr = inputs(tr)
     opt = torch.optim.AdamW(gate.parameters(), lr=lr, weight_decay=0.01)
-    x_tr = _batch([records[i] for i in tr], crop_size, device)
     for _ in range(epochs):
         gate.train()
         perm = torch.randperm(len(tr), device=device)
         for start in range(0, len(tr), 256):
-            idx = perm[start:start + 256]
-            sub = GateInput(x_tr.embedding[idx], x_tr.sparse[idx], x_tr.points[idx], x_tr.point_labels[idx], crop_size)
-            loss = torch.nn.functional.cross_entropy(gate(sub), y[tr][idx], weight=weight)
+            rows = perm[start:start + 256]
+            loss = torch.nn.functional.cross_entropy(scores(x_tr, rows), y[tr][rows], weight=weight)
             opt.zero_grad()
             loss.backward()
             opt.step()
     gate.eval()
     with torch.no_grad():
-        train_acc = (gate(x_tr).argmax(1) == y[tr]).float().mean().item() if tr else 0.0
+        train_acc = (scores(x_tr).argmax(1) == y[tr]).float().mean().item() if tr else 0.0
         table = []
         held_acc = None
         if te:
-            pred = gate(_batch([records[i] for i in te], crop_size, device)).argmax(1)
+            pred = scores(inputs(te)).argmax(1)
             held_acc = (pred == y[te]).float().mean().item()
             for k, name in enumerate(order):
                 table.append({

@@ -54,6 +54,7 @@ class TrainConfig(BaseModel):
     seed: int = 0
     device: str = "auto"
     checkpoint_every_s: float = 300.0
+    max_wall_s: float | None = Field(None, description="stop early (and save) after this many seconds")
     log_every: int = 10
     workers: int = 1
     preprocessing: Preprocessing = Preprocessing()
@@ -176,7 +177,7 @@ def train(cfg: TrainConfig, run_dir: str | Path, cache_dir: str | Path | None = 
     window: list[tuple[float, float, float]] = []
     try:
         for step, batch in loader:
-            if step >= cfg.steps:
+            if step >= cfg.steps or (cfg.max_wall_s is not None and clocks()[1] > cfg.max_wall_s):
                 break
             for g in opt.param_groups:
                 g["lr"] = g["base_lr"] * _lr_factor(step, cfg)
