@@ -35,7 +35,17 @@ echo "cache: $(( $(date +%s) - t0 )) s"
 nvidia-smi --query-gpu=name,memory.used --format=csv,noheader 2>/dev/null
 python3 examples/train_default/train.py work/gpu/foundation.json work/gpu/run --cache work/gpu/cache --quiet
 echo "total: $(( $(date +%s) - t0 )) s"
-cp work/gpu/run/model.safetensors work/gpu/run/run.json "$out"/
+cp work/gpu/run/run.json "$out"/
+# files come back at most 16 MiB each: ship the weights as two halves (joined again here)
+python3 - "$out" <<'PY'
+import sys
+from safetensors.torch import load_file, save_file
+state = load_file("work/gpu/run/model.safetensors")
+keys = sorted(state)
+half = len(keys) // 2
+for i, part in enumerate((keys[:half], keys[half:])):
+    save_file({k: state[k] for k in part}, f"{sys.argv[1]}/weights-part{i}.safetensors")
+PY
 cp work/gpu/run/log.jsonl "$out"/ 2>/dev/null || : > "$out"/log.jsonl
 python3 - "$out" <<'PY'
 import json, sys
