@@ -154,11 +154,11 @@ def _augmenters(seed: int):
     spatial = Compose(
         [
             RandAffined(
-                keys=("image", "label"), prob=0.35, rotate_range=(0.26, 0.26, 0.26),
+                keys=("image", "label"), prob=0.3, rotate_range=(0.26, 0.26, 0.26),
                 scale_range=(0.15, 0.15, 0.15), mode=("bilinear", "nearest"), padding_mode="zeros",
             ),
             Rand3DElasticd(
-                keys=("image", "label"), prob=0.04, sigma_range=(6, 9), magnitude_range=(40, 120),
+                keys=("image", "label"), prob=0.02, sigma_range=(6, 9), magnitude_range=(40, 120),
                 mode=("bilinear", "nearest"), padding_mode="zeros",
             ),
             RandAxisFlipd(keys=("image", "label"), prob=0.5),
