@@ -269,7 +269,7 @@ def segment(
     *,
     affine: Any = None,
     modality: str = "auto",
-    clicks: ClickPolicy = "all",
+    clicks: ClickPolicy = "newest",
     probabilities: bool = False,
     max_crops: int = DEFAULT_MAX_CROPS,
     progress: bool = False,
@@ -278,9 +278,10 @@ def segment(
 
     image: a path (NIfTI file or DICOM series folder), a nibabel image, a :class:`Volume`, or
     an array with ``affine`` (voxel indices -> RAS mm). prompts: a :class:`~.prompts.Target`,
-    a list of them, or a prompts-file dict. modality: 'auto', 'ct' or 'mr'. clicks: 'all'
-    passes every click so far at each step (current official inference), 'newest' only the
-    latest (training). probabilities: also return float probabilities on the input grid (one
+    a list of them, or a prompts-file dict. modality: 'auto', 'ct' or 'mr'. clicks: 'newest'
+    (default) passes each click alone with the previous logits as mask prompt, as every official
+    model was trained (and as the maintainers advise); 'all' passes every click so far at each
+    step (the current official inference script). probabilities: also return float probabilities on the input grid (one
     map per target, stacked on a last axis when there are several). max_crops: bound on the
     crops per target (edge extension). progress: count crops on a progress bar (shown only
     when stderr is a terminal).

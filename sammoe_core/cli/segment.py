@@ -139,6 +139,8 @@ def _summary(record: dict[str, Any]) -> str:
 @click.option("--tau", type=float, default=0.5, show_default=True, help="Threshold policy: minimum gate probability for an expert.")
 @click.option("--top-k", "top_k", type=int, default=2, show_default=True, help="topk-blend: how many candidates to blend.")
 @click.option("--expert", default=None, help="Force one expert (policy fixed).")
+@click.option("--clicks", "click_policy", type=click.Choice(["newest", "all"]), default="newest", show_default=True,
+              help="newest: each click alone + previous logits (as trained); all: every click so far.")
 @click.option("--strict", is_flag=True, help="A stale or missing gate is an error instead of a foundation fallback.")
 @one_line_errors
 def segment(
@@ -163,6 +165,7 @@ def segment(
     tau: float,
     top_k: int,
     expert: str | None,
+    click_policy: str,
     strict: bool,
 ) -> None:
     """Segment INPUT (a NIfTI file, a DICOM series folder, or a folder of volumes) from clicks.
@@ -180,7 +183,7 @@ def segment(
             raise SammoeError(f"{input_path}: in batch mode --preview takes no path (previews go beside each output)")
         predictor = _build_predictor(weights, config_name, device, policy, tau, expert, strict, top_k)
         report = segment_folder(
-            input_path, output, predictor, targets, modality=modality, preview=preview is not None,
+            input_path, output, predictor, targets, modality=modality, clicks=click_policy, preview=preview is not None,
             probabilities=probabilities, overwrite=overwrite, quiet=quiet,
         )
         counts = report["counts"]
@@ -195,7 +198,7 @@ def segment(
     check_outputs(output_paths(output, preview_arg, probabilities), overwrite)
     predictor = _build_predictor(weights, config_name, device, policy, tau, expert, strict, top_k)
     record = segment_file(
-        input_path, output, predictor, targets, modality=modality, preview=preview_arg,
+        input_path, output, predictor, targets, modality=modality, clicks=click_policy, preview=preview_arg,
         probabilities=probabilities, overwrite=overwrite, progress=not quiet,
     )
     if not quiet:
