@@ -200,3 +200,27 @@ def test_cli_retrain_then_segment_reports_routing(tmp_path, sammoe_home, plugin_
     assert abs(sum(routing["gate"].values()) - 1) < 1e-3
     assert sidecar["model"]["predictor"] == "moe"
     assert nib.load(out).shape == nib.load(image).shape
+
+
+def test_evaluate_reports_every_method_per_structure(tmp_path, sammoe_home, plugin_host, test_foundation, calibrated_expert):
+    from sammoe_core.experts.foundations import choose_foundation
+
+    choose_foundation(str(test_foundation.weights))
+    _add(calibrated_expert("alpha", 31))
+    data = write_sphere_dataset(tmp_path / "eval", n=2, seed=5)
+    out = tmp_path / "report"
+    r = CliRunner().invoke(main, ["evaluate", "--data", str(data), "--clicks", "1,3", "-o", str(out),
+                                  "--device", "cpu", "-q"])
+    assert r.exit_code == 0, r.output
+    report = json.loads((out / "evaluation.json").read_text())
+    assert report["methods"] == ["foundation", "alpha", "moe"]
+    assert set(report["dice"]) == {"sphere", "box"}
+    for cls in ("sphere", "box"):
+        for method in report["methods"]:
+            for k in ("1", "3"):
+                assert 0.0 <= report["dice"][cls][method][k] <= 1.0
+    assert report["cases_per_class"] == {"sphere": 2, "box": 2}
+    assert "| sphere | 2 |" in (out / "evaluation.md").read_text()
+    assert (out / "evaluation.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    r = CliRunner().invoke(main, ["evaluate", "--data", str(data), "--clicks", "x"])
+    assert r.exit_code == 2 and "--clicks x" in r.output

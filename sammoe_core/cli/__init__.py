@@ -15,6 +15,7 @@ import click
 from .. import __version__
 from .add_expert import add_expert
 from .convert import convert
+from .evaluate import evaluate
 from .experts import experts
 from .export import export
 from .finetune import finetune
@@ -65,3 +66,4 @@ main.add_command(finetune)
 main.add_command(retrain_gate)
 main.add_command(export)
 main.add_command(publish)
+main.add_command(evaluate)

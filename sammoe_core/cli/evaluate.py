@@ -1,0 +1,46 @@
+"""``sammoe evaluate``: Dice per structure for the foundation, each expert, and the MoE."""
+
+from __future__ import annotations
+
+import sys
+
+import click
+
+from .errors import one_line_errors
+
+
+@click.command()
+@click.option("--data", "data", multiple=True, required=True, type=click.Path(file_okay=False),
+              help="Labelled dataset folder (dataset.json, images/, labels/); repeatable.")
+@click.option("--clicks", default="1", show_default=True, help="Click counts to report, e.g. 1,3,5.")
+@click.option("--classes", default=None, help="Comma-separated classes (default: all in the dataset).")
+@click.option("--prompts-per-class", type=int, default=1, show_default=True, help="First clicks drawn per class and case.")
+@click.option("-o", "--output", "out_dir", type=click.Path(file_okay=False), default=None,
+              help="Write evaluation.json, evaluation.md and evaluation.png here.")
+@click.option("--policy", default="threshold", show_default=True)
+@click.option("--tau", type=float, default=0.5, show_default=True)
+@click.option("--device", default="auto", show_default=True)
+@click.option("--seed", type=int, default=0, show_default=True)
+@click.option("--overwrite", is_flag=True, help="Replace existing report files.")
+@click.option("-q", "--quiet", is_flag=True, help="No progress bar.")
+@one_line_errors
+def evaluate(data, clicks, classes, prompts_per_class, out_dir, policy, tau, device, seed, overwrite, quiet) -> None:
+    """Simulate clicks from the labels and print Dice per structure (foundation, experts, MoE)."""
+    from ..errors import SammoeError
+    from ..evaluate import evaluate as run
+    from ..evaluate import write_report
+
+    try:
+        counts = [int(v) for v in clicks.split(",") if v.strip()]
+    except ValueError:
+        raise SammoeError(f"--clicks {clicks}: expected comma-separated integers such as 1,3,5") from None
+    report = run(
+        list(data), clicks=counts, classes=[c.strip() for c in classes.split(",")] if classes else None,
+        prompts_per_class=prompts_per_class, device=device, policy=policy, tau=tau, seed=seed,
+        progress=not quiet and sys.stderr.isatty(),
+    )
+    for k in report.clicks:
+        click.echo(report.markdown(k) + "\n")
+    if out_dir:
+        paths = write_report(report, out_dir, overwrite=overwrite)
+        click.echo("wrote " + ", ".join(str(p) for p in paths.values()))

@@ -1,0 +1,203 @@
+"""``sammoe evaluate``: Dice per structure of the foundation alone, each expert alone, and the MoE.
+
+The protocol is SAM-Med3D's: for each labelled structure a first click drawn uniformly inside
+it, the 128³ crop centred on that click and prepared as segmentation prepares it, then later
+clicks drawn uniformly in the current error region (false negatives give positive clicks, false
+positives negative ones), each passed alone with the previous low-res logits as the mask prompt.
+Dice is measured on the crop after 1, 3, 5... clicks. Every model sees the same crops and the
+same first click; later clicks depend on each model's own errors (seeded per prompt and model).
+"""
+
+from __future__ import annotations
+
+import json
+from collections import defaultdict
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from .atomic import atomic_output, write_text_atomic
+from .errors import SammoeError
+
+MOE = "moe"
+
+
+def _dice(logits: torch.Tensor, target: torch.Tensor) -> float:
+    pred = logits > 0
+    total = int(pred.sum()) + int(target.sum())
+    return 1.0 if total == 0 else 2 * int((pred & target).sum()) / total
+
+
+@dataclass
+class EvalReport:
+    methods: list[str]
+    clicks: list[int]
+    # rows[class][method][clicks] -> list of Dice values
+    rows: dict[str, dict[str, dict[int, list[float]]]] = field(default_factory=dict)
+    routing: dict[str, dict[str, int]] = field(default_factory=dict)  # class -> chosen -> count
+    prompts: int = 0
+    sources: list[str] = field(default_factory=list)
+
+    def mean(self, cls: str, method: str, k: int) -> float:
+        values = self.rows[cls][method][k]
+        return sum(values) / len(values)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "methods": self.methods,
+            "clicks": self.clicks,
+            "prompts": self.prompts,
+            "sources": self.sources,
+            "dice": {
+                cls: {m: {str(k): round(self.mean(cls, m, k), 4) for k in self.clicks} for m in self.methods}
+                for cls in sorted(self.rows)
+            },
+            "cases_per_class": {cls: len(next(iter(self.rows[cls].values()))[self.clicks[0]]) for cls in sorted(self.rows)},
+            "moe_routing": self.routing,
+        }
+
+    def markdown(self, k: int | None = None) -> str:
+        """A table: one row per structure, one column per method, Dice at ``k`` clicks."""
+        k = k or self.clicks[0]
+        head = "| structure | n | " + " | ".join(self.methods) + " | MoE routed to |"
+        lines = [f"Dice after {k} click{'s' if k > 1 else ''} (mean over prompts; best single model in bold)", "", head,
+                 "|" + "---|" * (len(self.methods) + 3)]
+        for cls in sorted(self.rows):
+            values = {m: self.mean(cls, m, k) for m in self.methods}
+            best = max(v for m, v in values.items() if m != MOE)
+            cells = [f"**{v:.3f}**" if m != MOE and v == best else f"{v:.3f}" for m, v in values.items()]
+            n = len(self.rows[cls][self.methods[0]][k])
+            routed = ", ".join(f"{name} {count}" for name, count in sorted(self.routing.get(cls, {}).items()))
+            lines.append(f"| {cls} | {n} | " + " | ".join(cells) + f" | {routed} |")
+        return "\n".join(lines)
+
+    def bar_chart(self, path: str | Path, k: int | None = None, overwrite: bool = False) -> None:
+        import matplotlib
+
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
+
+        k = k or self.clicks[0]
+        classes = sorted(self.rows)
+        width = 0.8 / len(self.methods)
+        fig, ax = plt.subplots(figsize=(max(8, 0.9 * len(classes) + 3), 4.5))
+        for i, m in enumerate(self.methods):
+            xs = [c + (i - (len(self.methods) - 1) / 2) * width for c in range(len(classes))]
+            ax.bar(xs, [self.mean(cls, m, k) for cls in classes], width, label=m,
+                   color="black" if m == MOE else None)
+        ax.set_xticks(range(len(classes)), classes, rotation=35, ha="right")
+        ax.set_ylim(0, 1)
+        ax.set_ylabel(f"Dice, {k} click{'s' if k > 1 else ''}")
+        ax.legend(fontsize=8, ncol=min(len(self.methods), 5))
+        ax.grid(axis="y", alpha=0.3)
+        fig.tight_layout()
+        with atomic_output(path, overwrite=overwrite) as tmp:
+            fig.savefig(tmp, format="png", dpi=110)
+        plt.close(fig)
+
+
+def _run_clicks(model, embedding_of, prompt, clicks: Sequence[int], gen: torch.Generator, decode) -> dict[int, float]:
+    """Dice after each requested click count, one click at a time (newest + previous logits)."""
+    from .training.interaction import next_clicks
+
+    target = prompt.target
+    point = prompt.click[None, None].float()
+    label = torch.ones(1, 1, dtype=torch.long)
+    prev, out = None, {}
+    state = embedding_of()
+    for k in range(1, max(clicks) + 1):
+        low = decode(state, point, label, prev)
+        logits = model.upsample(low)[0, 0].cpu()
+        if k in clicks:
+            out[k] = _dice(logits, target)
+        prev = low
+        pred = logits > 0
+        pts, labs = next_clicks(target[None], pred[None], gen)
+        point, label = pts.to(low.device), labs.to(low.device)
+    return out
+
+
+def evaluate(
+    data: Sequence[str | Path],
+    *,
+    clicks: Sequence[int] = (1,),
+    classes: Sequence[str] | None = None,
+    prompts_per_class: int = 1,
+    device: str = "auto",
+    policy: str = "threshold",
+    tau: float = 0.5,
+    seed: int = 0,
+    progress: bool = False,
+) -> EvalReport:
+    """Evaluate the foundation in use, every enabled expert alone, and the MoE on ``data``."""
+    from .devices import resolve_device
+    from .experts.registry import Registry
+    from .moe.segmenter import build_from_registry
+    from .moe.training import iter_dataset_prompts
+    from .preprocessing import Preprocessing
+
+    if not data:
+        raise SammoeError("evaluate needs at least one labelled dataset folder (--data DIR)")
+    clicks = sorted(set(int(k) for k in clicks))
+    if not clicks or clicks[0] < 1:
+        raise SammoeError("--clicks must be positive integers, e.g. 1,3,5")
+    dev = resolve_device(device)
+    moe = build_from_registry(dev, policy=policy, tau=tau)
+    methods = [*moe.candidates, MOE]
+    report = EvalReport(methods=methods, clicks=clicks, sources=[str(d) for d in data])
+    pre = Preprocessing(crop_size=moe.config.image_size)
+    cache = Registry().home / "cache" / "volumes"
+    bar = None
+    if progress:
+        from tqdm import tqdm
+
+        bar = tqdm(desc="evaluate", unit="prompt")
+    with torch.no_grad():
+        for src in data:
+            for prompt in iter_dataset_prompts(src, pre, cache, classes, prompts_per_class, seed):
+                report.prompts += 1
+                crop = prompt.image[None].to(dev)
+                shared = moe.foundation.encode(crop)
+                row = report.rows.setdefault(prompt.class_name, {m: defaultdict(list) for m in methods})
+                for i, name in enumerate(methods):
+                    gen = torch.Generator().manual_seed(hash((seed, prompt.key, i)) & 0x7FFFFFFF)
+                    if name == MOE:
+                        chosen: dict[str, int] = report.routing.setdefault(prompt.class_name, {})
+
+                        def decode(state, p, lab, prev):
+                            pred = moe.decode(state, p, lab, prev)
+                            top = max(pred.info["chosen"], key=pred.info["chosen"].get)
+                            chosen[top] = chosen.get(top, 0) + 1
+                            return pred.low_res_logits
+
+                        dice = _run_clicks(moe, lambda: moe.encode(crop), prompt, clicks, gen, decode)
+                    else:
+                        model = moe.model_of(name)
+                        own = name != "foundation" and moe._own_encoder(name)
+                        dice = _run_clicks(
+                            model, (lambda m=model: m.encode(crop)) if own else (lambda: shared),
+                            prompt, clicks, gen, lambda s, p, lab, prev, m=model: m.decode(s, p, lab, prev),
+                        )
+                    for k, v in dice.items():
+                        row[name][k].append(v)
+                if bar is not None:
+                    bar.update(1)
+    if bar is not None:
+        bar.close()
+    if not report.prompts:
+        raise SammoeError(f"no labelled structure found in {', '.join(map(str, data))}")
+    return report
+
+
+def write_report(report: EvalReport, out_dir: str | Path, overwrite: bool = False) -> dict[str, Path]:
+    """evaluation.json, evaluation.md (one table per click count) and evaluation.png (bar chart)."""
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    paths = {"json": out / "evaluation.json", "markdown": out / "evaluation.md", "chart": out / "evaluation.png"}
+    write_text_atomic(paths["json"], json.dumps(report.to_dict(), indent=2) + "\n", overwrite=overwrite)
+    write_text_atomic(paths["markdown"], "\n\n".join(report.markdown(k) for k in report.clicks) + "\n", overwrite=overwrite)
+    report.bar_chart(paths["chart"], overwrite=overwrite)
+    return paths
