@@ -29,6 +29,7 @@ from ..preprocessing import Preprocessing
 from ..volumes import Lattice, as_volume, input_extent, resample
 
 MIN_TARGET_VOXELS = 300
+ELASTIC_PROB = 0.02
 _VOXELS_PER_CLASS = 4000
 
 
@@ -157,12 +158,14 @@ def _augmenters(seed: int):
                 keys=("image", "label"), prob=0.3, rotate_range=(0.26, 0.26, 0.26),
                 scale_range=(0.15, 0.15, 0.15), mode=("bilinear", "nearest"), padding_mode="zeros",
             ),
-            Rand3DElasticd(
-                keys=("image", "label"), prob=0.02, sigma_range=(6, 9), magnitude_range=(40, 120),
-                mode=("bilinear", "nearest"), padding_mode="zeros",
-            ),
             RandAxisFlipd(keys=("image", "label"), prob=0.5),
         ]
+    )
+    # Elastic deformation costs seconds per 128³ crop (and MONAI's transform resamples even when
+    # it draws "no"), so the sampler decides with its own draw and calls it with prob=1.
+    elastic = Rand3DElasticd(
+        keys=("image", "label"), prob=1.0, sigma_range=(6, 9), magnitude_range=(40, 120),
+        mode=("bilinear", "nearest"), padding_mode="zeros",
     )
     bias = RandBiasFieldd(keys=("image",), prob=0.4, coeff_range=(0.1, 0.4))
     intensity = Compose(
@@ -172,9 +175,9 @@ def _augmenters(seed: int):
             RandGaussianNoised(keys=("image",), std=0.05, prob=0.3),
         ]
     )
-    for i, t in enumerate((spatial, bias, intensity)):
+    for i, t in enumerate((spatial, elastic, bias, intensity)):
         t.set_random_state(seed + i)
-    return spatial, bias, intensity
+    return spatial, elastic, bias, intensity
 
 
 class CropSampler:
@@ -202,14 +205,16 @@ class CropSampler:
             image, target = cut_crop(case, centre, s, name)
             if augment is not None:
                 d = augment[0]({"image": image[None], "label": target.float()[None]})
-                if case.modality == "mr":
+                if rng.random() < ELASTIC_PROB:
                     d = augment[1](d)
+                if case.modality == "mr":
+                    d = augment[2](d)
                 image, target = torch.as_tensor(d["image"][0]).float(), torch.as_tensor(d["label"][0]) > 0.5
             if int(target.sum()) >= MIN_TARGET_VOXELS // 2:
                 break
         image = normalize_crop(image, case.modality, self.pre)
         if augment is not None:
-            image = torch.as_tensor(augment[2]({"image": image[None]})["image"][0]).float()
+            image = torch.as_tensor(augment[3]({"image": image[None]})["image"][0]).float()
         return {
             "image": image.contiguous()[None],
             "target": target.float()[None],

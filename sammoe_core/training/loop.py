@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import math
+import os
 import time
 from pathlib import Path
 from typing import Literal
@@ -57,6 +58,9 @@ class TrainConfig(BaseModel):
     max_wall_s: float | None = Field(None, description="stop early (and save) after this many seconds")
     log_every: int = 10
     workers: int = 1
+    threads: int | None = Field(
+        None, description="torch threads of the training process (default: CPU cores minus data workers, at least 1)"
+    )
     preprocessing: Preprocessing = Preprocessing()
 
     @model_validator(mode="after")
@@ -128,6 +132,8 @@ def train(cfg: TrainConfig, run_dir: str | Path, cache_dir: str | Path | None = 
     write_text_atomic(saved, cfg.model_dump_json(indent=2), overwrite=True)
     device = resolve_device(cfg.device)
     torch.manual_seed(cfg.seed)
+    # Oversubscribed cores make OpenMP threads wait on each other: leave the data workers theirs.
+    torch.set_num_threads(cfg.threads or max(1, (os.cpu_count() or 1) - cfg.workers))
 
     start, cpu_before, wall_before = 0, 0.0, 0.0
     if (ckpt / "model.safetensors").exists():
