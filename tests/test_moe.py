@@ -224,3 +224,27 @@ def test_evaluate_reports_every_method_per_structure(tmp_path, sammoe_home, plug
     assert (out / "evaluation.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     r = CliRunner().invoke(main, ["evaluate", "--data", str(data), "--clicks", "x"])
     assert r.exit_code == 2 and "--clicks x" in r.output
+
+
+def test_a_shipped_gate_serves_exactly_its_expert_set(tmp_path, monkeypatch, sammoe_home, plugin_host, test_foundation, calibrated_expert):
+    """The embedded default: a gate shipped with sammoe is used when it matches the enabled experts."""
+    from sammoe_core.experts.foundations import choose_foundation
+    from sammoe_core.experts.registry import Registry
+    from sammoe_core.moe import segmenter
+    from sammoe_core.moe.retrain import retrain_gate
+
+    choose_foundation(str(test_foundation.weights))
+    _add(calibrated_expert("alpha", 41))
+    report = retrain_gate(epochs=2, device="cpu", prompts_per_class=1, progress=False)
+    shipped = tmp_path / "shipped-gates"
+    shutil.copytree(report.gate_dir, shipped / "default")
+    monkeypatch.setattr(segmenter, "SHIPPED_GATES", shipped)
+    with Registry().update() as state:
+        state.gate = None
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", StaleGateWarning)
+        seg = build_from_registry("cpu")
+    assert seg.gate is not None and seg.describe()["gate"] == str(shipped / "default")
+    _add(calibrated_expert("beta", 42))
+    with pytest.warns(StaleGateWarning):
+        assert build_from_registry("cpu").gate is None

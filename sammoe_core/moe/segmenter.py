@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import warnings
 from collections.abc import Mapping
+from pathlib import Path
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -144,6 +145,24 @@ class MoESegmenter:
         }
 
 
+SHIPPED_GATES = Path(__file__).resolve().parent.parent / "weights" / "gates"
+
+
+def _usable_gate(state, foundation_sha256: str, experts: dict[str, str]) -> Path | None:
+    """The gate to use for this foundation and expert set: the one ``retrain-gate`` recorded, if it
+    still matches, else a gate shipped with sammoe for exactly this set (the embedded default)."""
+    from .gatefile import read_gate_manifest
+
+    if state.gate is not None and not state.gate_stale:
+        folder = Path(state.gate.path)
+        if read_gate_manifest(folder).matches(foundation_sha256, experts):
+            return folder
+    for manifest_path in sorted(SHIPPED_GATES.glob("*/gate.json")):
+        if read_gate_manifest(manifest_path.parent).matches(foundation_sha256, experts):
+            return manifest_path.parent
+    return None
+
+
 def build_from_registry(
     device: str = "auto",
     policy: str = "threshold",
@@ -158,8 +177,6 @@ def build_from_registry(
     A missing or stale gate falls back to the foundation (a :class:`StaleGateWarning`), or is an
     error under ``strict``. ``expert`` forces one expert (policy ``fixed``).
     """
-    from pathlib import Path
-
     from ..devices import resolve_device
     from ..experts import enabled_experts
     from ..experts.expert import FoundationMismatch
@@ -192,25 +209,19 @@ def build_from_registry(
     gate = None
     gate_candidates = None
     gate_info: dict[str, Any] = {"gate": None}
-    if state.gate is not None and experts:
-        gate_module, manifest = load_gate(Path(state.gate.path), gate_factories(), model.config)
-        current = {n: e.manifest.weights.sha256 for n, e in experts.items()}
-        if state.gate_stale or not manifest.matches(spec.sha256, current):
-            if strict and chosen_policy.needs_gate:
-                raise SammoeError(STALE_GATE)
-            if chosen_policy.needs_gate:
-                warnings.warn(StaleGateWarning(STALE_GATE + "; using the foundation alone"), stacklevel=2)
-                notes.append(STALE_GATE)
-            gate_info = {"gate": state.gate.path, "gate_stale": True}
-        else:
-            gate, gate_candidates = gate_module.to(dev), manifest.candidate_names
-            gate_info = {"gate": state.gate.path, "gate_sha256": manifest.weights_sha256, "gate_stale": False}
+    current = {n: e.manifest.weights.sha256 for n, e in experts.items()}
+    folder = _usable_gate(state, spec.sha256, current)
+    if folder is not None and experts:
+        gate_module, manifest = load_gate(folder, gate_factories(), model.config)
+        gate, gate_candidates = gate_module.to(dev), manifest.candidate_names
+        gate_info = {"gate": str(folder), "gate_sha256": manifest.weights_sha256, "gate_stale": False}
     elif experts and chosen_policy.needs_gate:
-        msg = "no gate trained for the enabled experts; run `sammoe retrain-gate`"
+        msg = STALE_GATE if state.gate is not None else "no gate trained for the enabled experts; run `sammoe retrain-gate`"
         if strict:
             raise SammoeError(msg)
         warnings.warn(StaleGateWarning(msg + "; using the foundation alone"), stacklevel=2)
         notes.append(msg)
+        gate_info = {"gate": state.gate.path if state.gate else None, "gate_stale": state.gate is not None}
     extra = {
         "foundation": spec.name,
         "experts": {n: {"version": e.manifest.version, "weights_sha256": e.manifest.weights.sha256} for n, e in experts.items()},
