@@ -32,11 +32,13 @@ from .errors import one_line_errors
 @click.option("--description", default=None)
 @click.option("--version", "version", default="0.1.0", show_default=True)
 @click.option("--run-dir", type=click.Path(file_okay=False), help="Training run folder (default: OUTPUT.run; resumes).")
+@click.option("--cache-dir", type=click.Path(file_okay=False),
+              help="Where volumes are cached on the model lattice (default: SAMMOE_HOME/cache/volumes).")
 @click.option("--overwrite", is_flag=True, help="Replace an existing expert folder.")
 @click.option("--quiet", is_flag=True, help="No progress bar.")
 @one_line_errors
 def finetune(data, name, classes, output, parts, foundation, steps, batch_size, lr, num_clicks, seed, device,
-             calibration, modality, license_, authors, description, version, run_dir, overwrite, quiet) -> None:
+             calibration, modality, license_, authors, description, version, run_dir, cache_dir, overwrite, quiet) -> None:
     """Finetune the foundation on --data for --classes and write an expert folder (delta + expert.json)."""
     from ..training.finetune import finetune_expert
 
@@ -48,7 +50,7 @@ def finetune(data, name, classes, output, parts, foundation, steps, batch_size, 
     expert, summary = finetune_expert(
         data, name, output or name, [c.strip() for c in classes.split(",") if c.strip()],
         parts=parts, foundation=foundation, steps=steps, batch_size=batch_size, lr=lr,
-        num_clicks=num_clicks, device=device, seed=seed, run_dir=run_dir, calibration=calibration,
+        num_clicks=num_clicks, device=device, seed=seed, run_dir=run_dir, cache_dir=cache_dir, calibration=calibration,
         overwrite=overwrite, progress=not quiet and sys.stderr.isatty(), **fields,
     )
     click.echo(json.dumps({"expert": expert.name, "folder": str(expert.folder), **summary}, indent=2))

@@ -70,6 +70,10 @@ def finetune_expert(
         device=device,
     )
     run = Path(run_dir) if run_dir else out.with_name(out.name + ".run")
+    if cache_dir is None:
+        from ..experts.registry import Registry
+
+        cache_dir = Registry().home / "cache" / "volumes"
     summary = train(cfg, run, cache_dir=cache_dir, progress=progress)
     tuned, _ = load_weights(Path(summary["weights"]))
     base, _ = load_weights(spec.weights, expected_sha256=spec.sha256)

@@ -20,6 +20,7 @@ import torch
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from ..atomic import atomic_output, write_text_atomic
+from ..errors import SammoeError
 from ..model import Sam3D, get_config
 from ..model.checkpoint import load_model, save_weights
 from ..preprocessing import Preprocessing
@@ -109,6 +110,14 @@ def build_sampler(cfg: TrainConfig, cache_dir: Path):
     return CropSampler(cases, cfg.preprocessing, augment=cfg.augment)
 
 
+# How a run is executed, not what it computes: these may change when a run is resumed.
+_EXECUTION_FIELDS = {"device", "workers", "threads", "checkpoint_every_s", "log_every", "max_wall_s"}
+
+
+def _identity(cfg: TrainConfig) -> dict:
+    return cfg.model_dump(exclude=_EXECUTION_FIELDS)
+
+
 def _lr_factor(step: int, cfg: TrainConfig) -> float:
     if step < cfg.warmup_steps:
         return (step + 1) / cfg.warmup_steps
@@ -127,8 +136,8 @@ def train(cfg: TrainConfig, run_dir: str | Path, cache_dir: str | Path | None = 
     run.mkdir(parents=True, exist_ok=True)
     ckpt = run / "checkpoint"
     saved = run / "run.json"
-    if saved.exists() and TrainConfig.model_validate_json(saved.read_text()) != cfg:
-        raise ValueError(f"{run}: holds a different run (run.json differs); use a new folder")
+    if saved.exists() and _identity(TrainConfig.model_validate_json(saved.read_text())) != _identity(cfg):
+        raise SammoeError(f"{run}: holds a different training run (run.json differs); use a new folder")
     write_text_atomic(saved, cfg.model_dump_json(indent=2), overwrite=True)
     device = resolve_device(cfg.device)
     torch.manual_seed(cfg.seed)

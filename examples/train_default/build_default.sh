@@ -1,0 +1,29 @@
+#!/usr/bin/env bash
+# Everything after the foundation: three experts, their plugins, the default gate, the evaluation.
+# Run from the repo root after train.py has finished the foundation run:
+#   bash examples/train_default/build_default.sh [FOUNDATION_RUN_DIR]
+# Each step is resumable (finetune runs resume from their run folders; finished steps are kept).
+set -euo pipefail
+run=${1:-work/runs/foundation}
+export SAMMOE_HOME=${SAMMOE_HOME:-$PWD/work/home-default}
+python examples/train_default/install_default.py foundation "$run/model.safetensors"
+
+declare -A CLASSES=([spinal-cord]=spinal_cord [esophagus]=esophagus [hip]=hip_left,hip_right)
+declare -A TITLES=([spinal-cord]="spinal cord" [esophagus]="esophagus" [hip]="femoral heads (left and right hip)")
+for name in spinal-cord esophagus hip; do
+  if [ ! -f "work/experts/$name/expert.json" ]; then
+    /usr/bin/time -f "$name finetune: %U s user CPU, %e s wall" sammoe finetune \
+      --data work/data/phantoms-train-ct --data work/data/phantoms-train-mr \
+      --name "$name" --classes "${CLASSES[$name]}" --parts decoder \
+      --steps 600 --batch-size 2 --lr 3e-4 --clicks 4 --seed 7 \
+      --calibration "work/data/calib-$name" --cache-dir work/cache \
+      --modality any --license Apache-2.0 --author "sammoe developers" \
+      --description "Expert for the ${TITLES[$name]} on CT and MR torsos: the sammoe-small foundation's prompt encoder and mask decoder finetuned on synthetic phantoms." \
+      -o "work/experts/$name" --overwrite --quiet
+  fi
+  sammoe new-plugin "sammoe-expert-$name" --expert "work/experts/$name" -o plugins --overwrite >/dev/null
+  pip install -q -c constraints/dev.txt -e "plugins/sammoe-expert-$name" >/dev/null
+done
+
+/usr/bin/time -f "retrain-gate: %U s user CPU, %e s wall" sammoe retrain-gate --epochs 120 --prompts-per-class 4 --json -q > work/gate-report.json
+python examples/train_default/install_default.py gate "$(python -c 'import json; print(json.load(open("work/gate-report.json"))["gate"])')"
