@@ -131,7 +131,9 @@ def run_item(item: BatchItem, predictor: CropPredictor, settings: SegmentSetting
         elif item.prompts is not None:
             targets = load_prompts(item.prompts)
         else:
-            raise PromptError(f"{item.input}: no prompts (give points, or a prompts file: {item.name}{PROMPTS_SUFFIX} beside it)")
+            raise PromptError(
+                f"{item.input}: no prompts (give points, put {item.name}{PROMPTS_SUFFIX} beside it, or name a file in the manifest's 'prompts')"
+            )
         item.output.parent.mkdir(parents=True, exist_ok=True)
         record = segment_file(
             item.input,
