@@ -63,7 +63,7 @@ def ray_session(options: RayOptions) -> Iterator[Any]:
     levels = {name: logging.getLogger(name).level for name in ("ray", "ray.data")}
     if options.quiet:
         for name in levels:
-            logging.getLogger(name).setLevel(logging.WARNING)
+            logging.getLogger(name).setLevel(logging.ERROR)
     started = False
     try:
         if not ray.is_initialized():
@@ -106,7 +106,7 @@ def map_with_actors(rows: list[dict[str, str]], actor_class: type, constructor_k
             fn_constructor_kwargs=constructor_kwargs,
             batch_size=1,
             batch_format="numpy",
-            compute=ray.data.ActorPoolStrategy(size=options.workers, max_tasks_in_flight_per_actor=2),
+            compute=ray.data.ActorPoolStrategy(size=min(options.workers, len(rows)), max_tasks_in_flight_per_actor=2),
             num_cpus=options.cpus_per_worker,
             num_gpus=options.gpus_per_worker or None,
             runtime_env={"env_vars": env} if env else None,

@@ -24,14 +24,18 @@ class SegmentActor:
     """A Ray Data callable class: builds the predictor once, then segments one item per call."""
 
     def __init__(self, spec: PredictorSpec, settings: SegmentSettings) -> None:
+        import os
+        import socket
+
         self.settings = settings
         self.predictor = spec.build()
+        self.worker = f"{socket.gethostname()}:{os.getpid()}"
 
     def __call__(self, batch: dict[str, Any]) -> dict[str, Any]:
         import numpy as np
 
         records = [
-            json.dumps(run_item(BatchItem.from_dict(json.loads(str(row))), self.predictor, self.settings))
+            json.dumps({**run_item(BatchItem.from_dict(json.loads(str(row))), self.predictor, self.settings), "worker": self.worker})
             for row in batch["item"]
         ]
         return {"record": np.array(records, dtype=object)}
