@@ -12,8 +12,9 @@ not spent in ``segment_file`` (``(wall * workers - sum of fn seconds) / volumes`
 after the start-up (scheduling, result records, the run manifest). Ray hands results back in
 blocks, so its first result can arrive late: the start-up is then overestimated and the overhead
 after it reads near zero or slightly negative (within the noise). Ray's own start-up
-(``ray.init``) is timed apart; on a cluster it is already running. ``--threads`` sets the local loop's torch threads (default:
-``--cpus-per-worker``, the threads each Ray actor gets), so the engines compare like for like.
+(``ray.init``) is timed apart; on a cluster it is already running. ``--threads`` sets the local
+loop's torch threads (default: ``--cpus-per-worker``, the threads each Ray actor gets), so the
+engines compare like for like.
 On a GPU machine: ``--device cuda --gpus-per-worker 0.5`` puts both Ray workers on one GPU.
 """
 
@@ -42,9 +43,10 @@ def write_volumes(folder: Path, count: int, size: int) -> None:
         body = (grid**2).sum(-1) < 0.7
         core = ((grid - 0.15) ** 2).sum(-1) < 0.08
         data = np.where(body, 40.0, -1000.0) + np.where(core, 160.0, 0.0) + rng.normal(0, 15, shape)
-        nib.Nifti1Image(data.astype(np.int16), np.diag([1.5, 1.5, 1.5, 1.0])).to_filename(str(folder / f"case{i:03d}.nii.gz"))
-        click = [size // 2 + 2, size // 2, size // 2]
-        (folder / f"case{i:03d}.prompts.json").write_text(json.dumps({"targets": [{"name": "core", "points": [click]}]}))
+        image = nib.Nifti1Image(data.astype(np.int16), np.diag([1.5, 1.5, 1.5, 1.0]))
+        image.to_filename(str(folder / f"case{i:03d}.nii.gz"))
+        prompts = {"targets": [{"name": "core", "points": [[size // 2 + 2, size // 2, size // 2]]}]}
+        (folder / f"case{i:03d}.prompts.json").write_text(json.dumps(prompts))
 
 
 class Timed:
@@ -119,11 +121,13 @@ def main() -> None:
         lines.append(row("local loop", 1, local, load + engine.first_result))
         ray = import_ray()
         started = time.perf_counter()
-        ray.init(num_cpus=max(2, int(max(args.workers) * args.cpus_per_worker)), include_dashboard=False, log_to_driver=False)
+        cpus = max(2, int(max(args.workers) * args.cpus_per_worker))
+        ray.init(num_cpus=cpus, include_dashboard=False, log_to_driver=False)
         ray_start = time.perf_counter() - started
         description = local["model"]
         for workers in args.workers:
-            options = RayOptions(workers=workers, gpus_per_worker=args.gpus_per_worker, cpus_per_worker=args.cpus_per_worker, quiet=True)
+            options = RayOptions(workers=workers, gpus_per_worker=args.gpus_per_worker,
+                                 cpus_per_worker=args.cpus_per_worker, quiet=True)
             engine = Timed(RayEngine(spec, options, description))
             report = segment_batch(root / "in", root / f"out-ray-{workers}", engine, quiet=True)
             lines.append(row("ray", workers, report, engine.first_result))

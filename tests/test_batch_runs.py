@@ -202,6 +202,22 @@ def test_a_killed_run_is_finished_by_rerunning_it(tmp_path, tiny_weights, predic
         assert label_bytes(item.output) == label_bytes(tmp_path / "fresh" / item.key)
 
 
+def test_two_runs_cannot_write_one_manifest(tmp_path):
+    from sammoe_core.batch import RunManifest
+
+    first = RunManifest(tmp_path, Shard(0, 2))
+    first.begin([])
+    with pytest.raises(SammoeError, match="another run is writing"):
+        RunManifest(tmp_path, Shard(0, 2)).begin([])
+    other_shard = RunManifest(tmp_path, Shard(1, 2))
+    other_shard.begin([])
+    other_shard.finish()
+    first.finish()
+    again = RunManifest(tmp_path, Shard(0, 2))
+    again.begin([])
+    again.finish()
+
+
 def test_cli_batch_from_a_manifest_with_a_shard(tmp_path, tiny_weights):
     write_cases(tmp_path / "scans", 4, seed=21)
     listing = tmp_path / "list.csv"
