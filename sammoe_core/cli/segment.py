@@ -119,7 +119,7 @@ def _segment_batch(
 
 @click.command()
 @click.argument("input_path", metavar="INPUT")
-@click.option("-o", "--output", required=True, help="Label map (.nii.gz/.nii), or a folder when INPUT is a folder.")
+@click.option("-o", "--output", required=True, help="Label map (.nii.gz/.nii), or a folder when INPUT is a folder or a manifest.")
 @click.option("--point", multiple=True, callback=_POINT, metavar="X,Y,Z", help="Positive click, voxel indices of INPUT (0-based).")
 @click.option("--negative-point", multiple=True, callback=_POINT, metavar="X,Y,Z", help="Negative click, voxel indices.")
 @click.option("--point-mm", multiple=True, callback=_POINT, metavar="X,Y,Z", help="Positive click, world RAS mm.")
