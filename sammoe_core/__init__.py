@@ -20,6 +20,7 @@ _LAZY: dict[str, tuple[str, str | None]] = {
     "write_result": ("sammoe_core.outputs", "write_result"),
     "segment_file": ("sammoe_core.batch", "segment_file"),
     "segment_folder": ("sammoe_core.batch", "segment_folder"),
+    "segment_batch": ("sammoe_core.batch", "segment_batch"),
     "Target": ("sammoe_core.prompts", "Target"),
     "Prompt": ("sammoe_core.prompts", "Prompt"),
     "Box": ("sammoe_core.prompts", "Box"),

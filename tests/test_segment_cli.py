@@ -147,8 +147,8 @@ def test_folder_batch_skips_existing_and_writes_a_run_report(tmp_path, weights, 
     assert result.exit_code == 2
     assert result.output.splitlines()[-1].startswith("Error: ") and "1 of 2 cases failed" in result.output
     report = json.loads(next(out.glob("sammoe-run-*.json")).read_text())
-    assert report["counts"] == {"done": 1, "skipped": 0, "error": 1}
-    assert [c["status"] for c in report["cases"]] == ["done", "error"] and "no prompts" in report["cases"][1]["error"]
+    assert report["counts"] == {"done": 1, "skipped": 0, "failed": 1}
+    assert [c["status"] for c in report["cases"]] == ["done", "failed"] and "no prompts" in report["cases"][1]["error"]
     assert set(np.unique(np.asarray(nib.load(out / "a.nii.gz").dataobj))) <= {0, 4}
 
     # the same point for every case: a exists and is skipped, b is done
@@ -161,7 +161,7 @@ def test_folder_batch_skips_existing_and_writes_a_run_report(tmp_path, weights, 
     result = _run(cases, "-o", out, "--point", "10,10,10", "--overwrite", "--weights", weights, "--quiet")
     assert result.exit_code == 0 and result.output == ""
     latest = max(out.glob("sammoe-run-*.json"), key=lambda p: p.stat().st_mtime_ns)
-    assert json.loads(latest.read_text())["counts"] == {"done": 2, "skipped": 0, "error": 0}
+    assert json.loads(latest.read_text())["counts"] == {"done": 2, "skipped": 0, "failed": 0}
 
 
 def _zero_axis_file(path):

@@ -32,48 +32,19 @@ def _numbers(count: int, what: str) -> Any:
 _POINT = _numbers(3, "X,Y,Z")
 
 
-def _build_predictor(
-    weights: str | None,
-    config_name: str | None,
-    device: str,
-    policy: str = "threshold",
-    tau: float = 0.5,
-    expert: str | None = None,
-    strict: bool = False,
-    top_k: int = 2,
-) -> Any:
-    """The one place the CLI makes its model.
-
-    ``--weights`` runs that one network alone; otherwise the mixture of experts the local state
-    describes (the foundation in use, the enabled experts, the current gate, the policy).
-    """
+def _build_predictor(spec: Any) -> Any:
+    """Build the predictor a :class:`~sammoe_core.predictor_spec.PredictorSpec` names; a stale
+    or missing gate is a warning line on stderr."""
     import warnings
-    from pathlib import Path
 
-    from ..devices import resolve_device
-    from ..hashing import sha256_file
-    from ..model.checkpoint import load_model
-    from ..predictor import FoundationPredictor
+    from ..moe.segmenter import StaleGateWarning
 
-    try:
-        dev = resolve_device(device)
-    except ValueError as e:
-        raise SammoeError(f"--device {device}: {e}") from None
-    if weights is None:
-        from ..moe.segmenter import StaleGateWarning, build_from_registry
-
-        with warnings.catch_warnings(record=True) as caught:
-            warnings.simplefilter("always", StaleGateWarning)
-            predictor = build_from_registry(dev, policy=policy, tau=tau, k=top_k, expert=expert, strict=strict)
-        for w in caught:
-            click.echo(f"Warning: {w.message}", err=True)
-        return predictor
-    try:
-        model = load_model(weights, config=config_name, device=dev)
-    except KeyError as e:
-        raise SammoeError(f"--config {config_name}: {e.args[0]}") from None
-    source = {"weights": Path(weights).name, "weights_sha256": sha256_file(weights)}
-    return FoundationPredictor(model, source=source)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always", StaleGateWarning)
+        predictor = spec.build()
+    for w in caught:
+        click.echo(f"Warning: {w.message}", err=True)
+    return predictor
 
 
 def _targets(
@@ -116,9 +87,39 @@ def _summary(record: dict[str, Any]) -> str:
     return "\n".join(lines)
 
 
+def _segment_batch(
+    source: str, output: str, spec: Any, targets: Any, shard: str | None, engine: str, ray_address: str | None,
+    workers: int, gpus_per_worker: float, *, quiet: bool, **settings: Any,
+) -> None:
+    """A folder or manifest through the local loop or Ray; one summary line; exit 2 on failures."""
+    from ..batch import LocalEngine, SegmentSettings, segment_batch
+    from ..batch.volume import describe_predictor
+
+    settings_ = SegmentSettings(prompts=None if targets is None else tuple(targets), **settings)
+    if engine == "ray":
+        from ..batch.ray_engine import RayEngine
+        from ..ray_support import RayOptions, import_ray
+
+        import_ray()
+        description = describe_predictor(_build_predictor(spec.on("cpu")))  # checks the model before Ray starts
+        options = RayOptions(address=ray_address, workers=workers, gpus_per_worker=gpus_per_worker, quiet=quiet)
+        runner: Any = RayEngine(spec, options, description)
+    else:
+        runner = LocalEngine(_build_predictor(spec))
+    report = segment_batch(source, output, runner, settings_, shard=shard, quiet=quiet)
+    counts = report["counts"]
+    if not quiet:
+        click.echo(
+            f"{counts['done']} done, {counts['skipped']} skipped, {counts['failed']} failed "
+            f"({report['volumes_per_minute']:.1f} volumes/min); report {report['report_path']}"
+        )
+    if counts["failed"]:
+        raise SammoeError(f"{source}: {counts['failed']} of {len(report['cases'])} cases failed; see {report['report_path']}")
+
+
 @click.command()
 @click.argument("input_path", metavar="INPUT")
-@click.option("-o", "--output", required=True, help="Label map (.nii.gz/.nii), or a folder when INPUT is a folder.")
+@click.option("-o", "--output", required=True, help="Label map (.nii.gz/.nii), or a folder when INPUT is a folder or a manifest.")
 @click.option("--point", multiple=True, callback=_POINT, metavar="X,Y,Z", help="Positive click, voxel indices of INPUT (0-based).")
 @click.option("--negative-point", multiple=True, callback=_POINT, metavar="X,Y,Z", help="Negative click, voxel indices.")
 @click.option("--point-mm", multiple=True, callback=_POINT, metavar="X,Y,Z", help="Positive click, world RAS mm.")
@@ -142,6 +143,13 @@ def _summary(record: dict[str, Any]) -> str:
 @click.option("--clicks", "click_policy", type=click.Choice(["newest", "all"]), default="newest", show_default=True,
               help="newest: each click alone + previous logits (as trained); all: every click so far.")
 @click.option("--strict", is_flag=True, help="A stale or missing gate is an error instead of a foundation fallback.")
+@click.option("--shard", metavar="I/N", help="Batch: only shard I of N (0-based), e.g. $SLURM_ARRAY_TASK_ID/$SLURM_ARRAY_TASK_COUNT.")
+@click.option("--engine", type=click.Choice(["local", "ray"]), default="local", show_default=True,
+              help="Batch: this process, or a Ray actor pool (pip install 'sammoe[ray]').")
+@click.option("--ray-address", metavar="ADDR", help="Ray: a running cluster (e.g. auto); default: start Ray here.")
+@click.option("--workers", type=click.IntRange(min=1), default=1, show_default=True, help="Ray: actors, each with its own model.")
+@click.option("--num-gpus-per-worker", type=click.FloatRange(min=0), default=0.0, show_default=True,
+              help="Ray: GPUs per actor (1 = one GPU each; 0.5 = two actors share one).")
 @one_line_errors
 def segment(
     input_path: str,
@@ -167,36 +175,40 @@ def segment(
     expert: str | None,
     click_policy: str,
     strict: bool,
+    shard: str | None,
+    engine: str,
+    ray_address: str | None,
+    workers: int,
+    num_gpus_per_worker: float,
 ) -> None:
-    """Segment INPUT (a NIfTI file, a DICOM series folder, or a folder of volumes) from clicks.
+    """Segment INPUT (a NIfTI file, a DICOM series folder, a folder of volumes, or a CSV/JSONL
+    manifest of volumes) from clicks.
 
     The label map lands on INPUT's exact grid (same shape, affine, qform/sform), with a sidecar
     OUT.json recording labels, prompts in voxels and mm, model, modality decision and timings.
-    For a folder, each case uses the given points or its own <case>.prompts.json.
+    For a batch, each case uses the given points or its own prompts file; OUT/sammoe-manifest.jsonl
+    records every case's status, so rerunning does only what is missing (see docs/scaling.md).
     """
-    from ..batch import is_batch_input, segment_file, segment_folder
+    from ..batch import is_batch_input, segment_file
     from ..outputs import check_outputs, output_paths
+    from ..predictor_spec import PredictorSpec
 
     targets = _targets(prompts_file, point, negative_point, point_mm, negative_point_mm, box, label_name)
+    spec = PredictorSpec(weights, config_name, device, policy, tau, top_k, expert, strict)
     if is_batch_input(input_path):
         if preview:
             raise SammoeError(f"{input_path}: in batch mode --preview takes no path (previews go beside each output)")
-        predictor = _build_predictor(weights, config_name, device, policy, tau, expert, strict, top_k)
-        report = segment_folder(
-            input_path, output, predictor, targets, modality=modality, clicks=click_policy, preview=preview is not None,
-            probabilities=probabilities, overwrite=overwrite, quiet=quiet,
-        )
-        counts = report["counts"]
-        if not quiet:
-            click.echo(f"{counts['done']} done, {counts['skipped']} skipped, {counts['error']} failed; report {report['report_path']}")
-        if counts["error"]:
-            raise SammoeError(f"{input_path}: {counts['error']} of {len(report['cases'])} cases failed; see {report['report_path']}")
+        _segment_batch(input_path, output, spec, targets, shard, engine, ray_address, workers, num_gpus_per_worker,
+                       modality=modality, clicks=click_policy, preview=preview is not None, probabilities=probabilities,
+                       overwrite=overwrite, quiet=quiet)
         return
+    if shard is not None or engine != "local":
+        raise SammoeError(f"{input_path}: --shard and --engine ray take a folder of volumes or a manifest (.csv/.jsonl)")
     if targets is None:
         raise SammoeError(f"{input_path}: no prompts; pass --point X,Y,Z, --point-mm, --box or --prompts FILE.json")
     preview_arg = True if preview == "" else preview
     check_outputs(output_paths(output, preview_arg, probabilities), overwrite)
-    predictor = _build_predictor(weights, config_name, device, policy, tau, expert, strict, top_k)
+    predictor = _build_predictor(spec)
     record = segment_file(
         input_path, output, predictor, targets, modality=modality, clicks=click_policy, preview=preview_arg,
         probabilities=probabilities, overwrite=overwrite, progress=not quiet,

@@ -1,5 +1,9 @@
 """``retrain-gate`` as an API: gather prompts, fill the cache, fit, save, record in the registry.
 
+With ``ray`` options, the cache is filled by Ray actors first (:mod:`.ray_cache`; each builds the
+candidates once, prompts travel as references to the prepared volumes); the gate is then fitted
+here from the cache, as always.
+
 Training prompts come from labelled dataset folders the user names and from the calibration
 sets the enabled experts ship (all classes of those sets, so the gate also sees where the
 foundation is the better choice). The cache lives in ``SAMMOE_HOME/cache/gate`` and is keyed by
@@ -11,12 +15,20 @@ from __future__ import annotations
 import itertools
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from ..errors import SammoeError
 from .gatefile import GateCandidate, GateManifest, save_gate
 from .policies import FOUNDATION
-from .training import Candidate, CacheStats, GateCache, GateFit, fit_gate, gate_signature, iter_dataset_prompts
+from .training import Candidate, CacheStats, GateCache, GateFit, fit_gate, gate_signature, iter_dataset_prompt_refs
+
+if TYPE_CHECKING:
+    import torch
+
+    from ..experts import Expert
+    from ..experts.foundations import FoundationSpec
+    from ..model import Sam3D
+    from ..ray_support import RayOptions
 
 
 @dataclass
@@ -57,6 +69,41 @@ class RetrainReport:
         return "\n".join(lines)
 
 
+@dataclass
+class CandidateSet:
+    """The foundation in use and the enabled experts, as gate candidates (models built lazily)."""
+
+    spec: FoundationSpec
+    experts: dict[str, Expert]
+    foundation_model: Sam3D
+    foundation: Candidate
+    candidates: list[Candidate]  # the foundation first, then the experts by name
+
+    def hashes(self) -> dict[str, str]:
+        return {c.name: c.weights_sha256 for c in self.candidates}
+
+
+def load_candidates(device: torch.device, names: list[str] | None = None) -> CandidateSet:
+    """The candidates the local state names (only the experts ``names``, when given); the
+    foundation is loaded on ``device``."""
+    from ..experts import enabled_experts
+    from ..experts.foundations import resolve_foundation
+
+    spec = resolve_foundation()
+    experts = {n: e for n, e in sorted(enabled_experts().items()) if names is None or n in names}
+    if not experts:
+        raise SammoeError("no enabled experts: add one with `sammoe add-expert` before training a gate")
+    for e in experts.values():
+        e.check_foundation(spec.sha256)
+    foundation_model = spec.load(device)
+    foundation = Candidate(FOUNDATION, spec.sha256, lambda: foundation_model)
+    experts_ = [
+        Candidate(n, e.manifest.weights.sha256, (lambda e=e: e.build(foundation_model, spec.sha256)), e.overrides_encoder)
+        for n, e in experts.items()
+    ]
+    return CandidateSet(spec, experts, foundation_model, foundation, [foundation, *experts_])
+
+
 def retrain_gate(
     data: list[str | Path] = (),
     *,
@@ -69,25 +116,22 @@ def retrain_gate(
     seed: int = 0,
     use_calibration: bool = True,
     progress: bool = True,
+    ray: RayOptions | None = None,
 ) -> RetrainReport:
-    """Train a gate for the foundation in use and the enabled experts; make it the current gate."""
+    """Train a gate for the foundation in use and the enabled experts; make it the current gate.
+
+    ``ray``: fill the cache on a Ray actor pool first (a cluster, or a local Ray).
+    """
     from ..devices import resolve_device
-    from ..experts import enabled_experts
     from ..experts.registry import Registry
-    from ..experts.foundations import resolve_foundation
     from ..factories import gate_factories
 
     dev = resolve_device(device)
-    spec = resolve_foundation()
-    experts = {n: e for n, e in sorted(enabled_experts().items())}
-    if not experts:
-        raise SammoeError("no enabled experts: add one with `sammoe add-expert` before training a gate")
-    for e in experts.values():
-        e.check_foundation(spec.sha256)
     factories = gate_factories()
     if architecture not in factories:
         raise SammoeError(f"unknown gate architecture {architecture!r}; installed: {', '.join(sorted(factories))}")
-    foundation_model = spec.load(dev)
+    chosen = load_candidates(dev)
+    spec, experts, foundation_model = chosen.spec, chosen.experts, chosen.foundation_model
     config = foundation_model.config
     registry = Registry()
     cache_root = registry.home / "cache"
@@ -99,16 +143,20 @@ def retrain_gate(
     from ..preprocessing import Preprocessing
 
     pre = Preprocessing(crop_size=config.image_size)
-    prompts = itertools.chain.from_iterable(
-        iter_dataset_prompts(src, pre, cache_root / "volumes", None, prompts_per_class, seed)
+    refs = itertools.chain.from_iterable(
+        iter_dataset_prompt_refs(src, pre, cache_root / "volumes", None, prompts_per_class, seed)
         for src in dict.fromkeys(sources)
     )
-    foundation = Candidate(FOUNDATION, spec.sha256, lambda: foundation_model)
-    cands = [
-        Candidate(n, e.manifest.weights.sha256, (lambda e=e: e.build(foundation_model, spec.sha256)), e.overrides_encoder)
-        for n, e in experts.items()
-    ]
-    records, stats = GateCache(cache_root / "gate").build(prompts, foundation, cands, dev, progress=progress)
+    cache = GateCache(cache_root / "gate")
+    ray_stats = CacheStats()
+    if ray is not None:
+        from .ray_cache import fill_cache_on_ray
+
+        refs = list(refs)  # type: ignore[assignment]
+        ray_stats = fill_cache_on_ray(refs, cache, chosen.candidates, device, ray)  # type: ignore[arg-type]
+    prompts = (ref.load() for ref in refs)
+    records, stats = cache.build(prompts, chosen.foundation, chosen.candidates[1:], dev, progress=progress)
+    stats.add(ray_stats)
     if len(records) < 4:
         raise SammoeError(f"only {len(records)} training prompts found in {', '.join(sources)}")
     order = [FOUNDATION, *experts]

@@ -48,6 +48,69 @@ class TrainingPrompt:
     class_name: str = ""
 
 
+@dataclass(frozen=True)
+class PromptRef:
+    """Where a training prompt comes from, without its voxels: a prepared case in the volume
+    cache, a class and a lattice voxel. Small and picklable (it travels to Ray actors);
+    :meth:`load` cuts and normalises the crop."""
+
+    key: str
+    group: str
+    class_name: str
+    class_values: tuple[int, ...]
+    centre: tuple[int, int, int]
+    case_name: str
+    modality: str
+    cache_dir: str
+    preprocessing: str  # Preprocessing as JSON
+
+    def load(self) -> TrainingPrompt:
+        from ..intensity import normalize_crop
+        from ..training.data import PreparedCase, case_array_path, cut_crop
+
+        pre = Preprocessing.model_validate_json(self.preprocessing)
+        arrays = {part: np.load(case_array_path(self.cache_dir, self.group, part), mmap_mode="r") for part in ("image", "labels")}
+        case = PreparedCase(self.case_name, self.modality, arrays["image"], arrays["labels"], {},
+                            {self.class_name: self.class_values}, self.group)
+        s = pre.crop_size
+        image, target = cut_crop(case, np.asarray(self.centre), s, self.class_name)
+        return TrainingPrompt(
+            key=self.key,
+            image=normalize_crop(image, self.modality, pre)[None],
+            target=target,
+            click=torch.tensor([s // 2] * 3),
+            group=self.group,
+            class_name=self.class_name,
+        )
+
+
+def iter_dataset_prompt_refs(
+    root: str | Path,
+    preprocessing: Preprocessing,
+    cache_dir: str | Path,
+    classes: Sequence[str] | None = None,
+    prompts_per_class: int = 4,
+    seed: int = 0,
+) -> Iterator[PromptRef]:
+    """Prompts from a labelled dataset, by reference: a click drawn uniformly inside each present
+    class (the dataset is resampled into ``cache_dir`` first, once)."""
+    from ..training.data import prepare_dataset
+
+    cases = prepare_dataset(root, cache_dir, preprocessing, list(classes) if classes else None, seed)
+    rng = np.random.default_rng(seed)
+    settings = preprocessing.model_dump_json()
+    for case in cases:
+        for name, voxels in sorted(case.class_voxels.items()):
+            picks = rng.choice(len(voxels), size=min(prompts_per_class, len(voxels)), replace=False)
+            for i in picks:
+                key = hashlib.sha256(
+                    f"{case.content_key}|{case.class_values[name]}|{tuple(voxels[i])}|{settings}".encode()
+                ).hexdigest()[:24]
+                centre = tuple(int(v) for v in voxels[i])
+                yield PromptRef(key, case.content_key, name, tuple(case.class_values[name]), centre,  # type: ignore[arg-type]
+                                case.name, case.modality, str(cache_dir), settings)
+
+
 def iter_dataset_prompts(
     root: str | Path,
     preprocessing: Preprocessing,
@@ -58,28 +121,8 @@ def iter_dataset_prompts(
 ) -> Iterator[TrainingPrompt]:
     """Prompts from a labelled dataset: a click drawn uniformly inside each present class, the
     crop centred on it and normalised exactly as segmentation does for a first click."""
-    from ..intensity import normalize_crop
-    from ..training.data import cut_crop, prepare_dataset
-
-    cases = prepare_dataset(root, cache_dir, preprocessing, list(classes) if classes else None, seed)
-    rng = np.random.default_rng(seed)
-    s = preprocessing.crop_size
-    for case in cases:
-        for name, voxels in sorted(case.class_voxels.items()):
-            picks = rng.choice(len(voxels), size=min(prompts_per_class, len(voxels)), replace=False)
-            for i in picks:
-                image, target = cut_crop(case, voxels[i], s, name)
-                key = hashlib.sha256(
-                    f"{case.content_key}|{case.class_values[name]}|{tuple(voxels[i])}|{preprocessing.model_dump_json()}".encode()
-                ).hexdigest()[:24]
-                yield TrainingPrompt(
-                    key=key,
-                    image=normalize_crop(image, case.modality, preprocessing)[None],
-                    target=target,
-                    click=torch.tensor([s // 2] * 3),
-                    group=case.content_key,
-                    class_name=name,
-                )
+    for ref in iter_dataset_prompt_refs(root, preprocessing, cache_dir, classes, prompts_per_class, seed):
+        yield ref.load()
 
 
 def _dice(logits: torch.Tensor, target: torch.Tensor) -> float:
@@ -93,6 +136,24 @@ def _dice(logits: torch.Tensor, target: torch.Tensor) -> float:
 class CacheStats:
     encoder_passes: int = 0
     candidate_passes: dict[str, int] = field(default_factory=dict)
+
+    def add(self, other: CacheStats) -> None:
+        self.encoder_passes += other.encoder_passes
+        for name, n in other.candidate_passes.items():
+            self.candidate_passes[name] = self.candidate_passes.get(name, 0) + n
+
+
+class CandidateModels:
+    """Candidates' networks on ``device``, each built on first use and kept."""
+
+    def __init__(self, device: torch.device) -> None:
+        self.device = device
+        self._models: dict[str, Sam3D] = {}
+
+    def get(self, candidate: Candidate) -> Sam3D:
+        if candidate.name not in self._models:
+            self._models[candidate.name] = candidate.model().to(self.device).eval()
+        return self._models[candidate.name]
 
 
 class GateCache:
@@ -113,6 +174,13 @@ class GateCache:
         with atomic_output(path, overwrite=True) as tmp:
             save_file({k: v.contiguous().cpu() for k, v in tensors.items()}, str(tmp), metadata=meta)
 
+    def complete(self, key: str, candidates: Sequence[Candidate]) -> bool:
+        """Whether prompt ``key`` has its features (first candidate: the foundation) and every
+        candidate's entry cached."""
+        return self._features_path(candidates[0].weights_sha256, key).exists() and all(
+            self._candidate_path(c.weights_sha256, key).exists() for c in candidates
+        )
+
     def build(
         self,
         prompts: Iterable[TrainingPrompt],
@@ -123,13 +191,7 @@ class GateCache:
     ) -> tuple[list[dict], CacheStats]:
         """Fill what is missing; return one record per prompt (features + Dice per candidate)."""
         stats = CacheStats()
-        models: dict[str, Sam3D] = {}
-
-        def get(c: Candidate) -> Sam3D:
-            if c.name not in models:
-                models[c.name] = c.model().to(device).eval()
-            return models[c.name]
-
+        models = CandidateModels(device)
         records = []
         bar = None
         if progress:
@@ -141,16 +203,20 @@ class GateCache:
             if p.key in seen:  # the same case shipped twice (e.g. identical calibration sets)
                 continue
             seen.add(p.key)
-            records.append(self._one(p, foundation, experts, get, device, stats))
+            records.append(self.entry(p, foundation, experts, models, stats))
             if bar is not None:
                 bar.update(1)
         if bar is not None:
             bar.close()
         return records, stats
 
-    def _one(self, p: TrainingPrompt, foundation: Candidate, experts: Sequence[Candidate], get, device, stats) -> dict:
+    def entry(
+        self, p: TrainingPrompt, foundation: Candidate, experts: Sequence[Candidate], models: CandidateModels, stats: CacheStats
+    ) -> dict:
+        """The record of one prompt, computing (and caching) only what is missing."""
         from safetensors import safe_open
 
+        get, device = models.get, models.device
         ones = torch.ones(1, 1, dtype=torch.long, device=device)
         click = p.click[None, None].float().to(device)
         fpath = self._features_path(foundation.weights_sha256, p.key)

@@ -61,6 +61,11 @@ def to_model_lattice(image_nii, labels_nii, spacing_mm: float) -> tuple[np.ndarr
     return img.astype(np.float16), np.rint(lab).astype(np.uint16)
 
 
+def case_array_path(cache_dir: str | Path, content_key: str, part: str) -> Path:
+    """Where :func:`prepare_dataset` keeps a case's ``image`` or ``labels`` on the model lattice."""
+    return Path(cache_dir) / f"{content_key}.{part}.npy"
+
+
 def prepare_dataset(
     root: str | Path,
     cache_dir: str | Path,
@@ -82,7 +87,7 @@ def prepare_dataset(
         image_nii, labels_nii = ds.load(case)
         ident = f"{sha256_file(image_nii.get_filename())}|{sha256_file(labels_nii.get_filename())}|{preprocessing.spacing_mm}"
         key = hashlib.sha256(ident.encode()).hexdigest()[:20]
-        paths = {part: cache / f"{key}.{part}.npy" for part in ("image", "labels")}
+        paths = {part: case_array_path(cache, key, part) for part in ("image", "labels")}
         if not all(p.exists() for p in paths.values()):
             arrays = dict(zip(("image", "labels"), to_model_lattice(image_nii, labels_nii, preprocessing.spacing_mm)))
             for part, arr in arrays.items():

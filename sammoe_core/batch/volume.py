@@ -1,0 +1,152 @@
+"""One volume of a batch: the per-volume function every runner calls, and its batch wrapper.
+
+:func:`segment_file` is the unit of work: one input path and prompts in, the output files
+(written atomically) and a JSON-able record out, nothing else touched. :func:`run_item` is what
+every batch engine (the local loop, Ray actors, Slurm shards) calls per item: it finds the
+item's prompts, calls :func:`segment_file`, and turns a failure into a ``failed`` record so the
+run goes on. There is no second code path for distributed runs.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from ..outputs import check_outputs, output_paths, write_result
+from ..prompts import PromptError, Target, load_prompts
+from .inputs import PROMPTS_SUFFIX, BatchItem
+
+if TYPE_CHECKING:
+    from ..predictor import CropPredictor
+
+
+def segment_file(
+    input_path: str | Path,
+    output_path: str | Path,
+    predictor: CropPredictor,
+    prompts: Any,
+    *,
+    modality: str = "auto",
+    clicks: str = "newest",
+    preview: str | Path | bool | None = None,
+    probabilities: bool = False,
+    overwrite: bool = False,
+    max_crops: int | None = None,
+    progress: bool = False,
+) -> dict[str, Any]:
+    """Segment one volume file to its outputs; return the record of the run.
+
+    ``progress`` counts crops on a bar when stderr is a terminal. The outputs are checked before any work (existing files without ``overwrite``, missing or
+    unwritable folders), so a bad output location fails fast and leaves nothing behind.
+    """
+    from ..segment import DEFAULT_MAX_CROPS, segment
+
+    started = time.perf_counter()
+    check_outputs(output_paths(output_path, preview, probabilities), overwrite)
+    result = segment(
+        input_path,
+        prompts,
+        predictor,
+        modality=modality,
+        clicks=clicks,  # type: ignore[arg-type]
+        probabilities=probabilities,
+        max_crops=max_crops or DEFAULT_MAX_CROPS,
+        progress=progress,
+    )
+    paths = write_result(result, output_path, preview=preview, probabilities=probabilities, overwrite=overwrite)
+    return {
+        "input": str(input_path),
+        "status": "done",
+        "outputs": paths.to_dict(),
+        "modality": result.modality.modality,
+        "targets": [
+            {"name": t.name, "label": t.label, "voxel_count": t.voxel_count, "volume_ml": round(t.volume_ml, 3), "crops": len(t.crops)}
+            for t in result.targets
+        ],
+        "seconds": round(time.perf_counter() - started, 3),
+    }
+
+
+@dataclass(frozen=True)
+class SegmentSettings:
+    """How every volume of a batch is segmented (picklable: it travels to Ray actors).
+
+    ``prompts`` are used for every volume when given; otherwise each item's own prompts file.
+    """
+
+    prompts: tuple[Target, ...] | None = None
+    modality: str = "auto"
+    clicks: str = "newest"
+    preview: bool = False
+    probabilities: bool = False
+    overwrite: bool = False
+    max_crops: int | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        """The settings for a run report (shared prompts by target name)."""
+        out = asdict(self)
+        out["prompts"] = None if self.prompts is None else [t.name for t in self.prompts]
+        return out
+
+
+def weights_hashes(description: dict[str, Any], prefix: str = "") -> dict[str, str]:
+    """Every ``*sha256`` entry of a predictor's ``describe()``, flattened (``experts.x.weights_sha256``).
+
+    These identify the weights an output was made with: the foundation, each expert, the gate.
+    """
+    found: dict[str, str] = {}
+    for key, value in description.items():
+        if isinstance(value, dict):
+            found.update(weights_hashes(value, f"{prefix}{key}."))
+        elif key.endswith("sha256") and isinstance(value, str):
+            found[f"{prefix}{key}"] = value
+    return dict(sorted(found.items()))
+
+
+def describe_predictor(predictor: Any) -> dict[str, Any]:
+    """``predictor.describe()``, or nothing for a predictor that cannot describe itself."""
+    describe = getattr(predictor, "describe", None)
+    return describe() if callable(describe) else {}
+
+
+def _one_line(error: BaseException) -> str:
+    text = " ".join(str(error).split())
+    return text if isinstance(error, (ValueError, OSError)) else f"{type(error).__name__}: {text}"
+
+
+def run_item(item: BatchItem, predictor: CropPredictor, settings: SegmentSettings) -> dict[str, Any]:
+    """Segment one batch item with :func:`segment_file`; a failure becomes a ``failed`` record.
+
+    Any exception but an interrupt is caught, so one bad volume (unreadable, no prompts, out of
+    memory) never stops the volumes after it; the record says what went wrong. The record holds
+    the item's key, the status, and the hashes of the weights used (:func:`weights_hashes`).
+    """
+    started = time.perf_counter()
+    base = {"key": item.key, "input": str(item.input)}
+    try:
+        if settings.prompts is not None:
+            targets: Any = list(settings.prompts)
+        elif item.prompts is not None:
+            targets = load_prompts(item.prompts)
+        else:
+            raise PromptError(
+                f"{item.input}: no prompts (give points, put {item.name}{PROMPTS_SUFFIX} beside it, or name a file in the manifest's 'prompts')"
+            )
+        item.output.parent.mkdir(parents=True, exist_ok=True)
+        record = segment_file(
+            item.input,
+            item.output,
+            predictor,
+            targets,
+            modality=settings.modality,
+            clicks=settings.clicks,
+            preview=settings.preview,
+            probabilities=settings.probabilities,
+            overwrite=settings.overwrite,
+            max_crops=settings.max_crops,
+        )
+    except Exception as e:  # noqa: BLE001 - recorded; the batch goes on
+        record = {"status": "failed", "error": _one_line(e), "seconds": round(time.perf_counter() - started, 3)}
+    return {**base, **record, "weights": weights_hashes(describe_predictor(predictor))}

@@ -1,0 +1,67 @@
+"""A small, picklable recipe for a predictor, so each batch worker builds its own model once.
+
+A :class:`PredictorSpec` names either one network (``weights``, a sammoe .safetensors file) or
+the mixture of experts the local state describes (foundation in use, enabled experts, current
+gate, a policy). :meth:`PredictorSpec.build` is the one place a predictor is made from such
+settings: the CLI calls it, and each Ray actor calls it once in its own process (the model never
+travels through the object store).
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, replace
+from typing import TYPE_CHECKING, Any
+
+from .errors import SammoeError
+
+if TYPE_CHECKING:
+    from .predictor import CropPredictor
+
+
+@dataclass(frozen=True)
+class PredictorSpec:
+    """Which model to build, and on which device (``auto``: the GPU Ray or CUDA_VISIBLE_DEVICES gives)."""
+
+    weights: str | None = None
+    config: str | None = None
+    device: str = "auto"
+    policy: str = "threshold"
+    tau: float = 0.5
+    top_k: int = 2
+    expert: str | None = None
+    strict: bool = False
+
+    def on(self, device: str) -> PredictorSpec:
+        """The same model on another device."""
+        return replace(self, device=device)
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+    def build(self) -> CropPredictor:
+        """The predictor: ``weights`` alone, else the MoE from the local registry.
+
+        A stale or missing gate warns (:class:`~sammoe_core.moe.segmenter.StaleGateWarning`) and
+        falls back to the foundation, or raises under ``strict``.
+        """
+        from pathlib import Path
+
+        from .devices import resolve_device
+        from .hashing import sha256_file
+        from .model.checkpoint import load_model
+        from .predictor import FoundationPredictor
+
+        try:
+            dev = resolve_device(self.device)
+        except ValueError as e:
+            raise SammoeError(f"--device {self.device}: {e}") from None
+        if self.weights is None:
+            from .moe.segmenter import build_from_registry
+
+            return build_from_registry(dev, policy=self.policy, tau=self.tau, k=self.top_k, expert=self.expert, strict=self.strict)
+        try:
+            model = load_model(self.weights, config=self.config, device=dev)
+        except KeyError as e:
+            raise SammoeError(f"--config {self.config}: {e.args[0]}") from None
+        source = {"weights": Path(self.weights).name, "weights_sha256": sha256_file(self.weights)}
+        return FoundationPredictor(model, source=source)
