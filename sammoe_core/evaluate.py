@@ -21,14 +21,9 @@ import torch
 
 from .atomic import atomic_output, write_text_atomic
 from .errors import SammoeError
+from .metrics import dice
 
 MOE = "moe"
-
-
-def _dice(logits: torch.Tensor, target: torch.Tensor) -> float:
-    pred = logits > 0
-    total = int(pred.sum()) + int(target.sum())
-    return 1.0 if total == 0 else 2 * int((pred & target).sum()) / total
 
 
 @dataclass
@@ -112,7 +107,7 @@ def _run_clicks(model, embedding_of, prompt, clicks: Sequence[int], gen: torch.G
         low = decode(state, point, label, prev)
         logits = model.upsample(low)[0, 0].cpu()
         if k in clicks:
-            out[k] = _dice(logits, target)
+            out[k] = dice(logits > 0, target)
         prev = low
         pred = logits > 0
         pts, labs = next_clicks(target[None], pred[None], gen)

@@ -25,6 +25,7 @@ from safetensors.torch import load_file, save_file
 from ..atomic import atomic_output
 from ..model import Sam3D
 from ..preprocessing import Preprocessing
+from ..metrics import dice
 from .gate import GateInput
 
 
@@ -123,13 +124,6 @@ def iter_dataset_prompts(
     crop centred on it and normalised exactly as segmentation does for a first click."""
     for ref in iter_dataset_prompt_refs(root, preprocessing, cache_dir, classes, prompts_per_class, seed):
         yield ref.load()
-
-
-def _dice(logits: torch.Tensor, target: torch.Tensor) -> float:
-    pred = logits > 0
-    inter = (pred & target).sum().item()
-    total = pred.sum().item() + target.sum().item()
-    return 1.0 if total == 0 else 2 * inter / total
 
 
 @dataclass
@@ -245,7 +239,7 @@ class GateCache:
                 else:
                     emb = feats["embedding"][None].to(device)
                 low = m.decode(emb, click, ones)
-                d = _dice(m.upsample(low)[0, 0].cpu(), p.target)
+                d = dice(m.upsample(low)[0, 0].cpu() > 0, p.target)
             stats.candidate_passes[c.name] = stats.candidate_passes.get(c.name, 0) + 1
             dice[c.name] = d
             self._write(cpath, {"low_res_logits": low[0].half()}, {"dice": repr(d)})

@@ -15,6 +15,7 @@ from dataclasses import dataclass
 
 import torch
 
+from ..metrics import batch_dice
 from ..model import Sam3D
 
 
@@ -62,12 +63,6 @@ class InteractionResult:
     dice_last: float  # Dice after the last step
 
 
-def _dice(pred: torch.Tensor, target: torch.Tensor) -> float:
-    inter = (pred & target).flatten(1).sum(1).float()
-    total = pred.flatten(1).sum(1).float() + target.flatten(1).sum(1).float()
-    return (2 * inter / total.clamp(min=1)).mean().item()
-
-
 def interactive_loss(
     model: Sam3D,
     image: torch.Tensor,
@@ -109,6 +104,6 @@ def interactive_loss(
         pred = logits.detach()[:, 0] > 0
         prev = low
         if step == 0:
-            dice_first = _dice(pred, tgt)
-    dice_last = _dice(pred, tgt)
+            dice_first = batch_dice(pred, tgt)
+    dice_last = batch_dice(pred, tgt)
     return InteractionResult(total, dice_first, dice_last)
