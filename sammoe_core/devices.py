@@ -7,6 +7,8 @@ from typing import Literal
 
 import torch
 
+from .errors import SammoeError
+
 Precision = Literal["fp32", "bf16"]
 
 
@@ -20,14 +22,14 @@ def resolve_device(spec: str | torch.device = "auto") -> torch.device:
         try:
             dev = torch.device(spec)
         except RuntimeError:
-            raise ValueError(f"unknown device {spec!r}; use auto, cpu, cuda or cuda:N") from None
+            raise SammoeError(f"unknown device {spec!r}; use auto, cpu, cuda or cuda:N") from None
     if dev.type == "cuda":
         if not torch.cuda.is_available():
-            raise ValueError(f"device {spec!r} requested but CUDA is not available on this machine")
+            raise SammoeError(f"device {spec!r} requested but CUDA is not available on this machine")
         if dev.index is not None and dev.index >= torch.cuda.device_count():
-            raise ValueError(f"device {spec!r}: only {torch.cuda.device_count()} CUDA device(s) present")
+            raise SammoeError(f"device {spec!r}: only {torch.cuda.device_count()} CUDA device(s) present")
     elif dev.type != "cpu":
-        raise ValueError(f"unsupported device {spec!r}; use auto, cpu, cuda or cuda:N")
+        raise SammoeError(f"unsupported device {spec!r}; use auto, cpu, cuda or cuda:N")
     return dev
 
 

@@ -1,7 +1,8 @@
 """``sammoe evaluate``: Dice per structure of the foundation alone, each expert alone, and the MoE.
 
 The protocol is SAM-Med3D's: for each labelled structure a first click drawn uniformly inside
-it, the 128³ crop centred on that click and prepared as segmentation prepares it, then later
+it, the 128³ crop centred on that click (cut from the volume resampled once onto segmentation's
+closest-RAS lattice, normalised as segmentation does), then later
 clicks drawn uniformly in the current error region (false negatives give positive clicks, false
 positives negative ones), each passed alone with the previous low-res logits as the mask prompt.
 Dice is measured on the crop after 1, 3, 5... clicks. Every model sees the same crops and the
@@ -10,6 +11,7 @@ same first click; later clicks depend on each model's own errors (seeded per pro
 
 from __future__ import annotations
 
+import hashlib
 import json
 from collections import defaultdict
 from collections.abc import Sequence
@@ -24,6 +26,10 @@ from .errors import SammoeError
 from .metrics import dice
 
 MOE = "moe"
+
+
+def _seed(*parts: object) -> int:
+    return int(hashlib.sha256("|".join(map(str, parts)).encode()).hexdigest()[:8], 16)
 
 
 @dataclass
@@ -99,10 +105,11 @@ def _run_clicks(model, embedding_of, prompt, clicks: Sequence[int], gen: torch.G
     from .training.interaction import next_clicks
 
     target = prompt.target
-    point = prompt.click[None, None].float()
-    label = torch.ones(1, 1, dtype=torch.long)
-    prev, out = None, {}
     state = embedding_of()
+    device = state.embedding.device if hasattr(state, "embedding") else state.device
+    point = prompt.click[None, None].float().to(device)
+    label = torch.ones(1, 1, dtype=torch.long, device=device)
+    prev, out = None, {}
     for k in range(1, max(clicks) + 1):
         low = decode(state, point, label, prev)
         logits = model.upsample(low)[0, 0].cpu()
@@ -124,6 +131,8 @@ def evaluate(
     device: str = "auto",
     policy: str = "threshold",
     tau: float = 0.5,
+    k: int = 2,
+    expert: str | None = None,
     seed: int = 0,
     progress: bool = False,
 ) -> EvalReport:
@@ -132,7 +141,6 @@ def evaluate(
     from .experts.registry import Registry
     from .moe.segmenter import build_from_registry
     from .moe.training import iter_dataset_prompts
-    from .preprocessing import Preprocessing
 
     if not data:
         raise SammoeError("evaluate needs at least one labelled dataset folder (--data DIR)")
@@ -140,10 +148,10 @@ def evaluate(
     if not clicks or clicks[0] < 1:
         raise SammoeError("--clicks must be positive integers, e.g. 1,3,5")
     dev = resolve_device(device)
-    moe = build_from_registry(dev, policy=policy, tau=tau)
+    moe = build_from_registry(dev, policy=policy, tau=tau, k=k, expert=expert)
     methods = [*moe.candidates, MOE]
     report = EvalReport(methods=methods, clicks=clicks, sources=[str(d) for d in data])
-    pre = Preprocessing(crop_size=moe.config.image_size)
+    pre = moe.preprocessing
     cache = Registry().home / "cache" / "volumes"
     bar = None
     if progress:
@@ -158,7 +166,7 @@ def evaluate(
                 shared = moe.foundation.encode(crop)
                 row = report.rows.setdefault(prompt.class_name, {m: defaultdict(list) for m in methods})
                 for i, name in enumerate(methods):
-                    gen = torch.Generator().manual_seed(hash((seed, prompt.key, i)) & 0x7FFFFFFF)
+                    gen = torch.Generator().manual_seed(_seed(seed, prompt.key, i))
                     if name == MOE:
                         chosen: dict[str, int] = report.routing.setdefault(prompt.class_name, {})
 
@@ -168,6 +176,7 @@ def evaluate(
                             chosen[top] = chosen.get(top, 0) + 1
                             return pred.low_res_logits
 
+                        moe.start_target()
                         dice = _run_clicks(moe, lambda: moe.encode(crop), prompt, clicks, gen, decode)
                     else:
                         model = moe.model_of(name)
@@ -187,11 +196,25 @@ def evaluate(
     return report
 
 
+def report_paths(out_dir: str | Path) -> dict[str, Path]:
+    out = Path(out_dir)
+    return {"json": out / "evaluation.json", "markdown": out / "evaluation.md", "chart": out / "evaluation.png"}
+
+
+def check_report_paths(out_dir: str | Path, overwrite: bool) -> None:
+    """Refuse existing report files before any work (nothing is overwritten without ``overwrite``)."""
+    from .atomic import OutputExistsError
+
+    for path in report_paths(out_dir).values():
+        if path.exists() and not overwrite:
+            raise OutputExistsError(path)
+
+
 def write_report(report: EvalReport, out_dir: str | Path, overwrite: bool = False) -> dict[str, Path]:
     """evaluation.json, evaluation.md (one table per click count) and evaluation.png (bar chart)."""
-    out = Path(out_dir)
-    out.mkdir(parents=True, exist_ok=True)
-    paths = {"json": out / "evaluation.json", "markdown": out / "evaluation.md", "chart": out / "evaluation.png"}
+    check_report_paths(out_dir, overwrite)
+    Path(out_dir).mkdir(parents=True, exist_ok=True)
+    paths = report_paths(out_dir)
     write_text_atomic(paths["json"], json.dumps(report.to_dict(), indent=2) + "\n", overwrite=overwrite)
     write_text_atomic(paths["markdown"], "\n\n".join(report.markdown(k) for k in report.clicks) + "\n", overwrite=overwrite)
     report.bar_chart(paths["chart"], overwrite=overwrite)

@@ -35,13 +35,15 @@ def register_foundations(register):
 @hookspec
 def register_policies(register):
     """Register expert-selection policies: call ``register(name, factory)``; ``factory(**options)``
-    returns a policy object (the contract is defined by the mixture-of-experts code)."""
+    (options: ``tau``, ``k``, ``expert``; ignore the rest) returns an object with ``name``,
+    ``needs_gate`` and ``select(probs, candidates) -> sammoe_core.moe.policies.Selection``."""
 
 
 @hookspec
 def register_gates(register):
-    """Register gate architectures: call ``register(name, factory)``; ``factory(**options)`` returns
-    an untrained gate module (the contract is defined by the mixture-of-experts code)."""
+    """Register gate architectures: call ``register(name, factory)``; ``factory(config,
+    num_candidates, **hparams)`` returns an untrained ``torch.nn.Module`` mapping a
+    ``sammoe_core.moe.gate.GateInput`` to (B, num_candidates) logits."""
 
 
 @hookspec

@@ -44,6 +44,8 @@ class CropPredictor(Protocol):
     def upsample(self, low_res_logits: torch.Tensor) -> torch.Tensor:
         """Low-res logits -> (1, 1, S, S, S) crop logits."""
 
+    # Optional: ``start_target()`` is called before each target's first crop, when defined.
+
 
 class FoundationPredictor:
     """A single :class:`Sam3D` network as a :class:`CropPredictor`."""

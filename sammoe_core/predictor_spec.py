@@ -59,6 +59,8 @@ class PredictorSpec:
             from .moe.segmenter import build_from_registry
 
             return build_from_registry(dev, policy=self.policy, tau=self.tau, k=self.top_k, expert=self.expert, strict=self.strict)
+        if self.expert is not None or self.policy != "threshold" or self.strict:
+            raise SammoeError("--weights runs that one network alone; --policy, --expert and --strict apply to the MoE (drop --weights)")
         try:
             model = load_model(self.weights, config=self.config, device=dev)
         except KeyError as e:

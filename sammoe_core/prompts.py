@@ -8,8 +8,6 @@
   (:func:`load_prompts`; the format is in docs/coordinates.md).
 * :func:`resolve_target` checks a target against a volume and gives its clicks in voxel and mm
   coordinates; :func:`clicks_in_crop` turns lattice positions into crop-voxel coordinates.
-* :func:`next_click` is the click simulation of training and evaluation (SAM-Med3D's 'random'
-  and 'ritm' methods).
 """
 
 from __future__ import annotations
@@ -26,7 +24,6 @@ from .errors import SammoeError
 
 Coordinate = tuple[float, float, float]
 Space = Literal["voxel", "mm"]
-ClickMethod = Literal["random", "ritm"]
 _SHORTHAND = {
     "points": (True, "voxel"),
     "points_mm": (True, "mm"),
@@ -260,48 +257,3 @@ def clicks_in_crop(
     coords = np.asarray(lattice_points, dtype=np.float64).reshape(-1, 3) - np.asarray(start)
     held = np.all((coords >= -0.5 - margin) & (coords <= size - 0.5 + margin), axis=1)
     return coords, held
-
-
-def next_click(
-    gt: np.ndarray, pred: np.ndarray | None, rng: np.random.Generator, method: ClickMethod = "random"
-) -> tuple[np.ndarray, bool]:
-    """Simulate the next click on a 3D ground truth given the current prediction.
-
-    'random' (training and current evaluation): a uniform voxel of the error region FN ∪ FP,
-    positive iff it is a false negative; the first click (empty prediction) is a uniform
-    foreground voxel. 'ritm': the larger error (by its deepest point, distance to the error's
-    boundary, the volume border counting as boundary), then a uniform voxel among those deeper
-    than half that maximum. With no error left, a uniform foreground voxel, positive.
-    Returns (index (3,) int, positive).
-    """
-    gt = np.asarray(gt, dtype=bool)
-    if not gt.any():
-        raise ValueError("the ground truth is empty: there is nothing to click on")
-    pred = np.zeros_like(gt) if pred is None else np.asarray(pred, dtype=bool)
-    false_negative = gt & ~pred
-    false_positive = pred & ~gt
-
-    def uniform(region: np.ndarray) -> np.ndarray:
-        flat = np.flatnonzero(region)
-        return np.array(np.unravel_index(flat[rng.integers(flat.size)], region.shape))
-
-    if method == "random":
-        error = false_negative | false_positive
-        if not error.any():
-            return uniform(gt), True
-        index = uniform(error)
-        return index, bool(false_negative[tuple(index)])
-    if method == "ritm":
-        from scipy.ndimage import distance_transform_edt
-
-        def depth(region: np.ndarray) -> np.ndarray:
-            inner = (slice(1, -1),) * region.ndim
-            return distance_transform_edt(np.pad(region, 1))[inner]
-
-        fn_depth, fp_depth = depth(false_negative), depth(false_positive)
-        if max(fn_depth.max(), fp_depth.max()) == 0:
-            return uniform(gt), True
-        positive = bool(fn_depth.max() >= fp_depth.max())
-        chosen = fn_depth if positive else fp_depth
-        return uniform(chosen > chosen.max() / 2), positive
-    raise ValueError(f"method must be 'random' or 'ritm', not {method!r}")

@@ -176,6 +176,9 @@ def _predict_target(
     """Run the crops of one target; return the blend, its lattice, crop records, truncation, timings."""
     prep = predictor.preprocessing
     size, half = prep.crop_size, prep.crop_size // 2
+    start_target = getattr(predictor, "start_target", None)
+    if callable(start_target):
+        start_target()
     lattice = Lattice.anchored(volume.affine, resolved.anchor_mm, prep.spacing_mm)
     lattice_to_input = np.linalg.inv(volume.affine) @ lattice.affine
     volume_lo, volume_hi = input_extent(volume.shape, np.linalg.inv(lattice_to_input))

@@ -120,7 +120,7 @@ def test_shards_partition_the_inputs_exactly(tmp_path, predictor, monkeypatch):
     calls = _count_segment_file_calls(monkeypatch)
     report = segment_batch(cases, out, engine, quiet=True)
     assert calls == [] and report["counts"] == {"done": 0, "failed": 0, "skipped": 5}
-    assert {c["reason"] for c in report["cases"]} == {"done in an earlier run with the same weights"}
+    assert {c["reason"] for c in report["cases"]} == {"done in an earlier run with the same weights and settings"}
 
 
 def test_failures_are_recorded_the_run_goes_on_and_a_rerun_retries_them(tmp_path, predictor, tiny_weights, monkeypatch):
@@ -136,7 +136,7 @@ def test_failures_are_recorded_the_run_goes_on_and_a_rerun_retries_them(tmp_path
     manifest = read_manifest(manifest_path(out))
     assert {k: e["status"] for k, e in manifest.items()} == status
     assert "not a volume" in manifest["broken.nii.gz"]["error"] and "no prompts" in manifest["case1.nii.gz"]["error"]
-    assert manifest["case0.nii.gz"]["weights"] == {"weights_sha256": sha256_file(tiny_weights)}
+    assert manifest["case0.nii.gz"]["weights"]["weights_sha256"] == sha256_file(tiny_weights)
     header = json.loads(manifest_path(out).read_text().splitlines()[0])
     assert header["format"] == "sammoe-run-manifest" and header["shard"] is None
 
@@ -156,11 +156,18 @@ def test_failures_are_recorded_the_run_goes_on_and_a_rerun_retries_them(tmp_path
     calls.clear()
     report = segment_batch(cases, out, engine, quiet=True)
     assert {c["reason"] for c in report["cases"] if c["status"] == "skipped"} == {
-        "output exists, made with other weights (pass --overwrite to redo it)"}
+        "output exists, made with other weights or settings (pass --overwrite to redo it)"}
     assert calls == [] and report["counts"] == {"done": 0, "failed": 1, "skipped": 3}
     report = segment_batch(cases, out, engine, SegmentSettings(overwrite=True), quiet=True)
     assert report["counts"] == {"done": 3, "failed": 1, "skipped": 0} and len(calls) == 3
-    assert read_manifest(manifest_path(out))["case0.nii.gz"]["weights"] == {"weights_sha256": sha256_file(other)}
+    recorded = read_manifest(manifest_path(out))["case0.nii.gz"]["weights"]
+    assert recorded["weights_sha256"] == sha256_file(other) and set(recorded) == {"weights_sha256", "settings_sha256"}
+
+    # other settings (here: the click policy) redo nothing silently either
+    calls.clear()
+    report = segment_batch(cases, out, engine, SegmentSettings(clicks="all"), quiet=True)
+    assert calls == [] and {c["reason"] for c in report["cases"] if c["status"] == "skipped"} == {
+        "output exists, made with other weights or settings (pass --overwrite to redo it)"}
 
 
 def test_a_killed_run_is_finished_by_rerunning_it(tmp_path, tiny_weights, predictor, monkeypatch):

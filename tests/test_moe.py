@@ -248,3 +248,19 @@ def test_a_shipped_gate_serves_exactly_its_expert_set(tmp_path, monkeypatch, sam
     _add(calibrated_expert("beta", 42))
     with pytest.warns(StaleGateWarning):
         assert build_from_registry("cpu").gate is None
+
+
+def test_a_target_keeps_its_route_across_clicks_and_extra_crops(test_foundation, make_expert):
+    foundation = test_foundation.load()
+    experts = {"a": make_expert("a", seed=7), "b": make_expert("b", seed=8)}
+    gate = _HandGate([0.0, 0.0, 4.0])  # b
+    moe = MoESegmenter(foundation, experts, gate, ThresholdPolicy(tau=0.5), foundation_sha256=test_foundation.sha256)
+    pts, lab = torch.tensor([[[20.0, 40.0, 33.0]]]), torch.tensor([[1]])
+    state = moe.encode(torch.randn(1, 1, 64, 64, 64))
+    moe.start_target()
+    assert moe.decode(state, pts, lab).info["chosen"] == {"b": 1.0}
+    gate.logits = torch.tensor([[0.0, 4.0, 0.0]])  # the gate would now say a...
+    assert moe.decode(state, None, None, torch.zeros(1, 1, 16, 16, 16)).info["chosen"] == {"b": 1.0}  # crop without clicks
+    assert moe.decode(state, pts, 1 - lab).info["chosen"] == {"b": 1.0}  # a later click of the same target
+    moe.start_target()
+    assert moe.decode(state, pts, lab).info["chosen"] == {"a": 1.0}  # the next target routes afresh

@@ -10,7 +10,7 @@ import torch
 
 from sammoe_core.intensity import decide_modality, normalize_crop
 from sammoe_core.preprocessing import Preprocessing
-from sammoe_core.prompts import PromptError, Target, clicks_in_crop, load_prompts, next_click, resolve_target
+from sammoe_core.prompts import PromptError, Target, clicks_in_crop, load_prompts, resolve_target
 
 
 def test_prompts_file_shorthand_becomes_ordered_clicks(tmp_path):
@@ -84,47 +84,6 @@ def test_clicks_in_crop_keeps_points_just_past_the_faces():
     assert np.allclose(coords[0], [64, 64, 64])
     coords, _ = clicks_in_crop(points, start=np.array([64, 0, -64]), size=128)
     assert np.allclose(coords[0], [0, 64, 128])
-
-
-def test_first_random_click_is_inside_the_target(fresh_seed):
-    rng = np.random.default_rng(fresh_seed)
-    gt = np.zeros((20, 20, 20), bool)
-    gt[5:9, 10:15, 2:6] = True
-    for _ in range(20):
-        point, positive = next_click(gt, None, rng)
-        assert positive and gt[tuple(point)]
-
-
-def test_later_random_clicks_fall_in_the_error_with_the_right_label(fresh_seed):
-    rng = np.random.default_rng(fresh_seed)
-    gt = np.zeros((16, 16, 16), bool)
-    gt[4:12, 4:12, 4:12] = True
-    pred = np.zeros_like(gt)
-    pred[4:12, 4:12, 4:8] = True  # misses half the cube...
-    pred[0:2, 0:2, 0:2] = True  # ...and claims a corner
-    seen = set()
-    for _ in range(200):
-        point, positive = next_click(gt, pred, rng)
-        index = tuple(point)
-        assert (gt[index] and not pred[index]) if positive else (pred[index] and not gt[index])
-        seen.add(positive)
-    assert seen == {True, False}  # both error kinds get sampled
-    point, positive = next_click(gt, gt, rng)  # no error left: a foreground click
-    assert positive and gt[tuple(point)]
-
-
-def test_ritm_click_is_deep_inside_the_larger_error(fresh_seed):
-    rng = np.random.default_rng(fresh_seed)
-    gt = np.zeros((24, 24, 24), bool)
-    gt[2:22, 2:22, 2:22] = True
-    pred = np.zeros_like(gt)
-    pred[2:22, 2:22, 2:12] = True  # the false negative is a 20x20x10 slab
-    for _ in range(10):
-        point, positive = next_click(gt, pred, rng, method="ritm")
-        assert positive
-        assert 14 <= point[2] <= 19  # the middle of the slab's thin axis (12..21), not its rim
-    with pytest.raises(ValueError, match="empty"):
-        next_click(np.zeros((4, 4, 4), bool), None, rng)
 
 
 def test_modality_decision_and_crop_normalisation():

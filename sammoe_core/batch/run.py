@@ -39,8 +39,8 @@ def _skip_reason(item: BatchItem, prior: dict[str, Any] | None, weights: dict[st
         return None
     if prior is not None and prior["status"] == "done":
         if prior.get("weights", {}) == weights:
-            return "done in an earlier run with the same weights"
-        return "output exists, made with other weights (pass --overwrite to redo it)"
+            return "done in an earlier run with the same weights and settings"
+        return "output exists, made with other weights or settings (pass --overwrite to redo it)"
     return "output exists (pass --overwrite to replace it)"
 
 
@@ -83,7 +83,7 @@ def run_batch(
         raise OutputError(f"{output_dir}: cannot make the output folder ({e.strerror or e})") from None
     selected = shard.select(items) if shard is not None else list(items)
     model = engine.describe()
-    weights = weights_hashes(model)
+    weights = {**weights_hashes(model), "settings_sha256": settings.digest(model)}
     manifest = RunManifest(output_dir, shard)
     records: dict[str, dict[str, Any]] = {}
     todo = []

@@ -90,6 +90,17 @@ class SegmentSettings:
         out["prompts"] = None if self.prompts is None else [t.name for t in self.prompts]
         return out
 
+    def digest(self, description: dict[str, Any]) -> str:
+        """sha256 of everything besides the weights that shapes an output: these settings (the
+        shared prompts in full) and the predictor's policy; a rerun redoes outputs it changes."""
+        import hashlib
+        import json
+
+        out = {k: v for k, v in asdict(self).items() if k not in ("overwrite", "prompts")}
+        out["prompts"] = None if self.prompts is None else [t.model_dump(mode="json") for t in self.prompts]
+        out["policy"] = [description.get("policy"), description.get("policy_settings")]
+        return hashlib.sha256(json.dumps(out, sort_keys=True, default=str).encode()).hexdigest()
+
 
 def weights_hashes(description: dict[str, Any], prefix: str = "") -> dict[str, str]:
     """Every ``*sha256`` entry of a predictor's ``describe()``, flattened (``experts.x.weights_sha256``).
@@ -149,4 +160,5 @@ def run_item(item: BatchItem, predictor: CropPredictor, settings: SegmentSetting
         )
     except Exception as e:  # noqa: BLE001 - recorded; the batch goes on
         record = {"status": "failed", "error": _one_line(e), "seconds": round(time.perf_counter() - started, 3)}
-    return {**base, **record, "weights": weights_hashes(describe_predictor(predictor))}
+    description = describe_predictor(predictor)
+    return {**base, **record, "weights": {**weights_hashes(description), "settings_sha256": settings.digest(description)}}

@@ -14,29 +14,33 @@ from .errors import one_line_errors
               help="Labelled dataset folder (dataset.json, images/, labels/); repeatable.")
 @click.option("--clicks", default="1", show_default=True, help="Click counts to report, e.g. 1,3,5.")
 @click.option("--classes", default=None, help="Comma-separated classes (default: all in the dataset).")
-@click.option("--prompts-per-class", type=int, default=1, show_default=True, help="First clicks drawn per class and case.")
+@click.option("--prompts-per-class", type=click.IntRange(min=1), default=1, show_default=True, help="First clicks drawn per class and case.")
 @click.option("-o", "--output", "out_dir", type=click.Path(file_okay=False), default=None,
               help="Write evaluation.json, evaluation.md and evaluation.png here.")
 @click.option("--policy", default="threshold", show_default=True)
 @click.option("--tau", type=float, default=0.5, show_default=True)
+@click.option("--top-k", "top_k", type=click.IntRange(min=1), default=2, show_default=True)
+@click.option("--expert", default=None, help="Force one expert for the MoE column (policy fixed).")
 @click.option("--device", default="auto", show_default=True)
 @click.option("--seed", type=int, default=0, show_default=True)
 @click.option("--overwrite", is_flag=True, help="Replace existing report files.")
 @click.option("-q", "--quiet", is_flag=True, help="No progress bar.")
 @one_line_errors
-def evaluate(data, clicks, classes, prompts_per_class, out_dir, policy, tau, device, seed, overwrite, quiet) -> None:
+def evaluate(data, clicks, classes, prompts_per_class, out_dir, policy, tau, top_k, expert, device, seed, overwrite, quiet) -> None:
     """Simulate clicks from the labels and print Dice per structure (foundation, experts, MoE)."""
     from ..errors import SammoeError
     from ..evaluate import evaluate as run
-    from ..evaluate import write_report
+    from ..evaluate import check_report_paths, write_report
 
     try:
         counts = [int(v) for v in clicks.split(",") if v.strip()]
     except ValueError:
         raise SammoeError(f"--clicks {clicks}: expected comma-separated integers such as 1,3,5") from None
+    if out_dir:
+        check_report_paths(out_dir, overwrite)
     report = run(
         list(data), clicks=counts, classes=[c.strip() for c in classes.split(",")] if classes else None,
-        prompts_per_class=prompts_per_class, device=device, policy=policy, tau=tau, seed=seed,
+        prompts_per_class=prompts_per_class, device=device, policy=policy, tau=tau, k=top_k, expert=expert, seed=seed,
         progress=not quiet and sys.stderr.isatty(),
     )
     for k in report.clicks:

@@ -19,10 +19,10 @@ from .errors import one_line_errors
 @click.option("--parts", type=click.Choice(["decoder", "all"]), default="decoder", show_default=True,
               help="decoder: prompt encoder + mask decoder (encoder shared); all: every tensor.")
 @click.option("--foundation", default=None, help="Foundation name or weights file (default: the one in use).")
-@click.option("--steps", type=int, default=1000, show_default=True)
-@click.option("--batch-size", type=int, default=2, show_default=True)
+@click.option("--steps", type=click.IntRange(min=1), default=1000, show_default=True)
+@click.option("--batch-size", type=click.IntRange(min=1), default=2, show_default=True)
 @click.option("--lr", type=float, default=1e-4, show_default=True)
-@click.option("--clicks", "num_clicks", type=int, default=5, show_default=True, help="Simulated clicks per sample.")
+@click.option("--clicks", "num_clicks", type=click.IntRange(min=1), default=5, show_default=True, help="Simulated clicks per sample.")
 @click.option("--seed", type=int, default=0, show_default=True)
 @click.option("--device", default="auto", show_default=True)
 @click.option("--calibration", type=click.Path(file_okay=False), help="Dataset folder shipped with the expert for gate training.")

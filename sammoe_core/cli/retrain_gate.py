@@ -13,9 +13,9 @@ from .errors import one_line_errors
 @click.command("retrain-gate")
 @click.option("--data", "data", multiple=True, type=click.Path(file_okay=False),
               help="Labelled dataset folder (dataset.json, images/, labels/); repeatable.")
-@click.option("--epochs", type=int, default=80, show_default=True)
+@click.option("--epochs", type=click.IntRange(min=1), default=80, show_default=True)
 @click.option("--device", default="auto", show_default=True)
-@click.option("--prompts-per-class", type=int, default=4, show_default=True, help="Clicks drawn per class and case.")
+@click.option("--prompts-per-class", type=click.IntRange(min=1), default=4, show_default=True, help="Clicks drawn per class and case.")
 @click.option("--gate", "architecture", default="mlp", show_default=True, help="Gate architecture (plugins may add more).")
 @click.option("--margin", type=float, default=0.02, show_default=True, help="Dice within which the foundation wins ties.")
 @click.option("--no-calibration", is_flag=True, help="Ignore the calibration sets experts ship.")

@@ -37,10 +37,10 @@ def _build_predictor(spec: Any) -> Any:
     or missing gate is a warning line on stderr."""
     import warnings
 
-    from ..moe.segmenter import StaleGateWarning
+    from ..moe.segmenter import MoEWarning
 
     with warnings.catch_warnings(record=True) as caught:
-        warnings.simplefilter("always", StaleGateWarning)
+        warnings.simplefilter("always", MoEWarning)
         predictor = spec.build()
     for w in caught:
         click.echo(f"Warning: {w.message}", err=True)
@@ -138,7 +138,7 @@ def _segment_batch(
 @click.option("--policy", default="threshold", show_default=True,
               help="Expert selection: threshold, top1, topk-blend, foundation, fixed (or a plugin's).")
 @click.option("--tau", type=float, default=0.5, show_default=True, help="Threshold policy: minimum gate probability for an expert.")
-@click.option("--top-k", "top_k", type=int, default=2, show_default=True, help="topk-blend: how many candidates to blend.")
+@click.option("--top-k", "top_k", type=click.IntRange(min=1), default=2, show_default=True, help="topk-blend: how many candidates to blend.")
 @click.option("--expert", default=None, help="Force one expert (policy fixed).")
 @click.option("--clicks", "click_policy", type=click.Choice(["newest", "all"]), default="newest", show_default=True,
               help="newest: each click alone + previous logits (as trained); all: every click so far.")

@@ -8,6 +8,8 @@ from __future__ import annotations
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
+from ..errors import SammoeError
+
 
 class SamConfig(BaseModel):
     """Shapes of a SAM-Med3D-style network (image encoder, prompt encoder, mask decoder)."""
@@ -73,6 +75,13 @@ class SamConfig(BaseModel):
         return 4 if self.box_prompts else 2
 
 
+class UnknownConfig(SammoeError, KeyError):
+    """No network config of that name."""
+
+    def __str__(self) -> str:  # KeyError would quote the message
+        return str(self.args[0])
+
+
 _CONFIGS: dict[str, SamConfig] = {}
 
 
@@ -120,7 +129,7 @@ def get_config(name: str) -> SamConfig:
     try:
         return _CONFIGS[name]
     except KeyError:
-        raise KeyError(f"unknown model config {name!r}; known: {', '.join(sorted(_CONFIGS))}") from None
+        raise UnknownConfig(f"unknown model config {name!r}; known: {', '.join(sorted(_CONFIGS))}") from None
 
 
 def config_names() -> list[str]:

@@ -1,8 +1,11 @@
 """MoESegmenter: foundation + experts + gate + policy, as one :class:`CropPredictor`.
 
-Per crop the foundation's image encoder runs once. Per decode call the foundation embeds the
-prompts, the gate scores every candidate from that embedding and the prompt tokens, and the
-policy picks the candidate(s). Each chosen expert is composed over the foundation the first
+Per crop the foundation's image encoder runs once. On a target's first click the foundation
+embeds the prompt, the gate scores every candidate from that embedding and the prompt tokens, and
+the policy picks the candidate(s); the target keeps that choice for its later clicks and for the
+extra crops edge extension adds (which may hold no click at all), so one structure is segmented
+by one consistent model. Segmentation announces each new target with :meth:`MoESegmenter.start_target`;
+without it, every decode that carries clicks routes afresh. Each chosen expert is composed over the foundation the first
 time it is used (its delta file is only then read); an expert that overrides only prompt-encoder
 or decoder tensors reuses the foundation's embedding, one with its own encoder runs it on this
 crop only when it is chosen. The chosen candidates' low-res logits are blended with the policy's
@@ -13,8 +16,8 @@ from __future__ import annotations
 
 import warnings
 from collections.abc import Mapping
-from pathlib import Path
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import torch
@@ -29,8 +32,16 @@ from .policies import FOUNDATION, Policy, Selection
 STALE_GATE = "the gate was trained for another expert set (experts added, removed or changed); run `sammoe retrain-gate`"
 
 
-class StaleGateWarning(UserWarning):
+class MoEWarning(UserWarning):
+    """Something about the expert set the user should know; segmentation goes on."""
+
+
+class StaleGateWarning(MoEWarning):
     """The gate does not match the enabled experts; the segmenter falls back to the foundation."""
+
+
+class ExpertSkippedWarning(MoEWarning):
+    """An enabled expert cannot run with this foundation (other foundation or preprocessing)."""
 
 
 @dataclass
@@ -70,6 +81,8 @@ class MoESegmenter:
         self.foundation_sha256 = foundation_sha256
         self._models: dict[str, Sam3D] = {FOUNDATION: foundation}
         self._extra = dict(describe_extra or {})
+        self._route: tuple[Selection, list[float] | None] | None = None
+        self._per_target = False
 
     # --- candidates ---------------------------------------------------------------------------
 
@@ -102,17 +115,30 @@ class MoESegmenter:
         inp = GateInput(state.embedding, sparse, points, labels, self.config.image_size)
         return torch.softmax(self.gate(inp).float(), dim=-1)[0].tolist()
 
+    def start_target(self) -> None:
+        """A new structure begins: its first click decides the route it keeps."""
+        self._per_target = True
+        self._route = None
+
+    def _select(self, state: MoEState, points, point_labels) -> tuple[Selection, list[float] | None]:
+        if self._route is not None and (self._per_target or points is None):
+            return self._route
+        probs = self._probabilities(state, points, point_labels)
+        if probs is None and self.policy.needs_gate:
+            selection = Selection({FOUNDATION: 1.0})  # no (valid) gate or no click: nothing to route on
+        else:
+            uniform = [1.0 / len(self.candidates)] * len(self.candidates)
+            selection = self.policy.select(probs if probs is not None else uniform, self.candidates)
+        if points is not None:
+            self._route = (selection, probs)
+        return selection, probs
+
     @torch.no_grad()
     def decode(self, state: MoEState, points, point_labels, mask_prompt=None, boxes=None) -> CropPrediction:
         dev = self.foundation.device
         mv = lambda t: None if t is None else t.to(dev)  # noqa: E731
         points, point_labels, mask_prompt, boxes = mv(points), mv(point_labels), mv(mask_prompt), mv(boxes)
-        probs = self._probabilities(state, points, point_labels)
-        if probs is None and self.policy.needs_gate:
-            selection = Selection({FOUNDATION: 1.0})  # no (valid) gate: nothing to route on
-        else:
-            uniform = [1.0 / len(self.candidates)] * len(self.candidates)
-            selection = self.policy.select(probs if probs is not None else uniform, self.candidates)
+        selection, probs = self._select(state, points, point_labels)
         blended = None
         for name, weight in selection.weights.items():
             model = self.model_of(name)
@@ -135,12 +161,14 @@ class MoESegmenter:
         return self.foundation.upsample(low_res_logits)
 
     def describe(self) -> dict[str, Any]:
+        policy = {k: v for k, v in vars(self.policy).items() if not k.startswith("_")} if hasattr(self.policy, "__dict__") else {}
         return {
             "predictor": "moe",
             "config": self.config.name,
             "foundation_sha256": self.foundation_sha256,
             "candidates": self.candidates,
             "policy": getattr(self.policy, "name", type(self.policy).__name__),
+            "policy_settings": policy,
             **self._extra,
         }
 
@@ -155,8 +183,12 @@ def _usable_gate(state, foundation_sha256: str, experts: dict[str, str]) -> Path
 
     if state.gate is not None and not state.gate_stale:
         folder = Path(state.gate.path)
-        if read_gate_manifest(folder).matches(foundation_sha256, experts):
-            return folder
+        try:
+            if read_gate_manifest(folder).matches(foundation_sha256, experts):
+                return folder
+        except SammoeError:
+            pass  # gate folder gone or damaged: treated as stale
+
     for manifest_path in sorted(SHIPPED_GATES.glob("*/gate.json")):
         if read_gate_manifest(manifest_path.parent).matches(foundation_sha256, experts):
             return manifest_path.parent
@@ -179,7 +211,6 @@ def build_from_registry(
     """
     from ..devices import resolve_device
     from ..experts import enabled_experts
-    from ..experts.expert import FoundationMismatch
     from ..experts.foundations import resolve_foundation
     from ..experts.registry import Registry
     from ..factories import gate_factories, policy_factories
@@ -190,18 +221,29 @@ def build_from_registry(
     model = spec.load(dev)
     experts = {}
     notes = []
+    pre = Preprocessing(crop_size=model.config.image_size)
     for name, ex in enabled_experts().items():
         try:
             ex.check_foundation(spec.sha256)
-        except FoundationMismatch as e:
+            if ex.manifest.preprocessing != pre:
+                raise SammoeError(
+                    f"expert {name!r} expects other preprocessing ({ex.manifest.preprocessing.model_dump()}) "
+                    f"than its foundation ({pre.model_dump()})"
+                )
+        except SammoeError as e:
             if strict:
                 raise
             notes.append(f"expert {name!r} skipped: {e}")
+            warnings.warn(ExpertSkippedWarning(f"expert {name!r} skipped: {e}"), stacklevel=2)
             continue
         experts[name] = ex
     factories = policy_factories()
     if expert is not None:
         policy = "fixed"
+    if policy == "fixed" and expert is None:
+        raise SammoeError("policy fixed needs the expert to use (--expert NAME)")
+    if expert is not None and expert not in experts:
+        raise SammoeError(f"no enabled expert {expert!r}; enabled: {', '.join(sorted(experts)) or 'none'}")
     if policy not in factories:
         raise SammoeError(f"unknown policy {policy!r}; installed: {', '.join(sorted(factories))}")
     chosen_policy = factories[policy](tau=tau, k=k, expert=expert)

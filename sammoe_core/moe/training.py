@@ -1,7 +1,8 @@
 """Gate training: run every candidate once per training prompt, cache, and fit the gate.
 
-A training prompt is a labelled crop centred on a click inside a target, prepared exactly as
-segmentation prepares its first crop. For each prompt the foundation's image embedding and
+A training prompt is a labelled crop centred on a click inside a target, cut from the volume
+resampled once onto segmentation's closest-RAS lattice (at most half a voxel away from the crop
+segmentation would resample around that click) and normalised as segmentation normalises. For each prompt the foundation's image embedding and
 prompt tokens are cached (keyed by the prompt and the foundation's weight hash), and each
 candidate's low-res logits and Dice are cached under that candidate's weight hash. Retraining
 after adding one expert therefore computes only the new expert's column. The gate then learns to
@@ -25,7 +26,7 @@ from safetensors.torch import load_file, save_file
 from ..atomic import atomic_output
 from ..model import Sam3D
 from ..preprocessing import Preprocessing
-from ..metrics import dice
+from ..metrics import dice as dice_score
 from .gate import GateInput
 
 
@@ -121,7 +122,7 @@ def iter_dataset_prompts(
     seed: int = 0,
 ) -> Iterator[TrainingPrompt]:
     """Prompts from a labelled dataset: a click drawn uniformly inside each present class, the
-    crop centred on it and normalised exactly as segmentation does for a first click."""
+    crop centred on it and normalised as segmentation does for a first click."""
     for ref in iter_dataset_prompt_refs(root, preprocessing, cache_dir, classes, prompts_per_class, seed):
         yield ref.load()
 
@@ -239,7 +240,7 @@ class GateCache:
                 else:
                     emb = feats["embedding"][None].to(device)
                 low = m.decode(emb, click, ones)
-                d = dice(m.upsample(low)[0, 0].cpu() > 0, p.target)
+                d = dice_score(m.upsample(low)[0, 0].cpu() > 0, p.target)
             stats.candidate_passes[c.name] = stats.candidate_passes.get(c.name, 0) + 1
             dice[c.name] = d
             self._write(cpath, {"low_res_logits": low[0].half()}, {"dice": repr(d)})

@@ -15,12 +15,14 @@ voxel (the official rule).
 from __future__ import annotations
 
 import hashlib
+import zlib
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 import torch
 
+from ..atomic import atomic_output
 from ..datasets import LabelledDataset
 from ..errors import SammoeError
 from ..hashing import sha256_file
@@ -81,7 +83,6 @@ def prepare_dataset(
         raise SammoeError(f"{root}: unknown classes {unknown}; dataset has {sorted(ds.classes)}")
     cache = Path(cache_dir)
     cache.mkdir(parents=True, exist_ok=True)
-    rng = np.random.default_rng(seed)
     out = []
     for case in ds.cases:
         image_nii, labels_nii = ds.load(case)
@@ -91,18 +92,18 @@ def prepare_dataset(
         if not all(p.exists() for p in paths.values()):
             arrays = dict(zip(("image", "labels"), to_model_lattice(image_nii, labels_nii, preprocessing.spacing_mm)))
             for part, arr in arrays.items():
-                tmp = paths[part].with_suffix(".part.npy")
-                np.save(tmp, arr)
-                tmp.replace(paths[part])
+                with atomic_output(paths[part], overwrite=True) as tmp:
+                    np.save(tmp, arr)
         image = np.load(paths["image"], mmap_mode="r")
         labels = np.load(paths["labels"], mmap_mode="r")
-        voxels = _class_voxels(cache / f"{key}.voxels-{seed}.npz", labels, {n: ds.classes[n] for n in wanted}, rng)
+        voxels = _class_voxels(cache / f"{key}.voxels-{seed}.npz", labels, {n: ds.classes[n] for n in wanted}, seed, key)
         out.append(PreparedCase(case, ds.modality, image, labels, voxels, {n: tuple(ds.classes[n]) for n in voxels}, key))
     return out
 
 
-def _class_voxels(path: Path, labels: np.ndarray, classes: dict, rng: np.random.Generator) -> dict[str, np.ndarray]:
-    """Up to a few thousand random voxels of each class present (cached per case and seed)."""
+def _class_voxels(path: Path, labels: np.ndarray, classes: dict, seed: int, key: str) -> dict[str, np.ndarray]:
+    """Up to a few thousand random voxels of each class present (cached per case and seed; each
+    class draws from its own generator, so the picks do not depend on what is cached already)."""
     cached = dict(np.load(path)) if path.exists() else {}
     out, fresh = {}, False
     for name, values in classes.items():
@@ -111,6 +112,7 @@ def _class_voxels(path: Path, labels: np.ndarray, classes: dict, rng: np.random.
             lut[[v for v in values if v < lut.size]] = True
             idx = np.flatnonzero(lut[labels])
             if idx.size >= MIN_TARGET_VOXELS:
+                rng = np.random.default_rng([seed, int(key[:8], 16), zlib.crc32(name.encode())])
                 pick = rng.choice(idx, size=min(_VOXELS_PER_CLASS, idx.size), replace=False)
                 cached[name] = np.stack(np.unravel_index(pick, labels.shape), axis=1).astype(np.int32)
             else:
@@ -119,9 +121,9 @@ def _class_voxels(path: Path, labels: np.ndarray, classes: dict, rng: np.random.
         if len(cached[name]):
             out[name] = cached[name]
     if fresh:
-        tmp = path.with_suffix(".part.npz")
-        np.savez(tmp, **cached)
-        tmp.replace(path)
+        with atomic_output(path, overwrite=True) as tmp:
+            with open(tmp, "wb") as f:
+                np.savez(f, **cached)
     return out
 
 

@@ -55,10 +55,15 @@ def finetune_expert(
         raise SammoeError(f"{out}: exists and is not empty (pass --overwrite to replace it)")
     if not classes:
         raise SammoeError("finetune needs the classes the expert is for (--classes)")
+    if calibration is not None:
+        from ..datasets import LabelledDataset
+
+        LabelledDataset(calibration)  # a bad calibration set fails now, not after training
     spec = resolve_foundation(foundation)
     cfg = TrainConfig(
         config=spec.config,
         init_weights=str(spec.weights),
+        init_sha256=spec.sha256,
         parts=parts,
         data=[DataSource(path=str(d), classes=list(classes)) for d in data],
         steps=steps,
@@ -96,5 +101,9 @@ def finetune_expert(
         name=name, targets=[{"name": c} for c in classes], preprocessing=cfg.preprocessing, **fields,
     )
     if calibration is not None:
-        shutil.copytree(calibration, out / "calibration", dirs_exist_ok=overwrite)
+        staging = out / ".calibration.part"
+        shutil.rmtree(staging, ignore_errors=True)
+        shutil.copytree(calibration, staging)
+        shutil.rmtree(out / "calibration", ignore_errors=True)
+        staging.rename(out / "calibration")
     return expert, summary

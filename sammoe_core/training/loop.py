@@ -19,7 +19,7 @@ from typing import Literal
 import torch
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
-from ..atomic import atomic_output, write_text_atomic
+from ..atomic import write_text_atomic
 from ..errors import SammoeError
 from ..model import Sam3D, get_config
 from ..model.checkpoint import load_model, save_weights
@@ -43,6 +43,7 @@ class TrainConfig(BaseModel):
 
     config: str = "sammoe-small"
     init_weights: str | None = Field(None, description="start from these weights (finetuning)")
+    init_sha256: str | None = Field(None, description="their sha256 (checked; part of the run's identity)")
     parts: Parts = Field("all", description="'all', or 'decoder' (prompt encoder + mask decoder; encoder frozen)")
     data: list[DataSource]
     steps: int = 2000
@@ -89,11 +90,20 @@ class _Samples(torch.utils.data.IterableDataset):
         self.sampler, self.seed, self.start, self.batch = sampler, seed, start, batch
 
     def __iter__(self):
-        step = self.start
+        # Each worker makes every num_workers-th step; the DataLoader interleaves them in order.
+        info = torch.utils.data.get_worker_info()
+        step, stride = (self.start + info.id, info.num_workers) if info else (self.start, 1)
         while True:
-            items = [self.sampler.sample(hash((self.seed, step, i)) & 0x7FFFFFFF) for i in range(self.batch)]
+            items = [self.sampler.sample(_seed(self.seed, step, i)) for i in range(self.batch)]
             yield step, {k: torch.stack([it[k] for it in items]) for k in items[0]}
-            step += 1
+            step += stride
+
+
+def _seed(*parts: object) -> int:
+    """A stable 31-bit seed from parts (Python's hash() of strings changes between processes)."""
+    import hashlib
+
+    return int(hashlib.sha256("|".join(map(str, parts)).encode()).hexdigest()[:8], 16) & 0x7FFFFFFF
 
 
 def build_sampler(cfg: TrainConfig, cache_dir: Path):
@@ -115,7 +125,8 @@ _EXECUTION_FIELDS = {"device", "workers", "threads", "checkpoint_every_s", "log_
 
 
 def _identity(cfg: TrainConfig) -> dict:
-    return cfg.model_dump(exclude=_EXECUTION_FIELDS)
+    exclude = _EXECUTION_FIELDS | ({"init_weights"} if cfg.init_sha256 else set())
+    return cfg.model_dump(exclude=exclude)
 
 
 def _lr_factor(step: int, cfg: TrainConfig) -> float:
@@ -145,12 +156,14 @@ def train(cfg: TrainConfig, run_dir: str | Path, cache_dir: str | Path | None = 
     torch.set_num_threads(cfg.threads or max(1, (os.cpu_count() or 1) - cfg.workers))
 
     start, cpu_before, wall_before = 0, 0.0, 0.0
-    if (ckpt / "model.safetensors").exists():
-        model = load_model(ckpt / "model.safetensors", device=device)
-        state = json.loads((ckpt / "state.json").read_text())
+    last = _last_checkpoint(ckpt)
+    if last is not None:
+        model = load_model(last / "model.safetensors", device=device)
+        state = json.loads((last / "state.json").read_text())
         start, cpu_before, wall_before = state["step"], state["cpu_seconds"], state.get("wall_seconds", 0.0)
+        _truncate_log(run / "log.jsonl", start)
     elif cfg.init_weights:
-        model = load_model(cfg.init_weights, device=device)
+        model = load_model(cfg.init_weights, device=device, expected_sha256=cfg.init_sha256)
     else:
         model = Sam3D(get_config(cfg.config)).to(device)
     model.train()
@@ -163,8 +176,8 @@ def train(cfg: TrainConfig, run_dir: str | Path, cache_dir: str | Path | None = 
     for g in groups:
         g["base_lr"] = g["lr"]
     opt = torch.optim.AdamW(groups, weight_decay=cfg.weight_decay)
-    if start and (ckpt / "optimizer.pt").exists():
-        opt.load_state_dict(torch.load(ckpt / "optimizer.pt", map_location=device, weights_only=True))
+    if last is not None:
+        opt.load_state_dict(torch.load(last / "optimizer.pt", map_location=device, weights_only=True))
 
     sampler = build_sampler(cfg, Path(cache_dir or run / "cache"))
     loader = torch.utils.data.DataLoader(
@@ -175,7 +188,7 @@ def train(cfg: TrainConfig, run_dir: str | Path, cache_dir: str | Path | None = 
         persistent_workers=False,
     )
     loss_fn = DiceCELoss(sigmoid=True, squared_pred=True)
-    gen = torch.Generator().manual_seed(cfg.seed + start)
+    gen = torch.Generator().manual_seed(_seed(cfg.seed, "clicks", start))
     bar = None
     if progress:
         from tqdm import tqdm
@@ -244,9 +257,34 @@ def train(cfg: TrainConfig, run_dir: str | Path, cache_dir: str | Path | None = 
 
 
 def _checkpoint(model: Sam3D, opt, folder: Path, step: int, cpu_seconds: float, wall_seconds: float) -> None:
-    folder.mkdir(parents=True, exist_ok=True)
-    save_weights(model.state_dict(), folder / "model.safetensors", model.config, overwrite=True)
-    with atomic_output(folder / "optimizer.pt", overwrite=True) as tmp:
-        torch.save(opt.state_dict(), tmp)
+    """Weights, optimizer and step written as one unit: into a new folder, then swapped in."""
+    import shutil
+
+    new, old = folder.with_name(folder.name + ".new"), folder.with_name(folder.name + ".old")
+    shutil.rmtree(new, ignore_errors=True)
+    new.mkdir(parents=True)
+    save_weights(model.state_dict(), new / "model.safetensors", model.config, overwrite=True)
+    torch.save(opt.state_dict(), new / "optimizer.pt")
     state = {"step": step, "cpu_seconds": cpu_seconds, "wall_seconds": wall_seconds}
-    write_text_atomic(folder / "state.json", json.dumps(state), overwrite=True)
+    (new / "state.json").write_text(json.dumps(state))
+    shutil.rmtree(old, ignore_errors=True)
+    if folder.exists():
+        folder.rename(old)
+    new.rename(folder)
+    shutil.rmtree(old, ignore_errors=True)
+
+
+def _last_checkpoint(folder: Path) -> Path | None:
+    """The checkpoint folder, or the previous one if a swap was interrupted."""
+    for candidate in (folder, folder.with_name(folder.name + ".old")):
+        if (candidate / "state.json").exists():
+            return candidate
+    return None
+
+
+def _truncate_log(path: Path, step: int) -> None:
+    """Drop log lines past the checkpoint a run resumes from (they will be logged again)."""
+    if not path.exists():
+        return
+    keep = [line for line in path.read_text().splitlines() if line and json.loads(line)["step"] <= step]
+    write_text_atomic(path, "".join(line + "\n" for line in keep), overwrite=True)
