@@ -5,6 +5,8 @@
 # Each step is resumable (finetune runs resume from their run folders; finished steps are kept).
 set -euo pipefail
 run=${1:-work/runs/foundation}
+steps=${STEPS:-600}            # finetune steps per expert (STEPS=2 for a dry run of the script)
+prompts=${PROMPTS:-4}          # gate-training clicks per class and calibration case
 export SAMMOE_HOME=${SAMMOE_HOME:-$PWD/work/home-default}
 python examples/train_default/install_default.py foundation "$run/model.safetensors"
 
@@ -15,7 +17,7 @@ for name in spinal-cord esophagus hip; do
     /usr/bin/time -f "$name finetune: %U s user CPU, %e s wall" sammoe finetune \
       --data work/data/phantoms-train-ct --data work/data/phantoms-train-mr \
       --name "$name" --classes "${CLASSES[$name]}" --parts decoder \
-      --steps 600 --batch-size 2 --lr 3e-4 --clicks 4 --seed 7 \
+      --steps "$steps" --batch-size 2 --lr 3e-4 --clicks 4 --seed 7 \
       --calibration "work/data/calib-$name" --cache-dir work/cache \
       --modality any --license Apache-2.0 --author "sammoe developers" \
       --description "Expert for the ${TITLES[$name]} on CT and MR torsos: the sammoe-small foundation's prompt encoder and mask decoder finetuned on synthetic phantoms." \
@@ -25,5 +27,5 @@ for name in spinal-cord esophagus hip; do
   pip install -q -c constraints/dev.txt -e "plugins/sammoe-expert-$name" >/dev/null
 done
 
-/usr/bin/time -f "retrain-gate: %U s user CPU, %e s wall" sammoe retrain-gate --epochs 120 --prompts-per-class 4 --json -q > work/gate-report.json
+/usr/bin/time -f "retrain-gate: %U s user CPU, %e s wall" sammoe retrain-gate --epochs 120 --prompts-per-class "$prompts" --json -q > work/gate-report.json
 python examples/train_default/install_default.py gate "$(python -c 'import json; print(json.load(open("work/gate-report.json"))["gate"])')"
