@@ -115,6 +115,8 @@ def _run_clicks(model, embedding_of, prompt, clicks: Sequence[int], gen: torch.G
         logits = model.upsample(low)[0, 0].cpu()
         if k in clicks:
             out[k] = dice(logits > 0, target)
+        if k == max(clicks):
+            break
         prev = low
         pred = logits > 0
         pts, labs = next_clicks(target[None], pred[None], gen)
@@ -139,7 +141,7 @@ def evaluate(
     """Evaluate the foundation in use, every enabled expert alone, and the MoE on ``data``."""
     from .devices import resolve_device
     from .experts.registry import Registry
-    from .moe.segmenter import build_from_registry
+    from .moe.segmenter import MoEState, build_from_registry
     from .moe.training import iter_dataset_prompts
 
     if not data:
@@ -177,7 +179,7 @@ def evaluate(
                             return pred.low_res_logits
 
                         moe.start_target()
-                        dice = _run_clicks(moe, lambda: moe.encode(crop), prompt, clicks, gen, decode)
+                        dice = _run_clicks(moe, lambda: MoEState(crop, shared), prompt, clicks, gen, decode)
                     else:
                         model = moe.model_of(name)
                         own = name != "foundation" and moe._own_encoder(name)
