@@ -69,7 +69,12 @@ def test_ray_gives_the_local_loops_outputs_and_records_a_corrupt_volume(tmp_path
         assert ours == label_bytes(tmp_path / "local" / f"case{i}.nii.gz"), f"case{i}"
     entries = read_manifest(manifest_path(tmp_path / "ray"))
     assert entries["broken.nii.gz"]["status"] == "failed" and "not a volume" in entries["broken.nii.gz"]["error"]
-    assert all(entries[f"case{i}.nii.gz"]["weights"] == {"weights_sha256": sha256_file(tiny_weights)} for i in range(4))
+    local_entries = read_manifest(manifest_path(tmp_path / "local"))
+    for i in range(4):
+        recorded = entries[f"case{i}.nii.gz"]["weights"]
+        assert recorded["weights_sha256"] == sha256_file(tiny_weights)
+        assert set(recorded) == {"weights_sha256", "settings_sha256"}
+        assert recorded == local_entries[f"case{i}.nii.gz"]["weights"]
     assert not list((tmp_path / "ray").glob(".*part*"))  # every output was written whole
 
     # a rerun retries only the failed volume
