@@ -24,6 +24,14 @@ def test_foundation(tmp_path_factory: pytest.TempPathFactory):
 
 
 @pytest.fixture
+def no_builtin_foundation(plugin_host):
+    """The test's plugin host without the foundation shipped inside sammoe, so "no foundation
+    chosen" means none at all and experts made on the test foundation are not refused."""
+    plugin_host.unregister("sammoe_core.default_plugins.builtin_foundation")
+    return plugin_host
+
+
+@pytest.fixture
 def make_expert(tmp_path: Path, test_foundation):
     """``make_expert(name, **manifest_fields) -> Expert``: a new expert folder on the test foundation."""
 

@@ -27,8 +27,8 @@ def run(*args: str, ok: bool = True):
 
 
 @pytest.fixture
-def home(sammoe_home, plugin_host):
-    """An empty SAMMOE_HOME and a plugin host without installed plugins."""
+def home(sammoe_home, no_builtin_foundation):
+    """An empty SAMMOE_HOME and a plugin host without installed plugins or the built-in foundation."""
     return sammoe_home
 
 
@@ -190,7 +190,8 @@ def start_together(script: str, args_per_process: list[list[str]], folder) -> li
     return [p.wait(timeout=300) for p in procs]
 
 
-def test_concurrent_add_expert_processes_lose_nothing(home, make_expert, tmp_path):
+def test_concurrent_add_expert_processes_lose_nothing(home, make_expert, test_foundation, tmp_path):
+    run("foundation", "set", str(test_foundation.weights))  # the processes see the built-in one otherwise
     names = [f"expert-{i}" for i in range(8)]
     folders = [str(make_expert(n).folder) for n in names]
     script = "for f in sys.argv[1:]:\n    main(['add-expert', f], standalone_mode=False)\n"

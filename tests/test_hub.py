@@ -33,7 +33,7 @@ def run(*args: str, ok: bool = True):
 
 
 @pytest.fixture
-def hub(sammoe_home, plugin_host, tmp_path, monkeypatch):
+def hub(sammoe_home, no_builtin_foundation, tmp_path, monkeypatch):
     """An empty Hub double that accepts TOKEN, the client pointed at it, and a fresh HF cache."""
     from huggingface_hub import constants
 

@@ -229,7 +229,7 @@ def test_hook_register_gates(plugin_host, register_plugin):
     assert [p.plugin for p in plugin_host.problems] == ["rival-plugin"]
 
 
-def test_hook_register_foundations(plugin_host, register_plugin, test_foundation, sammoe_home):
+def test_hook_register_foundations(no_builtin_foundation, register_plugin, test_foundation, sammoe_home):
     class Plugin:
         @hookimpl
         def register_foundations(self, register):

@@ -1,8 +1,9 @@
 """Registers the foundation shipped inside the sammoe package, when its weights are there.
 
 The package data ``sammoe_core/weights/foundation.json`` (a FoundationSpec whose ``weights`` is
-relative to it) names the weights file. No trained foundation ships yet, so today this
-registers nothing and ``resolve_foundation()`` says how to choose one.
+relative to it) names the weights file, ``sammoe-small.safetensors`` beside it (trained by
+``examples/train_default/``). Without that file (a stripped install) this registers nothing and
+``resolve_foundation()`` says how to choose a foundation.
 """
 
 from __future__ import annotations
