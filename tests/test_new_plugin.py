@@ -14,6 +14,7 @@ from click.testing import CliRunner
 
 from sammoe_core.cli import main
 from sammoe_core.experts import available_experts
+from sammoe_core.experts.foundations import resolve_foundation
 from sammoe_core.plugins import PluginHost
 from sammoe_core.testing import check_expert_package
 
@@ -81,16 +82,16 @@ def test_new_plugin_refuses_bad_names_broken_experts_and_existing_folders(make_e
     assert not (tmp_path / "sammoe-expert-other").exists()
 
 
-def test_the_first_party_plugin_is_found_through_its_installed_entry_point(test_foundation):
+def test_the_first_party_plugin_is_found_through_its_installed_entry_point(sammoe_home):
     experts = check_expert_package("sammoe-expert-spinal-cord")
     assert [e.name for e in experts] == ["spinal-cord"]
     host = PluginHost(env={"SAMMOE_LOAD_PLUGINS": "sammoe-expert-spinal-cord"}).load()
     expert = available_experts(host)["spinal-cord"]
     assert expert.source.kind == "plugin" and expert.source.distribution == "sammoe-expert-spinal-cord"
-    # Its placeholder weights were made on the reproducible test foundation (sammoe-tiny, seed 0):
-    # if this fails, rerun examples/placeholder_spinal_cord_expert.py.
-    model = expert.build(test_foundation.load(), test_foundation.sha256)
-    assert model.config.name == "sammoe-tiny" and not expert.overrides_encoder
+    # It was finetuned on the foundation sammoe ships (examples/train_default/build_default.sh).
+    foundation = resolve_foundation()
+    model = expert.build(foundation.load("cpu"), foundation.sha256)
+    assert model.config.name == "sammoe-small" and not expert.overrides_encoder
 
 
 def test_add_expert_reports_a_failed_pip_install_in_one_line(tmp_path, sammoe_home):

@@ -1,4 +1,4 @@
-"""sammoe expert plugin sammoe-expert-spinal-cord: Spinal cord in CT. PLACEHOLDER: random decoder weights over a random sammoe-tiny test foundation, until the trained foundation and a real finetune exist.
+"""sammoe expert plugin sammoe-expert-spinal-cord: Expert for the spinal cord on CT and MR torsos: the sammoe-small foundation's prompt encoder and mask decoder finetuned on synthetic phantoms.
 
 Registers the expert in ``expert-data/`` (manifest + weights, shipped as package data; a
 folder name that is no Python identifier, so setuptools does not take it for a package). Keep this
