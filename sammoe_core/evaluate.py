@@ -38,7 +38,7 @@ class EvalReport:
     clicks: list[int]
     # rows[class][method][clicks] -> list of Dice values
     rows: dict[str, dict[str, dict[int, list[float]]]] = field(default_factory=dict)
-    routing: dict[str, dict[str, int]] = field(default_factory=dict)  # class -> chosen -> count
+    routing: dict[str, dict[str, int]] = field(default_factory=dict)  # class -> chosen -> prompts
     prompts: int = 0
     sources: list[str] = field(default_factory=list)
 
@@ -63,7 +63,7 @@ class EvalReport:
     def markdown(self, k: int | None = None) -> str:
         """A table: one row per structure, one column per method, Dice at ``k`` clicks."""
         k = k or self.clicks[0]
-        head = "| structure | n | " + " | ".join(self.methods) + " | MoE routed to |"
+        head = "| structure | n | " + " | ".join(self.methods) + " | MoE routed to (prompts) |"
         lines = [f"Dice after {k} click{'s' if k > 1 else ''} (mean over prompts; best single model in bold)", "", head,
                  "|" + "---|" * (len(self.methods) + 3)]
         for cls in sorted(self.rows):
@@ -171,11 +171,13 @@ def evaluate(
                     gen = torch.Generator().manual_seed(_seed(seed, prompt.key, i))
                     if name == MOE:
                         chosen: dict[str, int] = report.routing.setdefault(prompt.class_name, {})
+                        routed: list[str] = []
 
                         def decode(state, p, lab, prev):
                             pred = moe.decode(state, p, lab, prev)
-                            top = max(pred.info["chosen"], key=pred.info["chosen"].get)
-                            chosen[top] = chosen.get(top, 0) + 1
+                            if not routed:  # one route per prompt: the first click's, kept for the target
+                                routed.append(max(pred.info["chosen"], key=pred.info["chosen"].get))
+                                chosen[routed[0]] = chosen.get(routed[0], 0) + 1
                             return pred.low_res_logits
 
                         moe.start_target()

@@ -220,6 +220,7 @@ def test_evaluate_reports_every_method_per_structure(tmp_path, sammoe_home, plug
             for k in ("1", "3"):
                 assert 0.0 <= report["dice"][cls][method][k] <= 1.0
     assert report["cases_per_class"] == {"sphere": 2, "box": 2}
+    assert {cls: sum(r.values()) for cls, r in report["moe_routing"].items()} == {"sphere": 2, "box": 2}  # one route per prompt
     assert "| sphere | 2 |" in (out / "evaluation.md").read_text()
     assert (out / "evaluation.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     r = CliRunner().invoke(main, ["evaluate", "--data", str(data), "--clicks", "x"])

