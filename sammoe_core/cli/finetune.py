@@ -35,7 +35,7 @@ from .errors import one_line_errors
 @click.option("--cache-dir", type=click.Path(file_okay=False),
               help="Where volumes are cached on the model lattice (default: SAMMOE_HOME/cache/volumes).")
 @click.option("--overwrite", is_flag=True, help="Replace an existing expert folder.")
-@click.option("--quiet", is_flag=True, help="No progress bar.")
+@click.option("-q", "--quiet", is_flag=True, help="No progress bar.")
 @one_line_errors
 def finetune(data, name, classes, output, parts, foundation, steps, batch_size, lr, num_clicks, seed, device,
              calibration, modality, license_, authors, description, version, run_dir, cache_dir, overwrite, quiet) -> None:

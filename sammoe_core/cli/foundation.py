@@ -34,7 +34,7 @@ def list_foundations(as_json: bool) -> None:
 @foundation.command("set")
 @click.argument("name_or_path")
 @click.option("--config", default=None, help="Network config of a .pth fetched from the Hub (default: detected).")
-@click.option("--quiet", is_flag=True, help="No download progress bars (Hub).")
+@click.option("-q", "--quiet", is_flag=True, help="No download progress bars (Hub).")
 @one_line_errors
 def set_foundation(name_or_path: str, config: str | None, quiet: bool) -> None:
     """Use NAME (a registered foundation), PATH (a sammoe .safetensors file) or a Hub file

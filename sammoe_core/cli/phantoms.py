@@ -24,7 +24,7 @@ from .errors import one_line_errors
     help="CT-like (HU) or MR-like intensities.",
 )
 @click.option("--overwrite", is_flag=True, help="Replace the dataset in a non-empty OUT_DIR.")
-@click.option("--quiet", is_flag=True, help="No progress bar.")
+@click.option("-q", "--quiet", is_flag=True, help="No progress bar.")
 @one_line_errors
 def phantoms(out_dir: str, n: int, seed: int, contrast: str, overwrite: bool, quiet: bool) -> None:
     """Generate N phantoms into OUT_DIR (dataset.json, images/, labels/), deterministic per seed."""

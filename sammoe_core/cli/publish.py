@@ -16,7 +16,7 @@ from .errors import one_line_errors
 @click.option("--repo-id", required=True, help="Model repo ORG/NAME (created if missing).")
 @click.option("--private", is_flag=True, help="Create the repo private (an existing repo keeps its visibility).")
 @click.option("--revision", default=None, help="Tag for this version (default: the manifest's version).")
-@click.option("--quiet", is_flag=True, help="No progress bars.")
+@click.option("-q", "--quiet", is_flag=True, help="No progress bars.")
 @one_line_errors
 def publish(name: str, repo_id: str, private: bool, revision: str | None, quiet: bool) -> None:
     """Publish expert NAME (or the expert folder at path NAME) to the Hub repo --repo-id.
