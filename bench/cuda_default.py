@@ -30,6 +30,9 @@ def main() -> None:
     gpu = sys.argv[2] if len(sys.argv) > 2 else "cuda"
     n = "4" if gpu != "cpu" else "1"
     out.mkdir(parents=True, exist_ok=True)
+    import torch
+
+    from sammoe_core.metrics import dice
     from sammoe_core.phantoms import LABEL_NAMES
 
     value = {name: v for v, name in LABEL_NAMES.items()}
@@ -46,7 +49,7 @@ def main() -> None:
     print(f"target          dice_cpu  dice_{gpu}  voxels_differing")
     for t in targets:
         a, b, g = segs["cpu"] == t["label"], segs["gpu"] == t["label"], truth == value[t["name"]]
-        d = [2 * (m & g).sum() / max(1, m.sum() + g.sum()) for m in (a, b)]
+        d = [dice(torch.from_numpy(m), torch.from_numpy(g)) for m in (a, b)]
         print(f"{t['name']:15s} {d[0]:8.3f} {d[1]:10.3f} {int((a != b).sum()):10d}")
 
     held = out / "held"

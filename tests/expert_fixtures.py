@@ -14,6 +14,7 @@ from pathlib import Path
 
 import pytest
 
+from sammoe_core.default_plugins import builtin_foundation
 from sammoe_core.testing import make_test_expert, make_test_foundation
 
 
@@ -27,7 +28,7 @@ def test_foundation(tmp_path_factory: pytest.TempPathFactory):
 def no_builtin_foundation(plugin_host):
     """The test's plugin host without the foundation shipped inside sammoe, so "no foundation
     chosen" means none at all and experts made on the test foundation are not refused."""
-    plugin_host.unregister("sammoe_core.default_plugins.builtin_foundation")
+    plugin_host.unregister(builtin_foundation.__name__)
     return plugin_host
 
 
