@@ -6,6 +6,7 @@
                         "labels": {"background": 0, "<class>": int | [int, ...], ...}}
     DIR/images/<case>.nii.gz
     DIR/labels/<case>.nii.gz     (same grid as the image)
+    DIR/tissues/<case>.nii.gz    (optional: tissue classes, same grid; image synthesis for training)
 
 As in nnU-Net, a class may be a *region*: a list of label values whose union is the target
 (the phantoms' "body" is every label 1..13). Other keys in dataset.json are kept and ignored.
@@ -109,6 +110,28 @@ class LabelledDataset:
 
     def label_path(self, case: str) -> Path:
         return self._labels[self._known(case)]
+
+    def tissue_path(self, case: str) -> Path | None:
+        """The case's tissue-class map (``tissues/``), or None when the dataset has none."""
+        self._known(case)
+        for suffix in CASE_SUFFIXES:
+            path = self.root / "tissues" / f"{case}{suffix}"
+            if path.is_file():
+                return path
+        return None
+
+    def load_tissues(self, case: str) -> nib.Nifti1Image:
+        """The case's tissue map, checked to lie on its image's grid."""
+        import nibabel as nib
+
+        path = self.tissue_path(case)
+        if path is None:
+            raise SammoeError(f"{self.root / 'tissues'}: no tissue map for case {case!r}")
+        image = nib.load(self.image_path(case))
+        tissues = nib.load(path)
+        if image.shape != tissues.shape or not np.allclose(image.affine, tissues.affine, atol=GRID_TOLERANCE_MM):
+            raise SammoeError(f"{path}: grid differs from its image {self.image_path(case)}")
+        return tissues
 
     def load(self, case: str) -> tuple[nib.Nifti1Image, nib.Nifti1Image]:
         """The case's image and label map (lazily loaded NIfTI images on the same grid)."""

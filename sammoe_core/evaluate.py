@@ -1,12 +1,15 @@
 """``sammoe evaluate``: Dice per structure of the foundation alone, each expert alone, and the MoE.
 
 The protocol is SAM-Med3D's: for each labelled structure a first click drawn uniformly inside
-it, the 128³ crop centred on that click (cut from the volume resampled once onto segmentation's
-closest-RAS lattice, normalised as segmentation does), then later
-clicks drawn uniformly in the current error region (false negatives give positive clicks, false
-positives negative ones), each passed alone with the previous low-res logits as the mask prompt.
-Dice is measured on the crop after 1, 3, 5... clicks. Every model sees the same crops and the
-same first click; later clicks depend on each model's own errors (seeded per prompt and model).
+it (or, with ``first_click="deepest"``, the voxel farthest from its border, as a user clicks), the
+128³ crop centred on that click (cut from the volume resampled once onto segmentation's
+closest-RAS lattice, normalised as segmentation does), then later clicks in the current error
+region, each passed alone with the previous low-res logits as the mask prompt. ``next_click``
+``"largest-error"`` (the default: the official evaluation's ``ritm`` rule) clicks deep inside the
+larger of the false-negative and false-positive regions; ``"random"`` anywhere in the errors (the
+training rule). Dice is measured on the crop after 1, 3, 5... clicks. Every model sees the same
+crops and the same first click; later clicks depend on each model's own errors (seeded per
+prompt and model).
 """
 
 from __future__ import annotations
@@ -100,9 +103,15 @@ class EvalReport:
         plt.close(fig)
 
 
-def _run_clicks(model, embedding_of, prompt, clicks: Sequence[int], gen: torch.Generator, decode) -> dict[int, float]:
+NEXT_CLICKS = ("largest-error", "random")
+FIRST_CLICKS = ("random", "deepest")
+
+
+def _run_clicks(
+    model, embedding_of, prompt, clicks: Sequence[int], gen: torch.Generator, decode, next_click: str = "largest-error"
+) -> dict[int, float]:
     """Dice after each requested click count, one click at a time (newest + previous logits)."""
-    from .training.interaction import next_clicks
+    from .training.interaction import largest_error_click, next_clicks
 
     target = prompt.target
     state = embedding_of()
@@ -119,7 +128,10 @@ def _run_clicks(model, embedding_of, prompt, clicks: Sequence[int], gen: torch.G
             break
         prev = low
         pred = logits > 0
-        pts, labs = next_clicks(target[None], pred[None], gen)
+        if next_click == "largest-error":
+            pts, labs = largest_error_click(target, pred, gen)
+        else:
+            pts, labs = next_clicks(target[None], pred[None], gen)
         point, label = pts.to(low.device), labs.to(low.device)
     return out
 
@@ -137,6 +149,8 @@ def evaluate(
     expert: str | None = None,
     seed: int = 0,
     progress: bool = False,
+    first_click: str = "random",
+    next_click: str = "largest-error",
 ) -> EvalReport:
     """Evaluate the foundation in use, every enabled expert alone, and the MoE on ``data``."""
     from .devices import resolve_device
@@ -146,6 +160,10 @@ def evaluate(
 
     if not data:
         raise SammoeError("evaluate needs at least one labelled dataset folder (--data DIR)")
+    if first_click not in FIRST_CLICKS:
+        raise SammoeError(f"first click {first_click!r}: expected one of {', '.join(FIRST_CLICKS)}")
+    if next_click not in NEXT_CLICKS:
+        raise SammoeError(f"next click {next_click!r}: expected one of {', '.join(NEXT_CLICKS)}")
     clicks = sorted(set(int(k) for k in clicks))
     if not clicks or clicks[0] < 1:
         raise SammoeError("--clicks must be positive integers, e.g. 1,3,5")
@@ -162,7 +180,7 @@ def evaluate(
         bar = tqdm(desc="evaluate", unit="prompt")
     with torch.no_grad():
         for src in data:
-            for prompt in iter_dataset_prompts(src, pre, cache, classes, prompts_per_class, seed):
+            for prompt in iter_dataset_prompts(src, pre, cache, classes, prompts_per_class, seed, first_click):
                 report.prompts += 1
                 crop = prompt.image[None].to(dev)
                 shared = moe.foundation.encode(crop)
@@ -181,13 +199,14 @@ def evaluate(
                             return pred.low_res_logits
 
                         moe.start_target()
-                        dice = _run_clicks(moe, lambda: MoEState(crop, shared), prompt, clicks, gen, decode)
+                        dice = _run_clicks(moe, lambda: MoEState(crop, shared), prompt, clicks, gen, decode, next_click)
                     else:
                         model = moe.model_of(name)
                         own = name != "foundation" and moe._own_encoder(name)
                         dice = _run_clicks(
                             model, (lambda m=model: m.encode(crop)) if own else (lambda: shared),
                             prompt, clicks, gen, lambda s, p, lab, prev, m=model: m.decode(s, p, lab, prev),
+                            next_click,
                         )
                     for k, v in dice.items():
                         row[name][k].append(v)

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import hashlib
+import json
+import os
 from collections.abc import Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -37,3 +39,44 @@ def sha256_tensors(tensors: Mapping[str, "torch.Tensor"]) -> str:
         if t.numel():
             h.update(t.reshape(-1).view(torch.uint8).numpy())
     return h.hexdigest()
+
+
+def cached_sha256(path: str | Path, cache_file: str | Path | None) -> str:
+    """:func:`sha256_file`, remembered in ``cache_file`` (JSON) by resolved path, size and mtime:
+    recomputed only when the file changed. A cache that cannot be read or written is ignored."""
+    path = Path(path).resolve()
+    st = path.stat()
+    stamp = [st.st_size, st.st_mtime_ns]
+    cache: dict[str, dict] = {}
+    if cache_file is not None:
+        try:
+            cache = json.loads(Path(cache_file).read_text(encoding="utf-8"))
+            hit = cache.get(str(path))
+            if isinstance(hit, dict) and hit.get("stamp") == stamp and isinstance(hit.get("sha256"), str):
+                return hit["sha256"]
+        except (OSError, ValueError):
+            cache = {}
+    digest = sha256_file(path)
+    if cache_file is not None:
+        cache[str(path)] = {"stamp": stamp, "sha256": digest}
+        try:
+            from .atomic import write_text_atomic
+
+            Path(cache_file).parent.mkdir(parents=True, exist_ok=True)
+            write_text_atomic(cache_file, json.dumps(cache), overwrite=True)
+        except OSError:
+            pass  # a read-only home: verification still happened, only its memo is lost
+    return digest
+
+
+def file_hash_cache() -> Path | None:
+    """Where :func:`cached_sha256` remembers digests: ``SAMMOE_HOME/cache/file-hashes.json``."""
+    home = os.environ.get("SAMMOE_HOME")
+    if home:
+        return Path(home).expanduser() / "cache" / "file-hashes.json"
+    try:
+        import platformdirs
+
+        return Path(platformdirs.user_data_dir("sammoe")) / "cache" / "file-hashes.json"
+    except Exception:
+        return None

@@ -41,9 +41,10 @@ def register_policies(register):
 
 @hookspec
 def register_gates(register):
-    """Register gate architectures: call ``register(name, factory)``; ``factory(config,
-    num_candidates, **hparams)`` returns an untrained ``torch.nn.Module`` mapping a
-    ``sammoe_core.moe.gate.GateInput`` to (B, num_candidates) logits."""
+    """Register gate architectures: call ``register(name, factory, options=Model)``;
+    ``factory(config, num_candidates, **hparams)`` returns an untrained ``torch.nn.Module`` mapping
+    a ``sammoe_core.moe.gate.GateInput`` to (B, num_candidates) logits, and ``Model`` (a pydantic
+    model; default: one made from the factory's keyword parameters) validates ``hparams``."""
 
 
 @hookspec

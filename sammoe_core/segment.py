@@ -39,7 +39,8 @@ from . import __version__
 from .blending import LatticeAccumulator, crop_window
 from .intensity import ModalityDecision, decide_modality, normalize_crop
 from .predictor import CropPredictor
-from .prompts import ResolvedClick, ResolvedTarget, clicks_in_crop, make_targets, resolve_target
+from .prompts import PromptError, ResolvedClick, ResolvedTarget, clicks_in_crop, make_targets, resolve_target
+from .target_resolution import TargetClaim, resolve_targets
 from .volumes import Lattice, Volume, as_volume, input_extent, resample
 
 ClickPolicy = Literal["all", "newest"]
@@ -253,6 +254,13 @@ def _paste_back(blend: LatticeAccumulator, lattice: Lattice, volume: Volume, lin
     return _PastedTarget(block, nearest, smooth)  # type: ignore[arg-type]
 
 
+def _claim(label: int, pasted: _PastedTarget, resolved: ResolvedTarget) -> TargetClaim:
+    """What a target claims on the input grid: its probabilities and where its prompts are."""
+    clicks = [tuple(int(v) for v in np.rint(c.voxel)) for c in resolved.clicks if c.positive and not c.from_box]
+    box = None if resolved.box_voxel is None else (resolved.box_voxel[0], resolved.box_voxel[1])
+    return TargetClaim(label, pasted.block, pasted.nearest, clicks, box)
+
+
 def _box_record(resolved: ResolvedTarget) -> dict[str, Any] | None:
     if resolved.box_voxel is None:
         return None
@@ -276,6 +284,7 @@ def segment(
     probabilities: bool = False,
     max_crops: int = DEFAULT_MAX_CROPS,
     progress: bool = False,
+    box_as_click: bool = False,
 ) -> SegmentationResult:
     """Segment the prompted targets of one volume; the label map lies on the input grid.
 
@@ -287,7 +296,8 @@ def segment(
     step (the current official inference script). probabilities: also return float probabilities on the input grid (one
     map per target, stacked on a last axis when there are several). max_crops: bound on the
     crops per target (edge extension). progress: count crops on a progress bar (shown only
-    when stderr is a terminal).
+    when stderr is a terminal). box_as_click: on a network without box embeddings, use a box's
+    centre as its first positive click (otherwise such a box is an error).
     """
     if max_crops < 1:
         raise ValueError("max_crops must be at least 1")
@@ -298,11 +308,18 @@ def segment(
     targets = make_targets(prompts)
     box_capable = _box_capable(predictor)
     resolved = [resolve_target(t, volume.affine, volume.shape, volume.source, not box_capable) for t in targets]
+    boxed = [t.name for t in targets if t.box is not None]
+    if boxed and not box_capable and not box_as_click:
+        config = getattr(getattr(predictor, "config", None), "name", "this network")
+        raise PromptError(
+            f"{volume.source}: target {boxed[0]!r}: a box needs a network with box embeddings, and {config} has "
+            "none; pass --box-as-click (box_as_click=True) to use the box centre as a click"
+        )
     decision = decide_modality(volume.array, modality)
     t_read = time.perf_counter()
     image_tensor = torch.from_numpy(volume.array)
-    label_map = np.zeros(volume.shape, dtype=np.uint8 if max(t.label for t in targets) <= 255 else np.uint16)
-    best = np.zeros(volume.shape, dtype=np.float32)
+    label_dtype = np.uint8 if max(t.label for t in targets) <= 255 else np.uint16
+    claims: list[TargetClaim] = []
     maps = [] if probabilities else None
     results = []
     bar = tqdm(desc="segment", unit="crop", disable=not progress or not sys.stderr.isatty(), leave=False)
@@ -316,9 +333,7 @@ def segment(
             t1 = time.perf_counter()
             pasted = _paste_back(blend, lattice, volume, probabilities)
             del blend
-            wins = (pasted.nearest > 0.5) & (pasted.nearest > best[pasted.block])
-            label_map[pasted.block][wins] = target.label
-            best[pasted.block][wins] = pasted.nearest[wins]
+            claims.append(_claim(target.label, pasted, res))
             if maps is not None:
                 full = np.zeros(volume.shape, dtype=np.float32)
                 full[pasted.block] = pasted.linear
@@ -336,6 +351,8 @@ def segment(
             results.append(
                 TargetResult(target.name, target.label, res.clicks, _box_record(res), handling, crops, truncated, timings)
             )
+    label_map = resolve_targets(volume.shape, claims, label_dtype)
+    del claims
     voxel_ml = float(np.prod(volume.spacing)) / 1000.0
     for result in results:
         result.voxel_count = int(np.count_nonzero(label_map == result.label))
@@ -349,7 +366,8 @@ def segment(
         "max_crops": max_crops,
         "preprocessing": predictor.preprocessing.model_dump(mode="json"),
         "lattice": "input axes reordered/flipped to closest RAS, isotropic spacing, centred on the prompt",
-        "overlaps": "a voxel claimed by several targets gets the most probable one",
+        "overlaps": "a target claims only mask pieces its own prompts reach; where claims overlap the most "
+        "probable target wins; every positive click keeps its own target",
     }
     return SegmentationResult(
         volume=volume,

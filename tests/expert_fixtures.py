@@ -7,6 +7,7 @@ Loaded for every test by ``tests/conftest.py``.
 from __future__ import annotations
 
 import importlib
+import shutil
 import sys
 import textwrap
 from collections.abc import Iterator
@@ -16,6 +17,7 @@ import pytest
 
 from sammoe_core.default_plugins import builtin_foundation
 from sammoe_core.testing import make_test_expert, make_test_foundation
+from tests.data_support import write_sphere_dataset
 
 
 @pytest.fixture(scope="session")
@@ -76,3 +78,18 @@ def fake_site(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[FakeS
     for module in site.modules:
         sys.modules.pop(module, None)
     importlib.invalidate_caches()
+
+
+@pytest.fixture
+def calibrated_expert(tmp_path, test_foundation):
+    """``make(name, seed)``: a decoder-only expert on the test foundation shipping a sphere calibration set."""
+    data = write_sphere_dataset(tmp_path / "calib-src", n=2)
+
+    def make(name: str, seed: int):
+        folder = tmp_path / "experts" / name
+        expert = make_test_expert(folder, test_foundation, name=name, seed=seed,
+                                  targets=[{"name": "sphere"}], calibration={"path": "calibration", "classes": ["sphere"]})
+        shutil.copytree(data, folder / "calibration")
+        return folder
+
+    return make

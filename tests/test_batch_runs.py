@@ -84,6 +84,8 @@ def test_manifests_list_items_in_file_order_with_paths_resolved(tmp_path):
         ("d.jsonl", '{"image": "x.nii.gz"}\n[1]\n', "d.jsonl:2: each line must be a JSON object"),
         ("e.jsonl", '{"image": "x.nii.gz", "output": "x.png"}\n', "must end in .nii.gz or .nii"),
         ("f.jsonl", "", "lists no volumes"),
+        ("g.csv", "image,output\nx.nii.gz,../../escaped.nii.gz\n", "g.csv:2: output '../../escaped.nii.gz' resolves outside"),
+        ("h.jsonl", json.dumps({"image": "x.nii.gz", "output": str(tmp_path / "abs.nii.gz")}) + "\n", "h.jsonl:1: output"),
     ):
         (data / name).write_text(text)
         with pytest.raises(SammoeError, match=re.escape(problem)):
@@ -223,6 +225,17 @@ def test_two_runs_cannot_write_one_manifest(tmp_path):
     again = RunManifest(tmp_path, Shard(0, 2))
     again.begin([])
     again.finish()
+
+
+def test_a_manifest_row_cannot_write_outside_the_output_folder(tmp_path, tiny_weights):
+    write_cases(tmp_path / "data" / "scans", 1, seed=3)
+    listing = tmp_path / "data" / "list.csv"
+    listing.write_text("image,output\nscans/case0.nii.gz,../../escaped.nii.gz\n")
+    out = tmp_path / "deep" / "out"
+    result = CliRunner().invoke(main, ["segment", str(listing), "-o", str(out), "--point", "10,10,8",
+                                       "--weights", str(tiny_weights), "--device", "cpu"])
+    assert result.exit_code == 2 and "list.csv:2: output '../../escaped.nii.gz' resolves outside" in result.output
+    assert not list(tmp_path.rglob("escaped.nii.gz")) and not out.exists()
 
 
 def test_cli_batch_from_a_manifest_with_a_shard(tmp_path, tiny_weights):

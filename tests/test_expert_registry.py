@@ -32,6 +32,19 @@ def home(sammoe_home, no_builtin_foundation):
     return sammoe_home
 
 
+def _write_gate_manifest(home, foundation_sha256: str, experts: dict[str, str]):
+    """A gate folder whose manifest names this foundation and expert set (what staleness reads)."""
+    from sammoe_core.moe.gatefile import GateCandidate, GateManifest
+
+    folder = home / "gates" / "g"
+    folder.mkdir(parents=True, exist_ok=True)
+    manifest = GateManifest(network_config="sammoe-tiny", foundation_sha256=foundation_sha256, weights_sha256="0" * 64,
+                            candidates=[GateCandidate(name="foundation", weights_sha256=foundation_sha256)]
+                            + [GateCandidate(name=n, weights_sha256=s) for n, s in experts.items()])
+    (folder / "gate.json").write_text(manifest.model_dump_json())
+    return folder
+
+
 def test_add_expert_folder_copies_it_and_marks_the_gate_stale(home, make_expert):
     expert = make_expert("liver")
     added = json.loads(run("add-expert", str(expert.folder)).output)
@@ -39,7 +52,7 @@ def test_add_expert_folder_copies_it_and_marks_the_gate_stale(home, make_expert)
     copy = home / "experts" / "liver"
     assert (copy / "expert.json").read_bytes() == (expert.folder / "expert.json").read_bytes()
     state = Registry().read()
-    assert state.gate_stale and state.experts["liver"].path == "experts/liver"
+    assert state.experts["liver"].path == "experts/liver"
     listed = json.loads(run("experts", "list", "--json").output)
     assert [(r["name"], r["enabled"], r["folder"]) for r in listed] == [("liver", True, str(copy))]
     table = run("experts", "list").output.splitlines()
@@ -93,20 +106,24 @@ def test_a_folder_expert_may_not_shadow_a_plugin_expert(home, make_expert, regis
     assert "already provided by plugin liver-plugin" in result.output
 
 
-def test_disable_enable_and_the_stale_gate(home, make_expert):
-    run("add-expert", str(make_expert("liver").folder))
-    run("add-expert", str(make_expert("spleen").folder))
+def test_disable_enable_and_the_stale_gate(home, make_expert, test_foundation):
+    from sammoe_core.moe.gate_choice import current_gate_choice
+
+    run("foundation", "set", str(test_foundation.weights))
+    liver, spleen = make_expert("liver"), make_expert("spleen")
+    run("add-expert", str(liver.folder))
+    run("add-expert", str(spleen.folder))
     registry = Registry()
-    registry.set_gate(home / "gate.safetensors", ["liver", "spleen"], foundation_sha256=None)
-    assert not registry.read().gate_stale
+    shas = {"liver": liver.manifest.weights.sha256, "spleen": spleen.manifest.weights.sha256}
+    registry.set_gate(_write_gate_manifest(home, test_foundation.sha256, shas), ["liver", "spleen"], test_foundation.sha256)
+    assert registry.read().gate.path == "gates/g"  # stored relative to SAMMOE_HOME
+    assert current_gate_choice().kind == "trained"
     assert "disabled liver; the gate is stale" in run("experts", "disable", "liver").output
-    assert list(enabled_experts()) == ["spleen"]
-    assert registry.read().gate_stale
-    registry.set_gate(home / "gate.safetensors", ["spleen"], foundation_sha256=None)
+    assert list(enabled_experts()) == ["spleen"] and current_gate_choice().kind == "stale"
     assert "(it was)" in run("experts", "disable", "liver").output
-    assert not registry.read().gate_stale  # nothing changed
-    run("experts", "enable", "liver")
-    assert list(enabled_experts()) == ["liver", "spleen"] and registry.read().gate_stale
+    # re-enabling restores exactly the set the gate was trained for: it is not stale
+    assert "enabled liver; the trained gate serves this expert set" in run("experts", "enable", "liver").output
+    assert list(enabled_experts()) == ["liver", "spleen"] and current_gate_choice().kind == "trained"
     assert "no expert named 'kidney'" in run("experts", "disable", "kidney", ok=False).output
 
 
@@ -146,10 +163,8 @@ def test_foundation_set_list_and_no_foundation(home, test_foundation):
     assert run("foundation", "set", "no-such-name", ok=False).output.startswith(
         "Error: no foundation named 'no-such-name'"
     )
-    registry = Registry()
-    registry.set_gate(home / "gate.safetensors", [], foundation_sha256=None)
     chosen = json.loads(run("foundation", "set", str(test_foundation.weights)).output)
-    assert chosen["sha256"] == test_foundation.sha256 and registry.read().gate_stale
+    assert chosen["sha256"] == test_foundation.sha256
     assert resolve_foundation().weights == test_foundation.weights
     rows = json.loads(run("foundation", "list", "--json").output)
     assert [(r["sha256"], r["in_use"]) for r in rows] == [(test_foundation.sha256, True)]
@@ -197,7 +212,7 @@ def test_concurrent_add_expert_processes_lose_nothing(home, make_expert, test_fo
     script = "for f in sys.argv[1:]:\n    main(['add-expert', f], standalone_mode=False)\n"
     assert start_together(script, [folders[0::2], folders[1::2]], tmp_path) == [0, 0]
     state = Registry().read()
-    assert sorted(state.experts) == names and state.gate_stale
+    assert sorted(state.experts) == names
     assert sorted(p.name for p in (home / "experts").iterdir()) == names
 
 

@@ -63,21 +63,6 @@ def test_near_ties_go_to_the_foundation():
     assert best_candidate({"foundation": 0.70, "a": 0.70, "b": 0.9}, order, margin=0.02) == 2
 
 
-@pytest.fixture
-def calibrated_expert(tmp_path, test_foundation):
-    """``make(name, seed)``: a decoder-only expert on the test foundation shipping a sphere calibration set."""
-    data = write_sphere_dataset(tmp_path / "calib-src", n=2)
-
-    def make(name: str, seed: int):
-        folder = tmp_path / "experts" / name
-        expert = make_test_expert(folder, test_foundation, name=name, seed=seed,
-                                  targets=[{"name": "sphere"}], calibration={"path": "calibration", "classes": ["sphere"]})
-        shutil.copytree(data, folder / "calibration")
-        return folder
-
-    return make
-
-
 def _add(folder):
     r = CliRunner().invoke(main, ["add-expert", str(folder)])
     assert r.exit_code == 0, r.output
@@ -231,7 +216,7 @@ def test_a_shipped_gate_serves_exactly_its_expert_set(tmp_path, monkeypatch, sam
     """The embedded default: a gate shipped with sammoe is used when it matches the enabled experts."""
     from sammoe_core.experts.foundations import choose_foundation
     from sammoe_core.experts.registry import Registry
-    from sammoe_core.moe import segmenter
+    from sammoe_core.moe import gate_choice
     from sammoe_core.moe.retrain import retrain_gate
 
     choose_foundation(str(test_foundation.weights))
@@ -239,7 +224,7 @@ def test_a_shipped_gate_serves_exactly_its_expert_set(tmp_path, monkeypatch, sam
     report = retrain_gate(epochs=2, device="cpu", prompts_per_class=1, progress=False)
     shipped = tmp_path / "shipped-gates"
     shutil.copytree(report.gate_dir, shipped / "default")
-    monkeypatch.setattr(segmenter, "SHIPPED_GATES", shipped)
+    monkeypatch.setattr(gate_choice, "SHIPPED_GATES", shipped)
     with Registry().update() as state:
         state.gate = None
     with warnings.catch_warnings():

@@ -108,7 +108,11 @@ def test_prompts_file_gives_a_multi_label_map(tmp_path, weights, fresh_seed):
         {"name": "second", "label": 300, "points_mm": [point_mm], "box": [20, 20, 15, 30, 30, 25]},
     ]}))
     out = tmp_path / "labels.nii.gz"
-    result = _run(source, "-o", out, "--prompts", prompts, "--modality", "mr", "--preview", "--weights", weights, "-q")
+    refused = _run(source, "-o", out, "--prompts", prompts, "--modality", "mr", "--weights", weights, "-q")
+    assert refused.exit_code == 2 and "target 'second': a box needs a network with box embeddings" in refused.output
+    assert not out.exists()
+    result = _run(source, "-o", out, "--prompts", prompts, "--modality", "mr", "--preview", "--weights", weights, "-q",
+                  "--box-as-click")
     assert result.exit_code == 0, result.output
     assert result.output == ""  # --quiet
     labels = nib.load(out)

@@ -186,12 +186,15 @@ def test_clicks_reach_the_predictor_in_order_with_the_previous_logits(fresh_seed
             assert np.allclose(points[1] - first, [12, 0, 0])
 
 
-def test_box_becomes_a_centre_click_without_box_embeddings_and_a_box_with_them():
+def test_a_box_needs_box_embeddings_or_box_as_click():
     shape, affine, _ = _grid("RAS")
     image = np.full(shape, 50.0, dtype=np.float32)
     target = Target(box=[20, 22, 24, 36, 34, 32])
     plain = EllipsoidPredictor(8.0, 64)
-    result = segment(image, target, plain, affine=affine)
+    with pytest.raises(PromptError, match="a box needs a network with box embeddings.*--box-as-click"):
+        segment(image, target, plain, affine=affine)  # before: silently a centre click
+    assert not plain.decodes
+    result = segment(image, target, plain, affine=affine, box_as_click=True)
     record = result.to_dict()["targets"][0]
     assert "no box embeddings" in record["box_handling"]
     assert record["clicks"][0]["from_box"] and record["clicks"][0]["voxel"] == [28.0, 28.0, 28.0]

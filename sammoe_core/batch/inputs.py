@@ -21,6 +21,7 @@ from pathlib import Path
 from typing import Any
 
 from ..errors import SammoeError
+from ..safe_paths import resolve_inside
 from ..volumes.dicom import looks_like_dicom
 from ..volumes.nifti import NIFTI_SUFFIXES, is_nifti_path
 
@@ -148,6 +149,10 @@ def manifest_items(manifest: str | Path, output_dir: str | Path) -> list[BatchIt
                 raise SammoeError(f"{manifest}:{line}: '{field}' must be a path")
         if output is not None and not str(output).lower().endswith(NIFTI_SUFFIXES):
             raise SammoeError(f"{manifest}:{line}: output {output!r} must end in .nii.gz or .nii")
+        if output is not None:
+            # resolved against the output folder and kept inside it (a row cannot write elsewhere)
+            inside = resolve_inside(output_dir, output, f"{manifest}:{line}: output")
+            output = (output_dir / inside.relative_to(output_dir.resolve())).as_posix()
         items.append(
             _item(
                 output_dir,

@@ -35,6 +35,7 @@ def segment_file(
     overwrite: bool = False,
     max_crops: int | None = None,
     progress: bool = False,
+    box_as_click: bool = False,
 ) -> dict[str, Any]:
     """Segment one volume file to its outputs; return the record of the run.
 
@@ -54,6 +55,7 @@ def segment_file(
         probabilities=probabilities,
         max_crops=max_crops or DEFAULT_MAX_CROPS,
         progress=progress,
+        box_as_click=box_as_click,
     )
     paths = write_result(result, output_path, preview=preview, probabilities=probabilities, overwrite=overwrite)
     return {
@@ -83,6 +85,7 @@ class SegmentSettings:
     probabilities: bool = False
     overwrite: bool = False
     max_crops: int | None = None
+    box_as_click: bool = False
 
     def to_dict(self) -> dict[str, Any]:
         """The settings for a run report (shared prompts by target name)."""
@@ -157,6 +160,7 @@ def run_item(item: BatchItem, predictor: CropPredictor, settings: SegmentSetting
             probabilities=settings.probabilities,
             overwrite=settings.overwrite,
             max_crops=settings.max_crops,
+            box_as_click=settings.box_as_click,
         )
     except Exception as e:  # noqa: BLE001 - recorded; the batch goes on
         record = {"status": "failed", "error": _one_line(e), "seconds": round(time.perf_counter() - started, 3)}

@@ -74,7 +74,14 @@ def remove(name: str) -> None:
     from ..experts.manage import remove_expert
 
     remove_expert(name)
-    click.echo(f"removed {name}; the gate is stale")
+    click.echo(f"removed {name}; {_gate_status()}")
+
+
+def _gate_status() -> str:
+    """What serves the expert set now (computed from the gate manifests, not from a flag)."""
+    from ..moe.gate_choice import current_gate_choice
+
+    return current_gate_choice().summary()
 
 
 def _switch(name: str, enabled: bool) -> None:
@@ -82,7 +89,7 @@ def _switch(name: str, enabled: bool) -> None:
 
     changed = set_expert_enabled(name, enabled)
     verb = "enabled" if enabled else "disabled"
-    click.echo(f"{verb} {name}" + ("; the gate is stale" if changed else " (it was)"))
+    click.echo(f"{verb} {name}; {_gate_status()}" if changed else f"{verb} {name} (it was)")
 
 
 @experts.command("enable")

@@ -23,14 +23,21 @@ from .errors import one_line_errors
     show_default=True,
     help="CT-like (HU) or MR-like intensities.",
 )
+@click.option(
+    "--style",
+    type=click.Choice(["train", "heldout"]),
+    default="train",
+    show_default=True,
+    help="Generator configuration: the one training data comes from, or the held-out one.",
+)
 @click.option("--overwrite", is_flag=True, help="Replace the dataset in a non-empty OUT_DIR.")
 @click.option("-q", "--quiet", is_flag=True, help="No progress bar.")
 @one_line_errors
-def phantoms(out_dir: str, n: int, seed: int, contrast: str, overwrite: bool, quiet: bool) -> None:
-    """Generate N phantoms into OUT_DIR (dataset.json, images/, labels/), deterministic per seed."""
+def phantoms(out_dir: str, n: int, seed: int, contrast: str, style: str, overwrite: bool, quiet: bool) -> None:
+    """Generate N phantoms into OUT_DIR (dataset.json, images/, labels/, tissues/), deterministic per seed."""
     from ..phantoms import write_phantom_dataset
 
     written = write_phantom_dataset(
-        out_dir, n=n, seed=seed, contrast=contrast, overwrite=overwrite, progress=not quiet
+        out_dir, n=n, seed=seed, contrast=contrast, overwrite=overwrite, progress=not quiet, style=style
     )
-    click.echo(f"{out_dir}: {len(written)} {contrast} phantom(s), dataset.json + images/ + labels/")
+    click.echo(f"{out_dir}: {len(written)} {contrast} phantom(s) ({style} style), dataset.json + images/ + labels/ + tissues/")

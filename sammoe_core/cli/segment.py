@@ -125,6 +125,7 @@ def _segment_batch(
 @click.option("--point-mm", multiple=True, callback=_POINT, metavar="X,Y,Z", help="Positive click, world RAS mm.")
 @click.option("--negative-point-mm", multiple=True, callback=_POINT, metavar="X,Y,Z", help="Negative click, world RAS mm.")
 @click.option("--box", callback=_numbers(6, "X0,Y0,Z0,X1,Y1,Z1"), metavar="X0,Y0,Z0,X1,Y1,Z1", help="Box corners, voxel indices.")
+@click.option("--box-as-click", is_flag=True, help="On a network without box embeddings, use a box's centre as a click.")
 @click.option("--prompts", "prompts_file", type=click.Path(dir_okay=False), help="JSON file of named targets (see docs/coordinates.md).")
 @click.option("--label-name", help="Name of the target given by --point/--box (label 1).")
 @click.option("--modality", type=click.Choice(["auto", "ct", "mr"]), default="auto", show_default=True, help="CT gets the [-1000, 1000] HU clamp.")
@@ -159,6 +160,7 @@ def segment(
     point_mm: list,
     negative_point_mm: list,
     box: tuple | None,
+    box_as_click: bool,
     prompts_file: str | None,
     label_name: str | None,
     modality: str,
@@ -200,7 +202,7 @@ def segment(
             raise SammoeError(f"{input_path}: in batch mode --preview takes no path (previews go beside each output)")
         _segment_batch(input_path, output, spec, targets, shard, engine, ray_address, workers, num_gpus_per_worker,
                        modality=modality, clicks=click_policy, preview=preview is not None, probabilities=probabilities,
-                       overwrite=overwrite, quiet=quiet)
+                       overwrite=overwrite, quiet=quiet, box_as_click=box_as_click)
         return
     if shard is not None or engine != "local":
         raise SammoeError(f"{input_path}: --shard and --engine ray take a folder of volumes or a manifest (.csv/.jsonl)")
@@ -211,7 +213,7 @@ def segment(
     predictor = _build_predictor(spec)
     record = segment_file(
         input_path, output, predictor, targets, modality=modality, clicks=click_policy, preview=preview_arg,
-        probabilities=probabilities, overwrite=overwrite, progress=not quiet,
+        probabilities=probabilities, overwrite=overwrite, progress=not quiet, box_as_click=box_as_click,
     )
     if not quiet:
         click.echo(_summary(record))

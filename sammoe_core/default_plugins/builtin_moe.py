@@ -17,5 +17,5 @@ def register_policies(register):
 def register_gates(register):
     from ..moe.gate import BUILTIN_GATES
 
-    for name, factory in BUILTIN_GATES.items():
-        register(name, factory)
+    for name, (factory, options) in BUILTIN_GATES.items():
+        register(name, factory, options=options)

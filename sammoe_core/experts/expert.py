@@ -87,6 +87,24 @@ class Expert:
     def __repr__(self) -> str:
         return f"Expert({self.name!r} {self.manifest.version}, {self.source.describe()})"
 
+    def integrity_problem(self) -> str | None:
+        """A cheap check of the weights file: present, and its sha256 (remembered by size and
+        mtime, so an unchanged file is not read again) the manifest's. None when it is intact;
+        else what is wrong. :meth:`load_delta` and ``sammoe experts verify`` check everything."""
+        from ..hashing import cached_sha256, file_hash_cache
+
+        path = self.weights.path
+        try:
+            if not path.is_file():
+                return f"expert {self.name!r}: weights file {path} is missing"
+            actual = cached_sha256(path, file_hash_cache())
+        except OSError as e:
+            return f"expert {self.name!r}: weights file {path} is unreadable ({e.strerror or e})"
+        if actual != self.manifest.weights.sha256:
+            return (f"expert {self.name!r}: weights file {path} is damaged (sha256 {actual[:12]}..., "
+                    f"the manifest says {self.manifest.weights.sha256[:12]}...)")
+        return None
+
     def check_foundation(self, foundation_sha256: str) -> None:
         """Refuse a foundation other than the one the expert was finetuned from."""
         want = self.manifest.foundation.sha256

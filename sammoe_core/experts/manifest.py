@@ -26,6 +26,21 @@ SHA256 = r"^[0-9a-f]{64}$"
 TENSOR_NAME = r"^[A-Za-z0-9_]+(?:\.[A-Za-z0-9_]+)*\.?$"
 
 
+TEXT_LIMIT = 2000  # characters of free text (description)
+NAME_LIMIT = 200  # characters of a short text field (an author, a target name)
+
+
+def _plain_text(value: str, limit: int, what: str) -> str:
+    """Printable text of at most ``limit`` characters (newlines and tabs allowed in long text)."""
+    if len(value) > limit:
+        raise ValueError(f"{what} is {len(value)} characters long (at most {limit})")
+    allowed = "\n\t" if limit > NAME_LIMIT else ""
+    bad = sorted({repr(c) for c in value if not c.isprintable() and c not in allowed})
+    if bad:
+        raise ValueError(f"{what} holds control characters {', '.join(bad)}")
+    return value
+
+
 class _Strict(BaseModel):
     model_config = ConfigDict(frozen=True, extra="forbid")
 
@@ -33,7 +48,7 @@ class _Strict(BaseModel):
 class TargetClass(_Strict):
     """A structure the expert segments; ``labels``: its values in label maps, where known."""
 
-    name: str = Field(min_length=1)
+    name: str = Field(min_length=1, pattern=r"^[A-Za-z0-9][A-Za-z0-9_.+-]*$", max_length=64)
     labels: tuple[int, ...] | None = None
 
     @field_validator("labels")
@@ -100,6 +115,20 @@ class ExpertManifest(_Strict):
     min_sammoe_version: str
     calibration: CalibrationSet | None = None
     evaluation: tuple[EvaluationRow, ...] = ()
+
+    @field_validator("description")
+    @classmethod
+    def _description(cls, v: str) -> str:
+        return _plain_text(v, TEXT_LIMIT, "description")
+
+    @field_validator("authors")
+    @classmethod
+    def _authors(cls, v: tuple[str, ...]) -> tuple[str, ...]:
+        for author in v:
+            if not author.strip():
+                raise ValueError("an author is empty")
+            _plain_text(author, NAME_LIMIT, "an author")
+        return v
 
     @field_validator("version", "min_sammoe_version")
     @classmethod

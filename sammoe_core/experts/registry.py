@@ -5,7 +5,9 @@ One JSON file (``registry.json``) is the whole state. Every change happens insid
 :meth:`Registry.update`, which holds a file lock for the read-modify-write and replaces the
 file atomically, so concurrent ``sammoe`` processes lose no change and a crash mid-write leaves
 the previous state readable. Experts added from folders are copied to ``SAMMOE_HOME/experts/``.
-Any change of the expert set (or of the foundation) marks the gate stale.
+Paths in the state (expert copies, the current gate) are stored relative to ``SAMMOE_HOME`` and
+resolved inside it. Whether the gate is stale is not stored: it is computed from the gate's
+manifest and the enabled experts (:mod:`sammoe_core.moe.gate_choice`).
 """
 
 from __future__ import annotations
@@ -18,7 +20,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 from ..atomic import write_text_atomic
 from ..errors import SammoeError
@@ -63,7 +65,7 @@ class FoundationChoice(_Model):
 
 
 class GateRecord(_Model):
-    path: str
+    path: str = Field(description="the gate's folder, relative to SAMMOE_HOME")
     experts: tuple[str, ...]
     foundation_sha256: str | None = None
 
@@ -73,7 +75,14 @@ class RegistryState(_Model):
     experts: dict[str, ExpertRecord] = {}
     foundation: FoundationChoice | None = None
     gate: GateRecord | None = None
-    gate_stale: bool = False
+
+    @model_validator(mode="before")
+    @classmethod
+    def _drop_stored_staleness(cls, data):
+        """States written before staleness was computed hold a ``gate_stale`` flag: ignored."""
+        if isinstance(data, dict) and "gate_stale" in data:
+            data = {k: v for k, v in data.items() if k != "gate_stale"}
+        return data
 
     def disabled(self) -> set[str]:
         return {name for name, rec in self.experts.items() if not rec.enabled}
@@ -141,7 +150,6 @@ class Registry:
             state.experts[expert.name] = ExpertRecord(
                 source=source, origin=origin, path=destination.relative_to(self.home).as_posix()
             )
-            state.gate_stale = True
         return destination
 
     def record_plugin_experts(self, names: list[str], origin: str) -> None:
@@ -149,7 +157,6 @@ class Registry:
         with self.update() as state:
             for name in names:
                 state.experts.setdefault(name, ExpertRecord(source="plugin", origin=origin))
-            state.gate_stale = True
 
     def remove_expert(self, name: str) -> ExpertRecord:
         """Forget a folder or Hub expert and delete its copy."""
@@ -159,7 +166,6 @@ class Registry:
                 raise SammoeError(f"expert {name!r} was not added from a folder or the Hub; nothing to remove here")
             shutil.rmtree(self.home / record.path, ignore_errors=True)
             del state.experts[name]
-            state.gate_stale = True
         return record
 
     def set_enabled(self, name: str, enabled: bool, source: Literal["plugin", "folder", "hub"]) -> bool:
@@ -168,19 +174,19 @@ class Registry:
             record = state.experts.setdefault(name, ExpertRecord(source=source))
             changed = record.enabled != enabled
             record.enabled = enabled
-            state.gate_stale = state.gate_stale or changed
         return changed
 
     # --- foundation and gate -------------------------------------------------------------------
 
     def choose_foundation(self, choice: FoundationChoice) -> None:
         with self.update() as state:
-            if state.foundation != choice and state.gate is not None:
-                state.gate_stale = True
             state.foundation = choice
 
     def set_gate(self, path: str | Path, experts: list[str], foundation_sha256: str | None) -> None:
-        """Record a freshly trained gate for this expert set (clears the stale flag)."""
+        """Record a freshly trained gate (a folder inside ``SAMMOE_HOME``) as the current one."""
+        from ..safe_paths import resolve_inside
+
+        folder = resolve_inside(self.home, path, "gate folder")
+        relative = folder.relative_to(self.home.resolve()).as_posix()
         with self.update() as state:
-            state.gate = GateRecord(path=str(path), experts=tuple(sorted(experts)), foundation_sha256=foundation_sha256)
-            state.gate_stale = False
+            state.gate = GateRecord(path=relative, experts=tuple(sorted(experts)), foundation_sha256=foundation_sha256)

@@ -107,6 +107,22 @@ _add(
         iou_head_hidden_dim=64,
     )
 )
+# The default foundation since December 2026: sammoe-small with the two box-corner embeddings
+# of the CVPR-2025 layout, trained with box prompts as well as clicks.
+_add(
+    SamConfig(
+        name="sammoe-small-box",
+        encoder_dim=192,
+        encoder_depth=6,
+        encoder_heads=6,
+        global_attn_indexes=(2, 5),
+        prompt_dim=96,
+        decoder_heads=4,
+        decoder_mlp_dim=384,
+        iou_head_hidden_dim=64,
+        box_prompts=True,
+    )
+)
 # A tiny config for fast tests: 64³ input (4³ tokens) still pads to the 14³ window.
 _add(
     SamConfig(

@@ -14,6 +14,7 @@ from dataclasses import dataclass
 
 import torch
 import torch.nn.functional as F
+from pydantic import BaseModel, ConfigDict, Field
 from torch import nn
 
 from ..model import SamConfig
@@ -59,6 +60,15 @@ def gate_features(inp: GateInput) -> torch.Tensor:
     )
 
 
+class MlpGateOptions(BaseModel):
+    """Hyper-parameters of the built-in ``mlp`` gate (bounded: a gate file cannot ask for more)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    hidden: int = Field(128, ge=1, le=4096, description="width of the hidden layer")
+    dropout: float = Field(0.1, ge=0.0, lt=1.0)
+
+
 class MlpGate(nn.Module):
     """LayerNorm -> Linear -> GELU -> Dropout -> Linear over :func:`gate_features`.
 
@@ -87,4 +97,4 @@ class MlpGate(nn.Module):
         return self.head(self.features(inp))
 
 
-BUILTIN_GATES = {"mlp": MlpGate}
+BUILTIN_GATES = {"mlp": (MlpGate, MlpGateOptions)}

@@ -12,7 +12,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from ..atomic import atomic_output, write_text_atomic
 from ..errors import SammoeError
@@ -21,23 +21,27 @@ GATE_MANIFEST = "gate.json"
 GATE_WEIGHTS = "gate.safetensors"
 
 
+SHA256 = r"^[0-9a-f]{64}$"
+MAX_CANDIDATES = 256
+
+
 class GateCandidate(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    name: str
-    weights_sha256: str
+    name: str = Field(pattern=r"^[a-z0-9]+(?:-[a-z0-9]+)*$", max_length=64)
+    weights_sha256: str = Field(pattern=SHA256)
 
 
 class GateManifest(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     manifest_version: int = 1
-    architecture: str = "mlp"
+    architecture: str = Field("mlp", pattern=r"^[a-z0-9]+(?:[-_][a-z0-9]+)*$", max_length=64)
     hparams: dict[str, Any] = Field(default_factory=dict)
-    network_config: str
-    foundation_sha256: str
-    candidates: list[GateCandidate]
-    weights_sha256: str = ""
+    network_config: str = Field(min_length=1, max_length=128)
+    foundation_sha256: str = Field(pattern=SHA256)
+    candidates: list[GateCandidate] = Field(min_length=2, max_length=MAX_CANDIDATES)
+    weights_sha256: str = Field("", pattern=r"^([0-9a-f]{64})?$")
     trained: dict[str, Any] = Field(default_factory=dict, description="samples, accuracy, date, version")
 
     @property
@@ -75,15 +79,29 @@ def read_gate_manifest(folder: str | Path) -> GateManifest:
         return GateManifest.model_validate(json.loads(path.read_text(encoding="utf-8")))
     except FileNotFoundError:
         raise SammoeError(f"{path}: no gate here (run `sammoe retrain-gate`)") from None
-    except (json.JSONDecodeError, ValueError) as e:
-        raise SammoeError(f"{path}: unreadable gate manifest ({type(e).__name__})") from None
+    except (OSError, UnicodeDecodeError) as e:
+        raise SammoeError(f"{path}: unreadable gate manifest ({e.strerror or type(e).__name__})") from None
+    except json.JSONDecodeError as e:
+        raise SammoeError(f"{path}: unreadable gate manifest (not JSON: {e.msg})") from None
+    except ValidationError as e:
+        first = e.errors()[0]
+        where = ".".join(str(part) for part in first["loc"]) or "file"
+        raise SammoeError(f"{path}: invalid gate manifest: {where}: {first['msg']}") from None
 
 
 def load_gate(folder: str | Path, factories: dict, config) -> tuple[Any, GateManifest]:
-    """Build the gate module named in the manifest and load its weights strictly (sha256 checked)."""
+    """Build the gate module named in the manifest and load its weights strictly (sha256 checked).
+
+    Nothing is allocated before the checks pass: the hyper-parameters are validated against the
+    architecture's options model, the module is first built on the meta device and its tensor
+    names and shapes compared with the weights file.
+    """
+    import torch
+
     from ..model.checkpoint import load_weights
 
     manifest = read_gate_manifest(folder)
+    where = str(Path(folder) / GATE_MANIFEST)
     if manifest.architecture not in factories:
         raise SammoeError(
             f"{folder}: gate architecture {manifest.architecture!r} is not installed "
@@ -91,10 +109,23 @@ def load_gate(folder: str | Path, factories: dict, config) -> tuple[Any, GateMan
         )
     if manifest.network_config != config.name:
         raise SammoeError(f"{folder}: gate was trained for config {manifest.network_config!r}, not {config.name!r}")
+    if not manifest.weights_sha256:
+        raise SammoeError(f"{where}: no weights_sha256 (a gate's weights are always checked)")
+    arch = factories[manifest.architecture]
+    hparams = arch.validate(manifest.hparams, where)
     state, _ = load_weights(Path(folder) / GATE_WEIGHTS, expected_sha256=manifest.weights_sha256)
-    gate = factories[manifest.architecture](config, len(manifest.candidates), **manifest.hparams)
-    missing, unexpected = set(gate.state_dict()) - set(state), set(state) - set(gate.state_dict())
+    try:
+        with torch.device("meta"):
+            skeleton = arch.factory(config, len(manifest.candidates), **hparams)
+        expected = {k: tuple(v.shape) for k, v in skeleton.state_dict().items()}
+    except Exception as e:  # a plugin's factory: report, never a traceback
+        raise SammoeError(f"{folder}: gate {manifest.architecture!r} could not be built ({type(e).__name__}: {e})") from None
+    missing, unexpected = set(expected) - set(state), set(state) - set(expected)
     if missing or unexpected:
         raise SammoeError(f"{folder}: gate weights do not fit: missing {sorted(missing)}, unexpected {sorted(unexpected)}")
+    wrong = [f"{k} {tuple(state[k].shape)} != {shape}" for k, shape in expected.items() if tuple(state[k].shape) != shape]
+    if wrong:
+        raise SammoeError(f"{folder}: gate weights do not fit its manifest: {'; '.join(wrong[:3])}")
+    gate = arch.factory(config, len(manifest.candidates), **hparams)
     gate.load_state_dict(state, strict=True)
     return gate.eval(), manifest

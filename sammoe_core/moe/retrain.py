@@ -17,6 +17,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+import torch
+
 from ..errors import SammoeError
 from .gatefile import GateCandidate, GateManifest, save_gate
 from .policies import FOUNDATION
@@ -160,7 +162,9 @@ def retrain_gate(
     if len(records) < 4:
         raise SammoeError(f"only {len(records)} training prompts found in {', '.join(sources)}")
     order = [FOUNDATION, *experts]
-    gate = factories[architecture](config, len(order))
+    with torch.random.fork_rng(devices=[]):  # the gate's initial weights depend on the seed alone
+        torch.manual_seed(seed)
+        gate = factories[architecture].build(config, len(order), {})
     fit = fit_gate(records, order, gate, config.image_size, epochs=epochs, margin=margin, holdout=holdout, seed=seed, device=dev)
     signature = gate_signature(spec.sha256, [(n, e.manifest.weights.sha256) for n, e in experts.items()])
     folder = registry.home / "gates" / signature[:16]

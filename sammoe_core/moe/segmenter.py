@@ -29,7 +29,6 @@ from ..preprocessing import Preprocessing
 from .gate import GateInput
 from .policies import FOUNDATION, Policy, Selection
 
-STALE_GATE = "the gate was trained for another expert set (experts added, removed or changed); run `sammoe retrain-gate`"
 
 
 class MoEWarning(UserWarning):
@@ -41,7 +40,7 @@ class StaleGateWarning(MoEWarning):
 
 
 class ExpertSkippedWarning(MoEWarning):
-    """An enabled expert cannot run with this foundation (other foundation or preprocessing)."""
+    """An enabled expert cannot run: other foundation or preprocessing, or damaged weights."""
 
 
 @dataclass
@@ -75,8 +74,12 @@ class MoESegmenter:
         self.candidates = [FOUNDATION, *self.experts]
         self.gate = gate
         self.gate_candidates = gate_candidates or self.candidates
-        if gate is not None and self.gate_candidates != self.candidates:
-            raise SammoeError(f"gate candidates {self.gate_candidates} differ from the experts {self.candidates}")
+        missing = [c for c in self.candidates if c not in self.gate_candidates]
+        if gate is not None and (missing or self.gate_candidates[0] != FOUNDATION):
+            raise SammoeError(f"gate candidates {self.gate_candidates} do not cover the candidates {self.candidates}")
+        # the gate's columns of this segmenter's candidates (a gate trained with experts that are
+        # now left out for damage still routes among the rest)
+        self._gate_columns = [self.gate_candidates.index(c) for c in self.candidates] if gate is not None else []
         self.policy = policy or FoundationPolicy()
         self.foundation_sha256 = foundation_sha256
         self._models: dict[str, Sam3D] = {FOUNDATION: foundation}
@@ -113,7 +116,11 @@ class MoESegmenter:
             return None
         sparse, _ = self.foundation.embed_prompts(points, labels)
         inp = GateInput(state.embedding, sparse, points, labels, self.config.image_size)
-        return torch.softmax(self.gate(inp).float(), dim=-1)[0].tolist()
+        logits = self.gate(inp).float()[:, self._gate_columns]
+        probs = torch.softmax(logits, dim=-1)[0]
+        if not bool(torch.isfinite(probs).all()):
+            return None  # non-finite gate output (absurd input): nothing to route on
+        return probs.tolist()
 
     def start_target(self) -> None:
         """A new structure begins: its first click decides the route it keeps."""
@@ -173,28 +180,6 @@ class MoESegmenter:
         }
 
 
-SHIPPED_GATES = Path(__file__).resolve().parent.parent / "weights" / "gates"
-
-
-def _usable_gate(state, foundation_sha256: str, experts: dict[str, str]) -> Path | None:
-    """The gate to use for this foundation and expert set: the one ``retrain-gate`` recorded, if it
-    still matches, else a gate shipped with sammoe for exactly this set (the embedded default)."""
-    from .gatefile import read_gate_manifest
-
-    if state.gate is not None and not state.gate_stale:
-        folder = Path(state.gate.path)
-        try:
-            if read_gate_manifest(folder).matches(foundation_sha256, experts):
-                return folder
-        except SammoeError:
-            pass  # gate folder gone or damaged: treated as stale
-
-    for manifest_path in sorted(SHIPPED_GATES.glob("*/gate.json")):
-        if read_gate_manifest(manifest_path.parent).matches(foundation_sha256, experts):
-            return manifest_path.parent
-    return None
-
-
 def build_from_registry(
     device: str = "auto",
     policy: str = "threshold",
@@ -206,24 +191,33 @@ def build_from_registry(
 ) -> MoESegmenter:
     """The MoE as the local state describes it: the foundation in use, enabled experts, gate.
 
-    A missing or stale gate falls back to the foundation (a :class:`StaleGateWarning`), or is an
-    error under ``strict``. ``expert`` forces one expert (policy ``fixed``).
+    Which gate serves the enabled experts is decided by :func:`~.gate_choice.choose_gate`; a
+    missing, stale or broken gate falls back to the foundation (a :class:`StaleGateWarning`), or
+    is an error under ``strict``. An expert whose weights fail their (cached) sha256 check is left
+    out with an :class:`ExpertSkippedWarning` (an error under ``strict``). ``expert`` forces one
+    expert (policy ``fixed``).
     """
     from ..devices import resolve_device
     from ..experts import enabled_experts
     from ..experts.foundations import resolve_foundation
     from ..experts.registry import Registry
     from ..factories import gate_factories, policy_factories
+    from .gate_choice import GateChoice, choose_gate
     from .gatefile import load_gate
 
     dev = resolve_device(device)
     spec = resolve_foundation(foundation)
     model = spec.load(dev)
     experts = {}
+    damaged: dict[str, str] = {}
     notes = []
     pre = Preprocessing(crop_size=model.config.image_size)
     for name, ex in enabled_experts().items():
         try:
+            problem = ex.integrity_problem()
+            if problem:
+                damaged[name] = ex.manifest.weights.sha256
+                raise SammoeError(problem)
             ex.check_foundation(spec.sha256)
             if ex.manifest.preprocessing != pre:
                 raise SammoeError(
@@ -247,23 +241,30 @@ def build_from_registry(
     if policy not in factories:
         raise SammoeError(f"unknown policy {policy!r}; installed: {', '.join(sorted(factories))}")
     chosen_policy = factories[policy](tau=tau, k=k, expert=expert)
-    state = Registry().read()
+    registry = Registry()
+    state = registry.read()
     gate = None
     gate_candidates = None
     gate_info: dict[str, Any] = {"gate": None}
     current = {n: e.manifest.weights.sha256 for n, e in experts.items()}
-    folder = _usable_gate(state, spec.sha256, current)
-    if folder is not None and experts:
-        gate_module, manifest = load_gate(folder, gate_factories(), model.config)
-        gate, gate_candidates = gate_module.to(dev), manifest.candidate_names
-        gate_info = {"gate": str(folder), "gate_sha256": manifest.weights_sha256, "gate_stale": False}
-    elif experts and chosen_policy.needs_gate:
-        msg = STALE_GATE if state.gate is not None else "no gate trained for the enabled experts; run `sammoe retrain-gate`"
+    choice = choose_gate(state, registry.home, spec.sha256, current, damaged)
+    if choice.usable and experts:
+        gate_dir = choice.folder
+        try:
+            gate_module, manifest = load_gate(gate_dir, gate_factories(), model.config)
+        except SammoeError as e:
+            choice = GateChoice("broken", problem=f"the current gate ({choice.kind}) is unusable: {e}")
+        else:
+            gate, gate_candidates = gate_module.to(dev), manifest.candidate_names
+            gate_info = {"gate": str(gate_dir), "gate_kind": choice.kind, "gate_sha256": manifest.weights_sha256,
+                         "gate_stale": False, **({"gate_excluded": list(choice.excluded)} if choice.excluded else {})}
+    if gate is None and experts and chosen_policy.needs_gate:
         if strict:
-            raise SammoeError(msg)
-        warnings.warn(StaleGateWarning(msg + "; using the foundation alone"), stacklevel=2)
-        notes.append(msg)
-        gate_info = {"gate": state.gate.path if state.gate else None, "gate_stale": state.gate is not None}
+            raise SammoeError(choice.problem)
+        warnings.warn(StaleGateWarning(choice.problem + "; using the foundation alone"), stacklevel=2)
+        notes.append(choice.problem)
+        gate_info = {"gate": state.gate.path if state.gate else None, "gate_kind": choice.kind,
+                     "gate_stale": choice.kind == "stale"}
     extra = {
         "foundation": spec.name,
         "experts": {n: {"version": e.manifest.version, "weights_sha256": e.manifest.weights.sha256} for n, e in experts.items()},

@@ -93,17 +93,26 @@ def iter_dataset_prompt_refs(
     classes: Sequence[str] | None = None,
     prompts_per_class: int = 4,
     seed: int = 0,
+    first_click: str = "random",
 ) -> Iterator[PromptRef]:
     """Prompts from a labelled dataset, by reference: a click drawn uniformly inside each present
-    class (the dataset is resampled into ``cache_dir`` first, once)."""
+    class, or with ``first_click="deepest"`` one click per class and case at the voxel farthest
+    from the structure's border, as a user clicks (the dataset is resampled into ``cache_dir``
+    first, once)."""
     from ..training.data import prepare_dataset
 
+    if first_click not in ("random", "deepest"):
+        raise ValueError(f"first click {first_click!r}: expected 'random' or 'deepest'")
     cases = prepare_dataset(root, cache_dir, preprocessing, list(classes) if classes else None, seed)
     rng = np.random.default_rng(seed)
     settings = preprocessing.model_dump_json()
     for case in cases:
         for name, voxels in sorted(case.class_voxels.items()):
-            picks = rng.choice(len(voxels), size=min(prompts_per_class, len(voxels)), replace=False)
+            if first_click == "deepest":
+                voxels = _deepest_voxel(case.labels, case.class_values[name])
+                picks = np.zeros(1, dtype=int)
+            else:
+                picks = rng.choice(len(voxels), size=min(prompts_per_class, len(voxels)), replace=False)
             for i in picks:
                 key = hashlib.sha256(
                     f"{case.content_key}|{case.class_values[name]}|{tuple(voxels[i])}|{settings}".encode()
@@ -113,6 +122,17 @@ def iter_dataset_prompt_refs(
                                 case.name, case.modality, str(cache_dir), settings)
 
 
+def _deepest_voxel(labels: np.ndarray, values: tuple[int, ...]) -> np.ndarray:
+    """(1, 3) lattice voxel of the structure farthest from its border (ties: the first)."""
+    from scipy import ndimage
+
+    mask = np.isin(labels, values)
+    box = ndimage.find_objects(mask.astype(np.uint8))[0]
+    depth = ndimage.distance_transform_edt(np.pad(mask[box], 1))[1:-1, 1:-1, 1:-1]
+    local = np.unravel_index(int(np.argmax(depth)), depth.shape)
+    return np.array([[s.start + i for s, i in zip(box, local)]], dtype=np.int32)
+
+
 def iter_dataset_prompts(
     root: str | Path,
     preprocessing: Preprocessing,
@@ -120,10 +140,11 @@ def iter_dataset_prompts(
     classes: Sequence[str] | None = None,
     prompts_per_class: int = 4,
     seed: int = 0,
+    first_click: str = "random",
 ) -> Iterator[TrainingPrompt]:
-    """Prompts from a labelled dataset: a click drawn uniformly inside each present class, the
-    crop centred on it and normalised as segmentation does for a first click."""
-    for ref in iter_dataset_prompt_refs(root, preprocessing, cache_dir, classes, prompts_per_class, seed):
+    """Prompts from a labelled dataset: a click inside each present class (uniformly drawn, or
+    the deepest voxel), the crop centred on it and normalised as segmentation does."""
+    for ref in iter_dataset_prompt_refs(root, preprocessing, cache_dir, classes, prompts_per_class, seed, first_click):
         yield ref.load()
 
 

@@ -21,6 +21,10 @@ LIVER = LABELS["liver"]
 SPLEEN = LABELS["spleen"]
 KIDNEY = {+1: LABELS["kidney_right"], -1: LABELS["kidney_left"]}
 BLADDER = LABELS["bladder"]
+STOMACH = LABELS["stomach"]
+PANCREAS = LABELS["pancreas"]
+GALLBLADDER = LABELS["gallbladder"]
+BOWEL = LABELS["bowel"]
 
 
 def _below_diaphragm(
@@ -79,8 +83,8 @@ def paint_bowel(canvas: Canvas, torso: Torso, rng: np.random.Generator) -> None:
             continue
         level = part.level(region)
         content = contents[int(rng.choice(3, p=[0.45, 0.25, 0.3]))]
-        canvas.paint(region, level <= 1.0, Tissue.SOFT, BODY, within_body=torso.cavity_level)
-        canvas.paint(region, level <= 0.7**2, content, BODY, within_body=torso.cavity_level)
+        canvas.paint(region, level <= 1.0, Tissue.SOFT, BOWEL, within_body=torso.cavity_level)
+        canvas.paint(region, level <= 0.7**2, content, BOWEL, within_body=torso.cavity_level)
 
 
 def paint_stomach_and_pancreas(
@@ -94,9 +98,9 @@ def paint_stomach_and_pancreas(
         _, ty, _ = region.template()
         gas = ty > np.float32(stomach.centre[1] + rng.uniform(0.1, 0.9) * stomach.radii[1])
         inner = below & (level <= 0.75**2)
-        canvas.paint(region, below & (level <= 1.0), Tissue.SOFT, BODY, within_body=torso.cavity_level)
-        canvas.paint(region, inner, Tissue.FLUID, BODY, within_body=torso.cavity_level)
-        canvas.paint(region, inner & gas, Tissue.AIR, BODY, within_body=torso.cavity_level)
+        canvas.paint(region, below & (level <= 1.0), Tissue.SOFT, STOMACH, within_body=torso.cavity_level)
+        canvas.paint(region, inner, Tissue.FLUID, STOMACH, within_body=torso.cavity_level)
+        canvas.paint(region, inner & gas, Tissue.AIR, STOMACH, within_body=torso.cavity_level)
     tail, body, head = (
         np.array(p) + rng.normal(0.0, 3.0, 3)
         for p in ((-70.0, -10.0, 345.0), (-20.0, 8.0, 335.0), (25.0, 5.0, 318.0))
@@ -105,8 +109,8 @@ def paint_stomach_and_pancreas(
     paint_each(
         canvas,
         [Capsule(tail, body, radius), Capsule(body, head, radius)],
-        Tissue.SOFT,
-        BODY,
+        Tissue.PANCREAS,
+        PANCREAS,
         within_body=torso.cavity_level,
     )
 
@@ -140,7 +144,7 @@ def paint_liver(canvas: Canvas, torso: Torso, diaphragm: Diaphragm, rng: np.rand
         vessels.append(Capsule(hilum, hilum + rng.uniform(40.0, 85.0) * direction, rng.uniform(2.5, 5.5)))
     paint_each(canvas, vessels, Tissue.VENOUS_BLOOD, None, over_labels=[LIVER])
     gallbladder = random_blob(rng, (52.0, 50.0, 318.0), (15.0, 15.0, 30.0), turn_deg=(25.0, 0.0, 0.0))
-    paint_each(canvas, [gallbladder], Tissue.FLUID, BODY, within_body=torso.cavity_level)
+    paint_each(canvas, [gallbladder], Tissue.BILE, GALLBLADDER, within_body=torso.cavity_level)
 
 
 def paint_spleen(canvas: Canvas, torso: Torso, diaphragm: Diaphragm, rng: np.random.Generator) -> None:

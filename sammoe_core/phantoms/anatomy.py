@@ -1,9 +1,11 @@
 """The painting order of a torso: what covers what, from the body wall out to the table.
 
-Later structures win where two overlap, so unlabelled structures that carve organs in real
-anatomy (the IVC behind the liver, the spine, the ribs) come after them, and the labelled
-thin structures (aorta, esophagus, spinal cord, femurs) come last so they stay whole. Slivers
-that a later structure cuts off an organ become fat, so every organ is one connected piece.
+Later structures win where two overlap, so structures that carve organs in real anatomy (the
+IVC behind the liver, the spine, the ribs) come after them, and the thin structures (aorta,
+esophagus, spinal cord, femurs) come last so they stay whole. Then the style's variation
+applies: organs it draws as missing become fat, and a smooth random displacement field moves
+and reshapes everything. Slivers that a later structure cuts off an organ become fat, so every
+single-piece organ is one connected piece.
 """
 
 from __future__ import annotations
@@ -12,12 +14,21 @@ import numpy as np
 
 from . import abdomen, body, skeleton, thorax, vessels
 from .canvas import Canvas
+from .deformation import deform, displacement_field
 from .intensities import Tissue
-from .labels import LABEL_NAMES
+from .labels import LABEL_NAMES, LABELS, MULTI_PIECE
+from .styles import STYLES, PhantomStyle
 
 
-def paint_anatomy(canvas: Canvas, torso: body.Torso, rng: np.random.Generator) -> None:
-    """Paint one case's anatomy (all of its random choices drawn from ``rng``) onto ``canvas``."""
+def paint_anatomy(
+    canvas: Canvas,
+    torso: body.Torso,
+    rng: np.random.Generator,
+    style: PhantomStyle = STYLES["train"],
+    variation_rng: np.random.Generator | None = None,
+) -> None:
+    """Paint one case's anatomy onto ``canvas``: the anatomy's random choices come from ``rng``,
+    the style's variation (missing organs, deformation) from ``variation_rng``."""
     diaphragm = body.draw_diaphragm(rng)
     spine = skeleton.draw_spine(rng)
     heads = skeleton.draw_femoral_heads(rng)
@@ -42,6 +53,21 @@ def paint_anatomy(canvas: Canvas, torso: body.Torso, rng: np.random.Generator) -
     thorax.paint_esophagus(canvas, torso, spine, rng)
     skeleton.paint_cord(canvas, torso, spine, rng)
     skeleton.paint_femurs(canvas, torso, heads, rng)
-    organs = [value for value in LABEL_NAMES if value != body.BODY]
+    if variation_rng is not None:
+        _vary(canvas, style, variation_rng)
+    organs = [value for value, name in LABEL_NAMES.items() if value != body.BODY and name not in MULTI_PIECE]
     canvas.keep_largest_pieces(organs, Tissue.FAT, body.BODY)
     body.paint_table(canvas, rng)
+
+
+def _vary(canvas: Canvas, style: PhantomStyle, rng: np.random.Generator) -> None:
+    """Remove the organs the style draws as missing, then deform the whole canvas smoothly."""
+    for organ, probability in sorted(style.missing.items()):
+        if rng.random() < probability:
+            gone = canvas.labels == LABELS[organ]
+            canvas.tissue[gone] = Tissue.FAT
+            canvas.labels[gone] = body.BODY
+    amplitude = float(rng.uniform(*style.deform_mm))
+    if amplitude > 0:
+        field = displacement_field(canvas.grid.shape, canvas.grid.spacing, amplitude, style.deform_spacing_mm, rng)
+        canvas.tissue, canvas.labels = deform([canvas.tissue, canvas.labels], field)

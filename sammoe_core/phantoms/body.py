@@ -60,10 +60,10 @@ class Torso:
         return lo, hi
 
 
-def draw_torso(rng: np.random.Generator) -> Torso:
+def draw_torso(rng: np.random.Generator, fat_range: tuple[float, float] = (0.05, 0.16)) -> Torso:
     smooth = np.convolve(rng.normal(0.0, 0.04, _OUTLINE_Z.size + 2), [0.25, 0.5, 0.25], "valid")
     belly = rng.uniform(-5.0, 25.0)
-    fat = float(rng.uniform(0.05, 0.16))
+    fat = float(rng.uniform(*fat_range))
     widening = 1.0 + 0.9 * (fat - 0.08)  # fat adds to the outline instead of crowding the inside
     return Torso(
         z=_OUTLINE_Z,

@@ -14,6 +14,7 @@ from .canvas import Canvas
 from .geometry import Grid, Pose, draw_orientation, draw_spacing, reorient, rotation_matrix
 from .intensities import form_image
 from .labels import LABEL_NAMES
+from .styles import get_style
 
 if TYPE_CHECKING:
     import nibabel as nib
@@ -32,6 +33,8 @@ class Phantom:
     contrast: str = "ct"
     seed: int = 0
     orientation: str = "RAS"  # nibabel axis codes of the stored array axes
+    tissue: np.ndarray | None = None  # uint8 tissue classes (intensities.Tissue), same grid
+    style: str = "train"
 
     def __post_init__(self) -> None:
         if self.image.shape != self.labels.shape:
@@ -46,6 +49,12 @@ class Phantom:
         """The image (stored as int16, rounded like a scanner's output) and the label map."""
         stored = np.clip(np.rint(self.image), -32768, 32767).astype(np.int16)
         return _nifti(stored, self.affine), _nifti(self.labels, self.affine)
+
+    def tissue_nifti(self) -> nib.Nifti1Image:
+        """The tissue-class map (what image synthesis for training draws intensities from)."""
+        if self.tissue is None:
+            raise SammoeError("this phantom carries no tissue map")
+        return _nifti(self.tissue, self.affine)
 
 
 def _nifti(array: np.ndarray, affine: np.ndarray) -> nib.Nifti1Image:
@@ -65,19 +74,22 @@ def generate_phantom(
     spacing: tuple[float, float, float] | None = None,
     orientation: str | None = None,
     max_voxels: int = DEFAULT_MAX_VOXELS,
+    style: str = "train",
 ) -> Phantom:
     """Generate one torso phantom, the same for the same arguments.
 
     ``spacing`` (mm along world x, y, z) and ``orientation`` (nibabel axis codes of the stored
     axes, e.g. ``"LPS"``) are random when not given; fixing them changes nothing else: the
-    anatomy, pose and intensities are drawn from their own streams of ``seed``.
+    anatomy, pose and intensities are drawn from their own streams of ``seed``. ``style`` names a
+    generator configuration (:mod:`.styles`): ``"train"`` or the held-out ``"heldout"``.
     """
     if contrast not in ("ct", "mr"):
         raise SammoeError(f"contrast {contrast!r}: expected 'ct' or 'mr'")
-    streams = [np.random.default_rng(s) for s in np.random.SeedSequence(int(seed)).spawn(6)]
-    anatomy_rng, pose_rng, view_rng, spacing_rng, orientation_rng, image_rng = streams
+    config = get_style(style)
+    streams = [np.random.default_rng(s) for s in np.random.SeedSequence(int(seed)).spawn(7)]
+    anatomy_rng, pose_rng, view_rng, spacing_rng, orientation_rng, image_rng, variation_rng = streams
 
-    torso = draw_torso(anatomy_rng)
+    torso = draw_torso(anatomy_rng, config.fat_range)
     pose = _draw_pose(pose_rng)
     lo, hi = pose.world_box(*torso.bounds())
     margin = view_rng.uniform(3.0, 15.0, 3) * [1.0, 1.0, 0.0]
@@ -96,12 +108,13 @@ def generate_phantom(
         )
 
     canvas = Canvas(grid, pose)
-    paint_anatomy(canvas, torso, anatomy_rng)
-    image = form_image(canvas.tissue, contrast, image_rng)
+    paint_anatomy(canvas, torso, anatomy_rng, config, variation_rng)
+    image = form_image(canvas.tissue, contrast, image_rng, config.protocol)
     axcodes = (orientation or draw_orientation(orientation_rng)).upper()
-    (image, labels), affine = reorient([image, canvas.labels], grid.affine, axcodes)
+    (image, labels, tissue), affine = reorient([image, canvas.labels, canvas.tissue], grid.affine, axcodes)
     return Phantom(
-        image=image, labels=labels, affine=affine, contrast=contrast, seed=int(seed), orientation=axcodes
+        image=image, labels=labels, affine=affine, contrast=contrast, seed=int(seed), orientation=axcodes,
+        tissue=tissue, style=config.name,
     )
 
 

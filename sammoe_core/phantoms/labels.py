@@ -1,4 +1,9 @@
-"""The phantoms' label values: fixed, in this order from 1, shared by generator, writer and docs."""
+"""The phantoms' label values: fixed, in this order from 1, shared by generator, writer and docs.
+
+Values 1-13 are the original set (the first-party experts' calibration sets use them); 14-25
+label structures that real scans always contain, so that a click on them is learnt as *that*
+structure and not taken for a neighbouring organ.
+"""
 
 from __future__ import annotations
 
@@ -16,6 +21,18 @@ LABEL_NAMES: dict[int, str] = {
     11: "esophagus",
     12: "hip_left",
     13: "hip_right",
+    14: "stomach",
+    15: "pancreas",
+    16: "gallbladder",
+    17: "vertebrae",
+    18: "ivc",
+    19: "heart",
+    20: "trachea",
+    21: "autochthon",
+    22: "iliopsoas",
+    23: "bowel",
+    24: "ribs",
+    25: "pelvis",
 }
 LABELS: dict[str, int] = {name: value for value, name in LABEL_NAMES.items()}
 
@@ -29,8 +46,23 @@ GENERAL_STRUCTURES: tuple[str, ...] = (
     "kidney_right",
     "bladder",
     "aorta",
+    "stomach",
+    "pancreas",
+    "gallbladder",
+    "vertebrae",
+    "ivc",
+    "heart",
+    "trachea",
+    "autochthon",
+    "iliopsoas",
+    "bowel",
+    "ribs",
+    "pelvis",
 )
 SPECIFIC_STRUCTURES: tuple[str, ...] = ("spinal_cord", "esophagus", "hip_left", "hip_right")
+# Structures made of several pieces by nature (left + right, loops, segments): never reduced to
+# their largest piece.
+MULTI_PIECE: frozenset[str] = frozenset({"vertebrae", "autochthon", "iliopsoas", "bowel", "ribs", "pelvis", "pancreas"})
 
 
 def dataset_label_classes() -> dict[str, int | list[int]]:

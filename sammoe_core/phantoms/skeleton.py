@@ -19,6 +19,11 @@ from .labels import LABELS
 from .shapes import Blob, Capsule, Tube, random_blob, union_level
 
 SPINAL_CORD = LABELS["spinal_cord"]
+VERTEBRAE = LABELS["vertebrae"]
+AUTOCHTHON = LABELS["autochthon"]
+ILIOPSOAS = LABELS["iliopsoas"]
+RIBS = LABELS["ribs"]
+PELVIS = LABELS["pelvis"]
 HIP = {+1: LABELS["hip_right"], -1: LABELS["hip_left"]}  # side +1 is the patient's right (+x)
 
 # Template knots along z (mm): canal centre y and radii, vertebral body radii.
@@ -92,11 +97,11 @@ def paint_back_muscles(canvas: Canvas, torso: Torso, spine: Spine, rng: np.rando
             np.array([20.0, 22.0, 16.0, 8.0]) * rng.uniform(0.85, 1.15),
             np.array([20.0, 20.0, 15.0, 8.0]) * rng.uniform(0.85, 1.15),
         )
-        for muscle in (paraspinal, psoas):
+        for muscle, label in ((paraspinal, AUTOCHTHON), (psoas, ILIOPSOAS)):
             region = canvas.region(*muscle.bounds())
             if region is not None:
                 canvas.paint(
-                    region, muscle.level(region) <= 1.0, Tissue.MUSCLE, BODY, within_body=torso.deep_level
+                    region, muscle.level(region) <= 1.0, Tissue.MUSCLE, label, within_body=torso.deep_level
                 )
 
 
@@ -119,19 +124,19 @@ def paint_spine(canvas: Canvas, torso: Torso, spine: Spine) -> None:
         disc = (_vertebra_fraction(region, spine, 0.0) < DISC_FRACTION) & _vertebra_above(
             region, SACRUM_TOP_Z
         )
-        canvas.paint(region, level <= 1.0, Tissue.CORTICAL_BONE, BODY, within_body=deep)
-        canvas.paint(region, level <= 0.72**2, Tissue.MARROW, BODY, within_body=deep)
-        canvas.paint(region, (level <= 1.0) & disc, Tissue.CARTILAGE, BODY, within_body=deep)
+        canvas.paint(region, level <= 1.0, Tissue.CORTICAL_BONE, VERTEBRAE, within_body=deep)
+        canvas.paint(region, level <= 0.72**2, Tissue.MARROW, VERTEBRAE, within_body=deep)
+        canvas.paint(region, (level <= 1.0) & disc, Tissue.CARTILAGE, VERTEBRAE, within_body=deep)
     region = canvas.region(*spinous.bounds())
     if region is not None:
         level = spinous.level(region)
         process = (level <= 1.0) & (_vertebra_fraction(region, spine, 0.5) >= 0.35)  # gaps between processes
-        canvas.paint(region, process, Tissue.CORTICAL_BONE, BODY, within_body=deep)
-        canvas.paint(region, process & (level <= 0.25), Tissue.MARROW, BODY, within_body=deep)
+        canvas.paint(region, process, Tissue.CORTICAL_BONE, VERTEBRAE, within_body=deep)
+        canvas.paint(region, process & (level <= 0.25), Tissue.MARROW, VERTEBRAE, within_body=deep)
     ring = canal.grown(5.0)
     region = canvas.region(*ring.bounds())
     if region is not None:
-        canvas.paint(region, ring.level(region) <= 1.0, Tissue.CORTICAL_BONE, BODY, within_body=deep)
+        canvas.paint(region, ring.level(region) <= 1.0, Tissue.CORTICAL_BONE, VERTEBRAE, within_body=deep)
         canvas.paint(region, canal.level(region) <= 1.0, Tissue.CSF, BODY, within_body=deep)
 
 
@@ -178,13 +183,13 @@ def paint_chest_wall(canvas: Canvas, torso: Torso, rng: np.random.Generator) -> 
     phase = (sloped_z - rng.uniform(0.0, period)) / period
     rib = (phase - np.floor(phase) < rng.uniform(0.32, 0.4)) & (sloped_z >= rng.uniform(365.0, 385.0))
     front = ty > 50.0
-    for keep, tissue in (
-        (rib & ~front, Tissue.CORTICAL_BONE),
-        (rib & front & (np.abs(tx) > 18.0), Tissue.CARTILAGE),
+    for keep, tissue, label in (
+        (rib & ~front, Tissue.CORTICAL_BONE, RIBS),
+        (rib & front & (np.abs(tx) > 18.0), Tissue.CARTILAGE, BODY),
     ):
         mask = np.zeros(region.shape, dtype=bool)
         mask[tuple(i[keep] for i in index)] = True
-        canvas.paint(region, mask, tissue, BODY)
+        canvas.paint(region, mask, tissue, label)
     front_y = float(
         np.interp(555.0, torso.z, torso.half_depth) * inner + np.interp(555.0, torso.z, torso.centre_y)
     )
@@ -228,7 +233,7 @@ def paint_pelvis(
             facing = np.array([-side, 0.0, 0.9]) / np.hypot(1.0, 0.9)
             (height,) = region.coords(facing[None, :], [-(facing @ head)])
             socket = (level <= 1.0) & (height >= np.float32(-0.3 * cup.radius))
-            canvas.paint(region, socket, Tissue.CORTICAL_BONE, BODY, within_body=deep)
+            canvas.paint(region, socket, Tissue.CORTICAL_BONE, PELVIS, within_body=deep)
             inner = (joint / cup.radius) ** 2
             canvas.paint(region, socket & (level <= inner), Tissue.CARTILAGE, BODY, within_body=deep)
         column = random_blob(rng, tuple(head + [-side * 6.0, -10.0, 44.0]), (20.0, 24.0, 36.0), centre_sd=2.0)
@@ -244,7 +249,7 @@ def paint_pelvis(
             rng.uniform(10.0, 12.0),
         )
         for bone, core in ((wing, 0.55), (column, 0.55), (pubis, 0.5), (ischium, 0.5)):
-            paint_bone(canvas, [bone], core=core, label=BODY, within_body=deep)
+            paint_bone(canvas, [bone], core=core, label=PELVIS, within_body=deep)
 
 
 def _iliac_wing(rng: np.random.Generator, side: int) -> Blob:

@@ -19,6 +19,8 @@ from .skeleton import Spine
 
 LUNG = {+1: LABELS["lung_right"], -1: LABELS["lung_left"]}
 ESOPHAGUS = LABELS["esophagus"]
+HEART = LABELS["heart"]
+TRACHEA = LABELS["trachea"]
 GE_JUNCTION_Z = 385.0  # the esophagus enters the stomach here (below the left dome)
 CARINA_Z = 545.0
 
@@ -59,9 +61,9 @@ def paint_heart(canvas: Canvas, torso: Torso, diaphragm: Diaphragm, rng: np.rand
     tx, ty, tz = region.template()
     level = heart.level(region)
     above = tz > diaphragm.height(tx, ty) + np.float32(4.0)
-    canvas.paint(region, (level <= 1.0) & above, Tissue.MUSCLE, BODY, within_body=torso.cavity_level)
+    canvas.paint(region, (level <= 1.0) & above, Tissue.MYOCARDIUM, HEART, within_body=torso.cavity_level)
     canvas.paint(
-        region, (level <= 0.62**2) & above, Tissue.ARTERIAL_BLOOD, BODY, within_body=torso.cavity_level
+        region, (level <= 0.62**2) & above, Tissue.HEART_BLOOD, HEART, within_body=torso.cavity_level
     )
 
 
@@ -79,8 +81,8 @@ def paint_airways(canvas: Canvas, torso: Torso, spine: Spine, rng: np.random.Gen
         for side in (+1, -1)
     ]
     walls = [lumen.grown(2.0)] + [Capsule(b.start, b.end, b.radius + 1.5) for b in bronchi]
-    paint_each(canvas, walls, Tissue.SOFT, BODY, within_body=torso.cavity_level)
-    paint_each(canvas, [lumen, *bronchi], Tissue.AIR, BODY, within_body=torso.cavity_level)
+    paint_each(canvas, walls, Tissue.SOFT, TRACHEA, within_body=torso.cavity_level)
+    paint_each(canvas, [lumen, *bronchi], Tissue.AIR, TRACHEA, within_body=torso.cavity_level)
 
 
 def paint_esophagus(canvas: Canvas, torso: Torso, spine: Spine, rng: np.random.Generator) -> None:

@@ -18,6 +18,7 @@ from .shapes import Capsule, Tube, paint_each
 from .skeleton import Spine
 
 AORTA = LABELS["aorta"]
+IVC = LABELS["ivc"]
 BIFURCATION_Z = 175.0
 
 
@@ -68,4 +69,5 @@ def paint_veins(canvas: Canvas, torso: Torso, spine: Spine, rng: np.random.Gener
         Capsule(start, np.array([side * 45.0, y[0] - 8.0, 90.0]) + rng.normal(0.0, 3.0, 3), 7.0)
         for side in (+1, -1)
     ]
-    paint_each(canvas, [cava, *iliac], Tissue.VENOUS_BLOOD, BODY, within_body=torso.cavity_level)
+    paint_each(canvas, iliac, Tissue.VENOUS_BLOOD, BODY, within_body=torso.cavity_level)
+    paint_each(canvas, [cava], Tissue.VENOUS_BLOOD, IVC, within_body=torso.cavity_level)

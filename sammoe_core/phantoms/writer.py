@@ -13,6 +13,7 @@ from ..atomic import atomic_output, write_text_atomic
 from ..errors import SammoeError
 from .generator import DEFAULT_MAX_VOXELS, generate_phantom
 from .labels import dataset_label_classes
+from .styles import get_style
 
 CASE_NAME = "phantom_{index:04d}"
 _CASE_FILE = re.compile(r"phantom_\d{4,}\.nii\.gz")
@@ -34,8 +35,11 @@ def write_phantom_dataset(
     progress: bool = True,
     *,
     max_voxels: int = DEFAULT_MAX_VOXELS,
+    style: str = "train",
 ) -> list[Path]:
-    """Generate ``n`` phantoms into ``out_dir`` (dataset.json, images/, labels/); returns the image paths.
+    """Generate ``n`` phantoms into ``out_dir`` (dataset.json, images/, labels/, tissues/); returns
+    the image paths. ``tissues/`` holds each case's tissue-class map, from which training
+    synthesises images of any contrast (:mod:`sammoe_core.training.synthesis`).
 
     Every file is written atomically, dataset.json last. An existing non-empty ``out_dir`` is
     refused unless ``overwrite``; then case files of an earlier phantom dataset that the new
@@ -55,30 +59,32 @@ def write_phantom_dataset(
         raise SammoeError(f"{root}: exists and is not a folder")
     if root.is_dir() and any(root.iterdir()) and not overwrite:
         raise SammoeError(f"{root}: folder is not empty (pass --overwrite to replace the dataset in it)")
-    image_dir, label_dir = root / "images", root / "labels"
-    image_dir.mkdir(parents=True, exist_ok=True)
-    label_dir.mkdir(parents=True, exist_ok=True)
+    get_style(style)
+    image_dir, label_dir, tissue_dir = root / "images", root / "labels", root / "tissues"
+    for folder in (image_dir, label_dir, tissue_dir):
+        folder.mkdir(parents=True, exist_ok=True)
 
     names = [CASE_NAME.format(index=i) for i in range(n)]
-    _remove_stale_cases([image_dir, label_dir], keep={f"{name}.nii.gz" for name in names})
+    _remove_stale_cases([image_dir, label_dir, tissue_dir], keep={f"{name}.nii.gz" for name in names})
     case_seeds = {name: phantom_case_seed(seed, i) for i, name in enumerate(names)}
     written = []
     for name in tqdm(names, desc="phantoms", unit="case", disable=None if progress else True):
-        phantom = generate_phantom(case_seeds[name], contrast, max_voxels=max_voxels)
+        phantom = generate_phantom(case_seeds[name], contrast, max_voxels=max_voxels, style=style)
         image, labels = phantom.to_nifti()
-        for nifti, folder in ((image, image_dir), (labels, label_dir)):
+        for nifti, folder in ((image, image_dir), (labels, label_dir), (phantom.tissue_nifti(), tissue_dir)):
             with atomic_output(folder / f"{name}.nii.gz", overwrite=overwrite) as tmp:
                 nifti.to_filename(tmp)
         written.append(image_dir / f"{name}.nii.gz")
 
     spec = {
-        "name": f"sammoe-phantoms-{contrast}-seed{seed}",
+        "name": f"sammoe-phantoms-{contrast}-{style}-seed{seed}",
         "modality": contrast,
         "labels": dataset_label_classes(),
         "description": "Synthetic torso phantoms from sammoe_core.phantoms; 'body' is the whole "
         "envelope (all labels), every other class its own label.",
         "generator": {
             "name": "sammoe_core.phantoms",
+            "style": style,
             "dataset_seed": seed,
             "n": n,
             "max_voxels": max_voxels,

@@ -3,13 +3,16 @@
 Each case is resampled once onto the model lattice (the input's closest-RAS axes at the model
 spacing, :class:`~sammoe_core.volumes.Lattice`, with the same :func:`~sammoe_core.volumes.resample`
 segmentation uses: linear for the image, nearest for labels) and cached as ``.npy`` files,
-memory-mapped afterwards, with a random subset of each class's voxels. A sample picks a case, a
-class and a target voxel, cuts the 128³ crop around it (constant 0 outside the volume), augments
-it with MONAI (random affine, flips, occasional elastic deformation, bias field for MR, intensity
-scale/shift/noise), and normalises it with :func:`~sammoe_core.intensity.normalize_crop` (CT
-clamp, z-score over voxels > 0). The first click is the target voxel nearest the crop centre half
-of the time (inference centres the crop on the user's click), else a uniformly random target
-voxel (the official rule).
+memory-mapped afterwards, with a random subset of each class's voxels. A dataset's optional
+``tissues/`` maps (tissue classes on the image grid, as the phantoms write them) are cached the
+same way. A sample picks a case, a class and a target voxel, cuts the 128³ crop around it
+(constant 0 outside the volume), augments it with MONAI (random affine, flips, occasional
+elastic deformation) and then either synthesises the image from the label and tissue maps
+(``synthesis=True``: :mod:`.synthesis`, domain randomisation) or augments the stored intensities
+(bias field for MR, scale/shift/noise). It is normalised with
+:func:`~sammoe_core.intensity.normalize_crop` (CT clamp, z-score over voxels > 0). The first
+click is the target voxel nearest the crop centre half of the time (inference centres the crop
+on the user's click), else a uniformly random target voxel (the official rule).
 """
 
 from __future__ import annotations
@@ -47,11 +50,12 @@ class PreparedCase:
     class_values: dict[str, tuple[int, ...]]  # class -> label values forming it
     content_key: str = ""  # digest of the case's files and the spacing (same files, same key)
     weight: float = 1.0  # sampling weight of each of this case's (case, class) pairs
+    tissues: np.ndarray | None = None  # tissue classes on the lattice (memory-mapped), if the dataset has them
 
 
-def to_model_lattice(image_nii, labels_nii, spacing_mm: float) -> tuple[np.ndarray, np.ndarray]:
-    """Image (float16: HU to 0.5) and labels resampled onto the closest-RAS lattice at
-    ``spacing_mm`` covering the input."""
+def to_model_lattice(image_nii, labels_nii, spacing_mm: float, tissues_nii=None) -> tuple[np.ndarray, ...]:
+    """Image (float16: HU to 0.5) and labels (and tissues, if given) resampled onto the
+    closest-RAS lattice at ``spacing_mm`` covering the input."""
     image, labels = as_volume(image_nii), as_volume(labels_nii)
     lattice = Lattice.anchored(image.affine, image.affine[:3, 3], spacing_mm)
     to_input = np.linalg.inv(image.affine) @ lattice.affine
@@ -60,7 +64,11 @@ def to_model_lattice(image_nii, labels_nii, spacing_mm: float) -> tuple[np.ndarr
     shape = tuple(int(n) for n in np.floor(hi + 0.5).astype(int) - start)
     img = resample(torch.from_numpy(image.array), to_input, shape, start, "linear").numpy()
     lab = resample(torch.from_numpy(labels.array), to_input, shape, start, "nearest").numpy()
-    return img.astype(np.float16), np.rint(lab).astype(np.uint16)
+    out = [img.astype(np.float16), np.rint(lab).astype(np.uint16)]
+    if tissues_nii is not None:
+        tis = resample(torch.from_numpy(as_volume(tissues_nii).array), to_input, shape, start, "nearest").numpy()
+        out.append(np.rint(tis).astype(np.uint8))
+    return tuple(out)
 
 
 def case_array_path(cache_dir: str | Path, content_key: str, part: str) -> Path:
@@ -86,45 +94,54 @@ def prepare_dataset(
     out = []
     for case in ds.cases:
         image_nii, labels_nii = ds.load(case)
+        tissue_path = ds.tissue_path(case)
+        tissues_nii = ds.load_tissues(case) if tissue_path is not None else None
         ident = f"{sha256_file(image_nii.get_filename())}|{sha256_file(labels_nii.get_filename())}|{preprocessing.spacing_mm}"
+        if tissue_path is not None:
+            ident += f"|{sha256_file(tissue_path)}"
         key = hashlib.sha256(ident.encode()).hexdigest()[:20]
-        paths = {part: case_array_path(cache, key, part) for part in ("image", "labels")}
+        parts = ("image", "labels", "tissues") if tissues_nii is not None else ("image", "labels")
+        paths = {part: case_array_path(cache, key, part) for part in parts}
         if not all(p.exists() for p in paths.values()):
-            arrays = dict(zip(("image", "labels"), to_model_lattice(image_nii, labels_nii, preprocessing.spacing_mm)))
+            arrays = dict(zip(parts, to_model_lattice(image_nii, labels_nii, preprocessing.spacing_mm, tissues_nii)))
             for part, arr in arrays.items():
                 with atomic_output(paths[part], overwrite=True) as tmp:
                     np.save(tmp, arr)
         image = np.load(paths["image"], mmap_mode="r")
         labels = np.load(paths["labels"], mmap_mode="r")
+        tissues = np.load(paths["tissues"], mmap_mode="r") if "tissues" in paths else None
         voxels = _class_voxels(cache / f"{key}.voxels-{seed}.npz", labels, {n: ds.classes[n] for n in wanted}, seed, key)
-        out.append(PreparedCase(case, ds.modality, image, labels, voxels, {n: tuple(ds.classes[n]) for n in voxels}, key))
+        out.append(PreparedCase(case, ds.modality, image, labels, voxels, {n: tuple(ds.classes[n]) for n in voxels}, key,
+                                tissues=tissues))
     return out
 
 
 def _class_voxels(path: Path, labels: np.ndarray, classes: dict, seed: int, key: str) -> dict[str, np.ndarray]:
     """Up to a few thousand random voxels of each class present (cached per case and seed; each
-    class draws from its own generator, so the picks do not depend on what is cached already)."""
+    class draws from its own generator, so the picks do not depend on what is cached already).
+
+    The label map is sorted once (a stable radix sort of the flat labels); each class's voxels are
+    then the union of its values' runs, in ascending voxel order."""
     cached = dict(np.load(path)) if path.exists() else {}
-    out, fresh = {}, False
-    for name, values in classes.items():
-        if name not in cached:
-            lut = np.zeros(int(labels.max()) + 2, dtype=bool)
-            lut[[v for v in values if v < lut.size]] = True
-            idx = np.flatnonzero(lut[labels])
+    todo = [name for name in classes if name not in cached]
+    if todo:
+        flat = np.asarray(labels).ravel()
+        order = np.argsort(flat, kind="stable")
+        ends = np.cumsum(np.bincount(flat))
+        starts = ends - np.bincount(flat)
+        for name in todo:
+            runs = [order[starts[v]:ends[v]] for v in classes[name] if v < ends.size]
+            idx = np.sort(np.concatenate(runs)) if len(runs) > 1 else (runs[0] if runs else np.zeros(0, np.int64))
             if idx.size >= MIN_TARGET_VOXELS:
                 rng = np.random.default_rng([seed, int(key[:8], 16), zlib.crc32(name.encode())])
                 pick = rng.choice(idx, size=min(_VOXELS_PER_CLASS, idx.size), replace=False)
                 cached[name] = np.stack(np.unravel_index(pick, labels.shape), axis=1).astype(np.int32)
             else:
                 cached[name] = np.zeros((0, 3), dtype=np.int32)
-            fresh = True
-        if len(cached[name]):
-            out[name] = cached[name]
-    if fresh:
         with atomic_output(path, overwrite=True) as tmp:
             with open(tmp, "wb") as f:
                 np.savez(f, **cached)
-    return out
+    return {name: cached[name] for name in classes if len(cached[name])}
 
 
 def crop_around(array: np.ndarray, centre: np.ndarray, size: int, fill: float = 0) -> np.ndarray:
@@ -187,20 +204,46 @@ def _augmenters(seed: int):
     return spatial, elastic, bias, intensity
 
 
+def _spatial(d: dict, rng: np.random.Generator) -> dict:
+    """The spatial part of the augmentation on an image and its maps (nearest for the maps)."""
+    from monai.transforms import Rand3DElasticd, RandAffined, RandAxisFlipd
+
+    keys = tuple(d)
+    modes = tuple("bilinear" if k == "image" else "nearest" for k in keys)
+    seed = int(rng.integers(2**31))
+    affine = RandAffined(keys=keys, prob=0.3, rotate_range=(0.26, 0.26, 0.26), scale_range=(0.15, 0.15, 0.15),
+                         mode=modes, padding_mode="zeros")
+    flip = RandAxisFlipd(keys=keys, prob=0.5)
+    affine.set_random_state(seed)
+    flip.set_random_state(seed + 1)
+    d = flip(affine(d))
+    if rng.random() < ELASTIC_PROB:
+        elastic = Rand3DElasticd(keys=keys, prob=1.0, sigma_range=(6, 9), magnitude_range=(40, 120),
+                                 mode=modes, padding_mode="zeros")
+        elastic.set_random_state(seed + 2)
+        d = elastic(d)
+    return d
+
+
 class CropSampler:
     """Draws augmented training crops; deterministic given the seed passed to :meth:`sample`."""
 
-    def __init__(self, cases: list[PreparedCase], preprocessing: Preprocessing, augment: bool = True) -> None:
+    def __init__(
+        self, cases: list[PreparedCase], preprocessing: Preprocessing, augment: bool = True, synthesis: bool = False
+    ) -> None:
         self.cases = [c for c in cases if c.class_voxels]
         if not self.cases:
             raise SammoeError("no case of the training data holds any of the requested classes")
         self.pre = preprocessing
         self.augment = augment
+        self.synthesis = synthesis
         self.pairs = [(i, name) for i, c in enumerate(self.cases) for name in c.class_voxels]
         w = np.array([self.cases[i].weight for i, _ in self.pairs], dtype=np.float64)
         self.weights = w / w.sum()
 
     def sample(self, seed: int) -> dict[str, torch.Tensor]:
+        if self.synthesis:
+            return self._synthesised(seed)
         rng = np.random.default_rng(seed)
         s = self.pre.crop_size
         augment = _augmenters(int(rng.integers(2**31))) if self.augment else None
@@ -222,6 +265,45 @@ class CropSampler:
         image = normalize_crop(image, case.modality, self.pre)
         if augment is not None:
             image = torch.as_tensor(augment[3]({"image": image[None]})["image"][0]).float()
+        return {
+            "image": image.contiguous()[None],
+            "target": target.float()[None],
+            "first_click": torch.from_numpy(self._first_click(target.numpy(), rng)),
+        }
+
+    def _synthesised(self, seed: int) -> dict[str, torch.Tensor]:
+        """A crop whose image is synthesised from its label (and tissue) maps."""
+        from .synthesis import synthesize
+
+        rng = np.random.default_rng(seed)
+        s = self.pre.crop_size
+        for _ in range(20):
+            ci, name = self.pairs[rng.choice(len(self.pairs), p=self.weights)]
+            case = self.cases[ci]
+            voxels = case.class_voxels[name]
+            centre = voxels[rng.integers(len(voxels))] + np.rint(rng.normal(0, s / 16, size=3)).astype(int)
+            image = torch.from_numpy(crop_around(case.image, centre, s, 0.0).astype(np.float32))
+            labels = torch.from_numpy(crop_around(case.labels, centre, s, 0).astype(np.float32))
+            tissues = None
+            if case.tissues is not None:
+                tissues = torch.from_numpy(crop_around(case.tissues, centre, s, 0).astype(np.float32))
+            if self.augment:
+                d = {"image": image[None], "label": labels[None]}
+                if tissues is not None:
+                    d["tissue"] = tissues[None]
+                d = _spatial(d, rng)
+                image, labels = torch.as_tensor(d["image"][0]).float(), torch.as_tensor(d["label"][0])
+                tissues = torch.as_tensor(d["tissue"][0]) if tissues is not None else None
+            labels = torch.round(labels).long()
+            tissues = torch.round(tissues).long() if tissues is not None else None
+            target = torch.isin(labels, torch.tensor(case.class_values[name]))
+            if int(target.sum()) >= MIN_TARGET_VOXELS // 2:
+                break
+        keep = np.argwhere(target.numpy())
+        keep_voxel = keep[rng.integers(len(keep))] if len(keep) else np.array([s // 2] * 3)
+        result = synthesize(labels, tissues, image, case.modality, keep_voxel, rng)
+        target = target & result.inside
+        image = normalize_crop(result.image, result.modality, self.pre)
         return {
             "image": image.contiguous()[None],
             "target": target.float()[None],

@@ -54,6 +54,10 @@ class TrainConfig(BaseModel):
     warmup_steps: int = 100
     num_clicks: int = 5
     augment: bool = True
+    synthesis: bool = Field(
+        False, description="synthesise images from label (and tissue) maps with random contrasts (SynthSeg-style)"
+    )
+    box_prob: float = Field(0.0, ge=0, le=1, description="share of interactions that start from a box (box configs only)")
     seed: int = 0
     device: str = "auto"
     checkpoint_every_s: float = 300.0
@@ -67,6 +71,8 @@ class TrainConfig(BaseModel):
 
     @model_validator(mode="after")
     def _crop_fits_network(self) -> "TrainConfig":
+        if self.box_prob > 0 and not get_config(self.config).box_prompts:
+            raise ValueError(f"box_prob > 0 needs a box-capable config; {self.config!r} has no box embeddings")
         size = get_config(self.config).image_size
         if self.preprocessing.crop_size != size:
             self.preprocessing = self.preprocessing.model_copy(update={"crop_size": size})
@@ -117,7 +123,7 @@ def build_sampler(cfg: TrainConfig, cache_dir: Path):
         for c in prepared:
             c.weight = src.weight / max(1, pairs)
         cases.extend(prepared)
-    return CropSampler(cases, cfg.preprocessing, augment=cfg.augment)
+    return CropSampler(cases, cfg.preprocessing, augment=cfg.augment, synthesis=cfg.synthesis)
 
 
 # How a run is executed, not what it computes: these may change when a run is resumed.
@@ -217,6 +223,7 @@ def train(cfg: TrainConfig, run_dir: str | Path, cache_dir: str | Path | None = 
                 loss_fn,
                 gen,
                 first_click=batch["first_click"],
+                box_prob=cfg.box_prob,
             )
             opt.zero_grad(set_to_none=True)
             res.loss.backward()
