@@ -71,6 +71,16 @@ class PluginOrigin:
     distribution: str | None
     version: str | None
     default: bool
+    installed_at: float | None = None  # when its distribution was installed (its metadata's mtime)
+
+
+def _installed_at(dist: metadata.Distribution | None) -> float | None:
+    """The install time of a distribution: the modification time of its metadata folder."""
+    folder = getattr(dist, "_path", None)  # PathDistribution keeps its .dist-info folder here
+    try:
+        return os.stat(folder).st_mtime if folder is not None else None
+    except OSError:
+        return None
 
 
 def sammoe_requirement_problem(dist: metadata.Distribution) -> str | None:
@@ -139,7 +149,9 @@ class PluginHost:
                     ep.name, "load", f"entry point of {dist_name} has the name of an already loaded plugin; ignored"
                 )
                 continue
-            self._origins[ep.name] = PluginOrigin(dist_name, ep.dist.version if ep.dist else None, False)
+            self._origins[ep.name] = PluginOrigin(
+                dist_name, ep.dist.version if ep.dist else None, False, _installed_at(ep.dist)
+            )
             too_new = sammoe_requirement_problem(ep.dist) if ep.dist else None
             if too_new:
                 self.report(ep.name, "load", too_new)
@@ -156,7 +168,8 @@ class PluginHost:
     def register(self, plugin: object, name: str | None = None, default: bool = False) -> str:
         """Register a plugin object (module or instance with ``@hookimpl`` methods); return its name."""
         registered = self.pm.register(plugin, name)
-        assert registered is not None, f"plugin {name!r} is blocked or already registered"
+        if registered is None:
+            raise SammoeError(f"plugin {name!r} is blocked or already registered")
         self._origins.setdefault(registered, PluginOrigin(None, None, default))
         unknown = sorted(c.name for c in self.pm.get_hookcallers(plugin) or [] if c.spec is None)
         for hook in unknown:
@@ -197,15 +210,19 @@ class PluginHost:
                 raise
             self.report(impl.plugin_name, hook, f"{type(e).__name__}: {e}")
 
-    def collect(self, hook: str, accept: Callable[..., tuple[str, T]]) -> dict[str, T]:
+    def collect(
+        self, hook: str, accept: Callable[..., tuple[str, T]], rank: Callable[[str, str], Any] | None = None
+    ) -> dict[str, T]:
         """Call a ``register_*`` hook and gather what plugins register, keyed by name.
 
         ``accept(plugin_name, *args, **kwargs)`` validates one ``register(...)`` call and returns
-        ``(name, item)``; a :class:`SammoeError` from it, or a name already taken by an earlier
-        plugin, is reported against the registering plugin and the item is left out.
+        ``(name, item)``; a :class:`SammoeError` from it is reported against the registering
+        plugin and the item is left out. When several plugins register one name, the one with the
+        lowest ``rank(name, plugin)`` keeps it (default: the first in load order) and the others
+        are reported, each against itself.
         """
-        found: dict[str, T] = {}
-        owners: dict[str, str] = {}
+        order = {name: i for i, name in enumerate(self._origins)}
+        registered: dict[str, list[tuple[str, T]]] = {}
         for impl in self.implementations(hook):
             plugin = impl.plugin_name
 
@@ -215,12 +232,19 @@ class PluginHost:
                 except SammoeError as e:
                     self.report(_plugin, hook, str(e))
                     return
-                if name in found:
-                    self.report(_plugin, hook, f"{name!r} is already registered by {owners[name]}; ignored")
-                    return
-                found[name], owners[name] = item, _plugin
+                registered.setdefault(name, []).append((_plugin, item))
 
             self.call_implementation(impl, hook, {"register": register})
+        found: dict[str, T] = {}
+        for name, claims in registered.items():
+            key = (lambda c: (rank(name, c[0]), order.get(c[0], len(order)))) if rank else (lambda c: order.get(c[0], len(order)))
+            winner, *others = sorted(claims, key=key)
+            found[name] = winner[1]
+            for plugin, _ in others:
+                if plugin == winner[0]:
+                    self.report(plugin, hook, f"{name!r} is registered twice by this plugin; the first is kept")
+                else:
+                    self.report(plugin, hook, f"{name!r} is already registered by {winner[0]}; ignored")
         return found
 
     # --- introspection -------------------------------------------------------------------------
@@ -299,7 +323,10 @@ def plugins_report(
     from .experts.foundations import registered_foundations
     from .factories import gate_factories, policy_factories
 
-    available_experts(host)
+    for expert in available_experts(host).values():
+        problem = expert.integrity_problem()  # size + cached sha256: cheap
+        if problem and expert.source.plugin:
+            host.report(expert.source.plugin, "register_experts", problem)
     registered_foundations(host)
     policy_factories(host)
     gate_factories(host)

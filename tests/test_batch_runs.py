@@ -122,7 +122,7 @@ def test_shards_partition_the_inputs_exactly(tmp_path, predictor, monkeypatch):
     calls = _count_segment_file_calls(monkeypatch)
     report = segment_batch(cases, out, engine, quiet=True)
     assert calls == [] and report["counts"] == {"done": 0, "failed": 0, "skipped": 5}
-    assert {c["reason"] for c in report["cases"]} == {"done in an earlier run with the same weights and settings"}
+    assert {c["reason"] for c in report["cases"]} == {"done in an earlier run with the same weights, settings and prompts"}
 
 
 def test_failures_are_recorded_the_run_goes_on_and_a_rerun_retries_them(tmp_path, predictor, tiny_weights, monkeypatch):
@@ -158,18 +158,36 @@ def test_failures_are_recorded_the_run_goes_on_and_a_rerun_retries_them(tmp_path
     calls.clear()
     report = segment_batch(cases, out, engine, quiet=True)
     assert {c["reason"] for c in report["cases"] if c["status"] == "skipped"} == {
-        "output exists, made with other weights or settings (pass --overwrite to redo it)"}
+        "output exists, made with other weights (pass --overwrite to redo it)"}
     assert calls == [] and report["counts"] == {"done": 0, "failed": 1, "skipped": 3}
     report = segment_batch(cases, out, engine, SegmentSettings(overwrite=True), quiet=True)
     assert report["counts"] == {"done": 3, "failed": 1, "skipped": 0} and len(calls) == 3
     recorded = read_manifest(manifest_path(out))["case0.nii.gz"]["weights"]
-    assert recorded["weights_sha256"] == sha256_file(other) and set(recorded) == {"weights_sha256", "settings_sha256"}
+    assert recorded["weights_sha256"] == sha256_file(other)
+    assert set(recorded) == {"weights_sha256", "settings_sha256", "prompts_sha256"}  # case0 has its own prompts file
 
     # other settings (here: the click policy) redo nothing silently either
     calls.clear()
     report = segment_batch(cases, out, engine, SegmentSettings(clicks="all"), quiet=True)
     assert calls == [] and {c["reason"] for c in report["cases"] if c["status"] == "skipped"} == {
-        "output exists, made with other weights or settings (pass --overwrite to redo it)"}
+        "output exists, made with other settings (pass --overwrite to redo it)"}
+
+
+def test_a_rerun_with_changed_prompts_says_why_it_skips(tmp_path, tiny_weights):
+    """Before: other prompts printed '0 done, 2 skipped' and the reason was only in the run report."""
+    write_cases(tmp_path / "scans", 2, seed=9)
+    out = tmp_path / "out"
+    args = ["segment", str(tmp_path / "scans"), "-o", str(out), "--weights", str(tiny_weights), "--device", "cpu", "-q"]
+    assert CliRunner().invoke(main, args).exit_code == 0
+    again = CliRunner().invoke(main, args)
+    assert again.exit_code == 0 and "skipped" not in again.stderr  # unchanged: nothing to say
+    prompts = tmp_path / "scans" / "case1.prompts.json"
+    prompts.write_text(prompts.read_text().replace('"core"', '"moved"'))
+    changed = CliRunner().invoke(main, args)
+    assert changed.exit_code == 0
+    assert changed.stderr.strip() == "case1: skipped: output exists, made with other prompts (pass --overwrite to redo it)"
+    redone = CliRunner().invoke(main, [*args, "--overwrite"])
+    assert redone.exit_code == 0 and redone.stderr == ""
 
 
 def test_a_killed_run_is_finished_by_rerunning_it(tmp_path, tiny_weights, predictor, monkeypatch):

@@ -116,3 +116,37 @@ def test_gate_training_is_bit_reproducible(trained):
     with warnings.catch_warnings():
         warnings.simplefilter("error", StaleGateWarning)
         assert build_from_registry("cpu").gate is not None
+
+
+def test_a_damaged_expert_is_flagged_and_left_out_of_the_mixture(sammoe_home, plugin_host, test_foundation, calibrated_expert):
+    """Before: list/show/plugins said nothing, and every MoE segment exited 2 because of it."""
+    from sammoe_core.experts.foundations import choose_foundation
+    from sammoe_core.moe.retrain import retrain_gate
+    from sammoe_core.moe.segmenter import ExpertSkippedWarning
+
+    choose_foundation(str(test_foundation.weights))
+    _add(calibrated_expert("alpha", 11))
+    _add(calibrated_expert("beta", 12))
+    retrain_gate(epochs=2, device="cpu", prompts_per_class=1, progress=False)
+    weights = sammoe_home / "experts" / "alpha" / "model.safetensors"
+    data = bytearray(weights.read_bytes())
+    data[-10] ^= 0xFF  # one byte flipped
+    weights.write_bytes(bytes(data))
+
+    runner = CliRunner()
+    listed = runner.invoke(main, ["experts", "list", "--json"])
+    rows = {r["name"]: r for r in json.loads(listed.stdout)}
+    assert rows["alpha"]["weights_ok"] is False and "damaged" in rows["alpha"]["weights_problem"]
+    assert rows["beta"]["weights_ok"] is True
+    table = runner.invoke(main, ["experts", "list"])
+    assert "DAMAGED" in table.stdout and "warning: expert 'alpha'" in table.stderr
+    assert runner.invoke(main, ["experts", "show", "alpha"]).output.count('"weights_ok": false') == 1
+    verified = runner.invoke(main, ["experts", "verify"])
+    assert verified.exit_code == 2 and "alpha: FAILED" in verified.output and "beta: ok" in verified.output
+
+    with pytest.warns(ExpertSkippedWarning, match="alpha.*damaged"):
+        seg = build_from_registry("cpu")
+    assert seg.candidates == ["foundation", "beta"] and seg.gate is not None  # routes among the rest
+    assert seg.describe()["gate_excluded"] == ["alpha"]
+    with pytest.raises(SammoeError, match="damaged"):
+        build_from_registry("cpu", strict=True)

@@ -73,7 +73,7 @@ def test_ray_gives_the_local_loops_outputs_and_records_a_corrupt_volume(tmp_path
     for i in range(4):
         recorded = entries[f"case{i}.nii.gz"]["weights"]
         assert recorded["weights_sha256"] == sha256_file(tiny_weights)
-        assert set(recorded) == {"weights_sha256", "settings_sha256"}
+        assert set(recorded) == {"weights_sha256", "settings_sha256", "prompts_sha256"}
         assert recorded == local_entries[f"case{i}.nii.gz"]["weights"]
     assert not list((tmp_path / "ray").glob(".*part*"))  # every output was written whole
 

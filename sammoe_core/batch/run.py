@@ -24,7 +24,7 @@ from ..outputs import OutputError
 from .engines import Engine, LocalEngine
 from .inputs import BatchItem, Shard, folder_items, list_items
 from .run_manifest import RunManifest
-from .volume import SegmentSettings, weights_hashes
+from .volume import SegmentSettings, item_prompts_digest, weights_hashes
 
 if TYPE_CHECKING:
     from ..predictor import CropPredictor
@@ -33,14 +33,26 @@ if TYPE_CHECKING:
 COUNTED = ("done", "failed", "skipped")
 
 
-def _skip_reason(item: BatchItem, prior: dict[str, Any] | None, weights: dict[str, str], overwrite: bool) -> str | None:
-    """Why ``item`` needs no work this run, or None. Only an existing output is ever skipped."""
+UNCHANGED = "done in an earlier run with the same weights, settings and prompts"
+
+
+def _skip_reason(item: BatchItem, prior: dict[str, Any] | None, identity: dict[str, str], overwrite: bool) -> str | None:
+    """Why ``item`` needs no work this run, or None. Only an existing output is ever skipped;
+    a reason other than :data:`UNCHANGED` says what changed and names ``--overwrite``."""
     if overwrite or not item.output.exists():
         return None
     if prior is not None and prior["status"] == "done":
-        if prior.get("weights", {}) == weights:
-            return "done in an earlier run with the same weights and settings"
-        return "output exists, made with other weights or settings (pass --overwrite to redo it)"
+        before = prior.get("weights", {})
+        if before == identity:
+            return UNCHANGED
+        changed = [what for what, keys in (
+            ("prompts", ("prompts_sha256",)),
+            ("settings", ("settings_sha256",)),
+        ) if any(before.get(k) != identity.get(k) for k in keys)]
+        other = {k for k in set(before) | set(identity) if k not in ("prompts_sha256", "settings_sha256")}
+        if any(before.get(k) != identity.get(k) for k in other):
+            changed.insert(0, "weights")
+        return f"output exists, made with other {' and '.join(changed)} (pass --overwrite to redo it)"
     return "output exists (pass --overwrite to replace it)"
 
 
@@ -88,7 +100,11 @@ def run_batch(
     records: dict[str, dict[str, Any]] = {}
     todo = []
     for item in selected:
-        reason = _skip_reason(item, manifest.prior(item.key), weights, settings.overwrite)
+        identity = dict(weights)
+        prompts = item_prompts_digest(item, settings)
+        if prompts is not None:
+            identity["prompts_sha256"] = prompts
+        reason = _skip_reason(item, manifest.prior(item.key), identity, settings.overwrite)
         if reason is None:
             todo.append(item)
         else:

@@ -105,6 +105,16 @@ class SegmentSettings:
         return hashlib.sha256(json.dumps(out, sort_keys=True, default=str).encode()).hexdigest()
 
 
+def item_prompts_digest(item: BatchItem, settings: SegmentSettings) -> str | None:
+    """sha256 of the prompts file an item uses (None when the batch shares its prompts, which the
+    settings digest covers, or when the item has none)."""
+    from ..hashing import sha256_file
+
+    if settings.prompts is not None or item.prompts is None or not item.prompts.is_file():
+        return None
+    return sha256_file(item.prompts)
+
+
 def weights_hashes(description: dict[str, Any], prefix: str = "") -> dict[str, str]:
     """Every ``*sha256`` entry of a predictor's ``describe()``, flattened (``experts.x.weights_sha256``).
 
@@ -165,4 +175,8 @@ def run_item(item: BatchItem, predictor: CropPredictor, settings: SegmentSetting
     except Exception as e:  # noqa: BLE001 - recorded; the batch goes on
         record = {"status": "failed", "error": _one_line(e), "seconds": round(time.perf_counter() - started, 3)}
     description = describe_predictor(predictor)
-    return {**base, **record, "weights": {**weights_hashes(description), "settings_sha256": settings.digest(description)}}
+    identity = {**weights_hashes(description), "settings_sha256": settings.digest(description)}
+    prompts = item_prompts_digest(item, settings)
+    if prompts is not None:
+        identity["prompts_sha256"] = prompts
+    return {**base, **record, "weights": identity}

@@ -8,7 +8,7 @@ import click
 
 from .errors import one_line_errors
 
-COLUMNS = ("name", "version", "enabled", "modality", "targets", "source")
+COLUMNS = ("name", "version", "enabled", "weights", "modality", "targets", "source")
 
 
 def _cell(value: object) -> str:
@@ -45,7 +45,7 @@ def list_experts(as_json: bool) -> None:
     """List every expert, enabled or not."""
     from ..experts.manage import describe_experts
 
-    rows = describe_experts()
+    rows = [{**r, "weights": "ok" if r["weights_ok"] else "DAMAGED"} for r in describe_experts()]
     click.echo(
         json.dumps(rows, indent=2)
         if as_json
@@ -53,7 +53,30 @@ def list_experts(as_json: bool) -> None:
         if rows
         else "no experts (see `sammoe add-expert --help`)"
     )
+    damaged = [r for r in rows if not r["weights_ok"]]
+    for row in damaged:
+        click.echo(f"warning: {row['weights_problem']}", err=True)
     _warn_plugin_problems()
+
+
+@experts.command("verify")
+@click.argument("name", required=False)
+@click.option("--json", "as_json", is_flag=True, help="Print JSON instead of lines.")
+@one_line_errors
+def verify(name: str | None, as_json: bool) -> None:
+    """Check every expert (or NAME) in full: weights, digests, tensors, foundation. Exit 2 if one fails."""
+    from ..errors import SammoeError
+    from ..experts.manage import verify_experts
+
+    rows = verify_experts(name)
+    if as_json:
+        click.echo(json.dumps(rows, indent=2))
+    else:
+        for row in rows:
+            click.echo(f"{row['name']}: ok" if row["ok"] else f"{row['name']}: FAILED: {row['problem']}")
+    failed = [r["name"] for r in rows if not r["ok"]]
+    if failed:
+        raise SammoeError(f"{len(failed)} of {len(rows)} expert(s) failed verification: {', '.join(failed)}")
 
 
 @experts.command("show")

@@ -106,7 +106,12 @@ def _segment_batch(
         runner: Any = RayEngine(spec, options, description)
     else:
         runner = LocalEngine(_build_predictor(spec))
+    from ..batch.run import UNCHANGED
+
     report = segment_batch(source, output, runner, settings_, shard=shard, quiet=quiet)
+    for case in report["cases"]:
+        if case["status"] == "skipped" and case["reason"] != UNCHANGED:
+            click.echo(f"{case['case']}: skipped: {case['reason']}", err=True)
     counts = report["counts"]
     if not quiet:
         click.echo(

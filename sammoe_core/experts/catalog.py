@@ -33,12 +33,27 @@ def _acceptor(host: PluginHost):
     return accept
 
 
+def _first_come_first_served(host: PluginHost):
+    """Who keeps an expert name several plugins register: the plugin the registry recorded for it
+    (``add-expert`` records it), else the one whose distribution was installed first."""
+    owners = {name: rec.plugin for name, rec in Registry().read().experts.items() if rec.plugin}
+
+    def rank(name: str, plugin: str) -> tuple[int, float]:
+        installed = host.origin(plugin).installed_at
+        return (0 if owners.get(name) == plugin else 1, installed if installed is not None else float("inf"))
+
+    return rank
+
+
 def available_experts(host: PluginHost | None = None) -> dict[str, Expert]:
-    """Every expert registered by a plugin or added to SAMMOE_HOME, enabled or not, by name."""
+    """Every expert registered by a plugin or added to SAMMOE_HOME, enabled or not, by name.
+
+    A name is first come, first served: a later plugin registering a taken name is reported
+    against itself (``sammoe plugins``)."""
     from ..plugins import get_host
 
     host = host or get_host()
-    return dict(sorted(host.collect("register_experts", _acceptor(host)).items()))
+    return dict(sorted(host.collect("register_experts", _acceptor(host), _first_come_first_served(host)).items()))
 
 
 def enabled_experts(host: PluginHost | None = None) -> dict[str, Expert]:

@@ -117,16 +117,29 @@ def run_pip(args: list[str]) -> None:
 
 
 def add_expert_package(requirement: str, upgrade: bool = False, editable: bool = False) -> AddResult:
-    """pip-install a plugin (requirement, project folder or wheel) and record the experts it brings."""
+    """pip-install a plugin (requirement, project folder or wheel) and record the experts it brings.
+
+    An installed plugin whose experts did not register (a name another plugin holds, an invalid
+    manifest) is an error that names the problem: the package stays installed (pip uninstall
+    removes it) but nothing is recorded for it."""
     from ..plugins import PluginHost
 
-    before = set(available_experts(PluginHost().load()))
+    before_host = PluginHost().load()
+    before = set(available_experts(before_host))
+    plugins_before = {row["name"] for row in before_host.plugins()}
     run_pip(["install", *(["-U"] if upgrade else []), *(["-e"] if editable else []), requirement])
     importlib.invalidate_caches()
     host = PluginHost().load()
-    new = sorted(set(available_experts(host)) - before)
+    experts = available_experts(host)
+    new = {name: e.source.plugin or "" for name, e in experts.items() if name not in before}
     Registry().record_plugin_experts(new, origin=requirement)
-    return AddResult(requirement, "pip", new, [f"{p.plugin}: {p}" for p in host.problems])
+    problems = [f"{p.plugin}: {p}" for p in host.problems]
+    arrived = {row["name"] for row in host.plugins()} - plugins_before
+    refused = [f"{p.plugin}: {p}" for p in host.problems if p.plugin in arrived and p.stage == "register_experts"]
+    if refused and not new:
+        raise SammoeError(f"{requirement}: installed, but its experts did not register ({'; '.join(refused)}); "
+                          "`pip uninstall` it, or rename its expert")
+    return AddResult(requirement, "pip", sorted(new), problems)
 
 
 def add_expert(
@@ -172,10 +185,13 @@ def describe_expert(expert: Expert, enabled: bool, foundation_sha256: str | None
     """A JSON-able summary of an expert (``full``: the whole manifest and its tensor names).
     ``fits_foundation``: whether it was made on the foundation in use (None: no foundation)."""
     fits = None if foundation_sha256 is None else expert.manifest.foundation.sha256 == foundation_sha256
+    problem = expert.integrity_problem()
     row: dict[str, Any] = {
         "name": expert.name,
         "version": expert.manifest.version,
         "enabled": enabled,
+        "weights_ok": problem is None,
+        **({"weights_problem": problem} if problem else {}),
         "source": expert.source.describe(),
         "targets": [t.name for t in expert.manifest.targets],
         "modality": expert.manifest.modality,
@@ -193,6 +209,25 @@ def describe_expert(expert: Expert, enabled: bool, foundation_sha256: str | None
 def describe_experts() -> list[dict[str, Any]]:
     disabled, in_use = Registry().read().disabled(), _foundation_in_use()
     return [describe_expert(e, name not in disabled, in_use) for name, e in available_experts().items()]
+
+
+def verify_experts(name: str | None = None) -> list[dict[str, Any]]:
+    """Every check an expert can get, in full (``sammoe experts verify``): manifest, weights sha256
+    and content digest, header against manifest, tensor names and shapes, calibration layout, and
+    the foundation in use. One row per expert: ``ok`` and the first ``problem``."""
+    experts = available_experts() if name is None else {name: get_expert(name)}
+    in_use = _foundation_in_use()
+    rows = []
+    for expert_name, expert in experts.items():
+        try:
+            check_expert(expert)
+            if in_use is not None:
+                expert.check_foundation(in_use)
+        except (SammoeError, OSError) as e:
+            rows.append({"name": expert_name, "ok": False, "problem": str(e)})
+        else:
+            rows.append({"name": expert_name, "ok": True})
+    return rows
 
 
 def show_expert(name: str) -> dict[str, Any]:

@@ -50,6 +50,7 @@ class ExpertRecord(_Model):
     source: Literal["plugin", "folder", "hub"]
     origin: str | None = Field(None, description="pip requirement, original folder or Hub id")
     path: str | None = Field(None, description="its folder inside SAMMOE_HOME (folder and Hub experts)")
+    plugin: str | None = Field(None, description="the plugin that provides it (plugin experts): it keeps the name")
     enabled: bool = True
 
 
@@ -152,11 +153,13 @@ class Registry:
             )
         return destination
 
-    def record_plugin_experts(self, names: list[str], origin: str) -> None:
-        """Note experts that a pip install brought, and that the expert set changed."""
+    def record_plugin_experts(self, names: dict[str, str], origin: str) -> None:
+        """Note the experts (name -> providing plugin) a pip install brought; the plugin keeps the name."""
         with self.update() as state:
-            for name in names:
-                state.experts.setdefault(name, ExpertRecord(source="plugin", origin=origin))
+            for name, plugin in names.items():
+                record = state.experts.setdefault(name, ExpertRecord(source="plugin", origin=origin))
+                if record.source == "plugin" and record.plugin is None:
+                    record.plugin = plugin
 
     def remove_expert(self, name: str) -> ExpertRecord:
         """Forget a folder or Hub expert and delete its copy."""
