@@ -13,6 +13,10 @@ import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 
+from .errors import OutputExistsError
+
+__all__ = ["OutputExistsError", "atomic_output", "usual_mode", "write_text_atomic"]
+
 
 def _umask() -> int:
     mask = os.umask(0)
@@ -23,14 +27,6 @@ def _umask() -> int:
 def usual_mode(directory: bool = False) -> int:
     """The mode a new file (or folder) gets from the umask; temporary ones start at 0600/0700."""
     return (0o777 if directory else 0o666) & ~_umask()
-
-
-class OutputExistsError(FileExistsError):
-    """The output exists and overwriting was not requested."""
-
-    def __init__(self, path: Path) -> None:
-        super().__init__(f"{path}: output exists (pass --overwrite to replace it)")
-        self.path = path
 
 
 @contextlib.contextmanager

@@ -7,7 +7,7 @@ from typing import Literal
 
 import torch
 
-from .errors import SammoeError
+from .errors import InputError
 
 Precision = Literal["fp32", "bf16"]
 
@@ -22,14 +22,14 @@ def resolve_device(spec: str | torch.device = "auto") -> torch.device:
         try:
             dev = torch.device(spec)
         except RuntimeError:
-            raise SammoeError(f"unknown device {spec!r}; use auto, cpu, cuda or cuda:N") from None
+            raise InputError(f"unknown device {spec!r}; use auto, cpu, cuda or cuda:N") from None
     if dev.type == "cuda":
         if not torch.cuda.is_available():
-            raise SammoeError(f"device {spec!r} requested but CUDA is not available on this machine")
+            raise InputError(f"device {spec!r} requested but CUDA is not available on this machine")
         if dev.index is not None and dev.index >= torch.cuda.device_count():
-            raise SammoeError(f"device {spec!r}: only {torch.cuda.device_count()} CUDA device(s) present")
+            raise InputError(f"device {spec!r}: only {torch.cuda.device_count()} CUDA device(s) present")
     elif dev.type != "cpu":
-        raise SammoeError(f"unsupported device {spec!r}; use auto, cpu, cuda or cuda:N")
+        raise InputError(f"unsupported device {spec!r}; use auto, cpu, cuda or cuda:N")
     return dev
 
 

@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from .atomic import OutputExistsError, atomic_output
-from .errors import SammoeError
+from .errors import InputError, SammoeError
 
 if TYPE_CHECKING:
     from .segment import SegmentationResult
@@ -24,7 +24,7 @@ if TYPE_CHECKING:
 LABEL_SUFFIXES = (".nii.gz", ".nii")
 
 
-class OutputError(SammoeError):
+class OutputError(InputError):
     """An output that cannot be written where it was asked for."""
 
 
@@ -122,7 +122,7 @@ def write_result(
                 from .preview import render_preview
 
                 render_preview(result, temporary[paths.preview])
-            temporary[paths.sidecar].write_text(json.dumps(sidecar, indent=2) + "\n", encoding="utf-8")
+            temporary[paths.sidecar].write_text(json.dumps(sidecar, indent=2, allow_nan=False) + "\n", encoding="utf-8")
     except OutputExistsError:
         raise
     except PermissionError as e:

@@ -56,7 +56,7 @@ def _canonical(array: np.ndarray, affine: np.ndarray) -> tuple[np.ndarray, np.nd
     """Array reoriented to closest RAS, the permutation/flip used, and the voxel sizes."""
     import nibabel as nib
 
-    ornt = nib.orientations.io_orientation(affine)
+    ornt = _orientation(affine)
     spacing = np.linalg.norm(affine[:3, :3], axis=0)
     ras_spacing = np.empty(3)
     ras_spacing[ornt[:, 0].astype(int)] = spacing
@@ -64,6 +64,7 @@ def _canonical(array: np.ndarray, affine: np.ndarray) -> tuple[np.ndarray, np.nd
 
 
 def _orientation(affine: np.ndarray) -> np.ndarray:
+    """Per input axis: the closest-RAS axis it runs along and whether it runs backwards (-1)."""
     import nibabel as nib
 
     return nib.orientations.io_orientation(affine)
@@ -110,9 +111,10 @@ def _input_point(result: "SegmentationResult", target: "TargetResult") -> np.nda
 def slice_point(result: "SegmentationResult", target: "TargetResult") -> np.ndarray:
     """Voxel index on the closest-RAS grid that a target's three slices go through.
 
-    Its first positive click; with none (a box alone), its box centre; with no box either, the
-    mask voxel nearest the mask's centroid; with an empty mask, the volume centre. Element 0 is
-    the sagittal slice, 1 the coronal, 2 the axial.
+    Its first positive click (one the user gave before a box centre made into a click); with
+    none (a box alone), its box centre; with no box either, the mask voxel nearest the mask's
+    centroid; with an empty mask, the volume centre. Element 0 is the sagittal slice, 1 the
+    coronal, 2 the axial.
     """
     volume = result.volume
     ornt = _orientation(volume.affine)
@@ -169,7 +171,9 @@ def _panel(ras: np.ndarray, view: int, shape_ras: np.ndarray) -> tuple[float, fl
     return (flipped, float(ras[2])) if view == 1 else (flipped, float(ras[1]))
 
 
-def _draw_clicks(ax: Any, target: "TargetResult", view: int, index: int, ornt: np.ndarray, shape: tuple[int, ...]) -> None:
+def _draw_clicks(
+    ax: Any, target: "TargetResult", view: int, index: int, ornt: np.ndarray, shape: tuple[int, ...]
+) -> None:
     """Mark the target's clicks that lie in this slice."""
     shape_ras = _ras_shape(ornt, shape)
     for click in target.clicks:
@@ -181,7 +185,9 @@ def _draw_clicks(ax: Any, target: "TargetResult", view: int, index: int, ornt: n
         ax.plot([x], [y], linestyle="none", markersize=9, markeredgewidth=1.3, zorder=5, **style)
 
 
-def _draw_box(ax: Any, target: "TargetResult", view: int, index: int, ornt: np.ndarray, shape: tuple[int, ...], colour) -> None:
+def _draw_box(
+    ax: Any, target: "TargetResult", view: int, index: int, ornt: np.ndarray, shape: tuple[int, ...], colour: Any
+) -> None:
     """Outline the target's box, dashed, on a slice that cuts it."""
     from matplotlib.patches import Rectangle
 
@@ -236,7 +242,9 @@ def preview_figure(result: "SegmentationResult") -> "Figure":
             picture, mask = picture.T, mask.T == target.label
             if radiological:
                 picture, mask = picture[:, ::-1], mask[:, ::-1]
-            ax.imshow(picture, cmap="gray", vmin=low, vmax=high, origin="lower", aspect=sy / sx, interpolation="nearest")
+            ax.imshow(
+                picture, cmap="gray", vmin=low, vmax=high, origin="lower", aspect=sy / sx, interpolation="nearest"
+            )
             ax.imshow(
                 np.ma.masked_where(~mask, mask), cmap=ListedColormap([colour]), alpha=0.4, origin="lower",
                 aspect=sy / sx, interpolation="nearest",
@@ -264,7 +272,8 @@ def preview_figure(result: "SegmentationResult") -> "Figure":
         key.append(Line2D([], [], color="black", linestyle="--", linewidth=1.2, label="box"))
     top.legend(
         handles=key, loc="center", ncols=len(key), fontsize=8, frameon=False,
-        title="slices through the first positive click (else box centre or mask); i, j, k: input voxel indices", title_fontsize=8,
+        title="slices through the first positive click (else box centre or mask); i, j, k: input voxel indices",
+        title_fontsize=8,
     )
     return fig
 

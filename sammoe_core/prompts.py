@@ -15,14 +15,17 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 import numpy as np
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
-from .errors import SammoeError
+from .errors import InputError, SammoeError
+from .limits import MAX_CLICKS_PER_TARGET, MAX_PROMPTS_FILE_BYTES, MAX_TARGETS, regular_file
 
-Coordinate = tuple[float, float, float]
+# Finite numbers only: NaN or infinity in a prompt is an error (it would pass every bounds check).
+FiniteFloat = Annotated[float, Field(allow_inf_nan=False)]
+Coordinate = tuple[FiniteFloat, FiniteFloat, FiniteFloat]
 Space = Literal["voxel", "mm"]
 _SHORTHAND = {
     "points": (True, "voxel"),
@@ -32,7 +35,7 @@ _SHORTHAND = {
 }
 
 
-class PromptError(SammoeError):
+class PromptError(InputError):
     """A prompt that does not fit the volume, or a prompts file that cannot be used."""
 
 
@@ -83,9 +86,9 @@ class Target(BaseModel):
 
     model_config = ConfigDict(frozen=True, extra="forbid")
 
-    name: str = Field("target", min_length=1)
+    name: str = Field("target", min_length=1, max_length=64, pattern=r"^[A-Za-z0-9][A-Za-z0-9_.+ -]*$")
     label: int = Field(1, ge=1, le=65535)
-    clicks: tuple[Prompt, ...] = ()
+    clicks: tuple[Prompt, ...] = Field((), max_length=MAX_CLICKS_PER_TARGET)
     box: Box | None = None
 
     @model_validator(mode="before")
@@ -120,7 +123,7 @@ class PromptsFile(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    targets: list[Target] = Field(min_length=1)
+    targets: list[Target] = Field(min_length=1, max_length=MAX_TARGETS)
 
     @field_validator("targets")
     @classmethod
@@ -142,9 +145,14 @@ def load_prompts(path: str | Path) -> list[Target]:
     """Read and check a prompts file."""
     path = Path(path)
     try:
+        size = regular_file(path, "prompts file").st_size
+        if size > MAX_PROMPTS_FILE_BYTES:
+            raise PromptError(f"{path}: prompts file of {size} bytes (at most {MAX_PROMPTS_FILE_BYTES})")
         data = json.loads(path.read_text(encoding="utf-8"))
     except FileNotFoundError:
         raise PromptError(f"{path}: no such prompts file") from None
+    except RecursionError:
+        raise PromptError(f"{path}: JSON nested too deeply") from None
     except (OSError, UnicodeDecodeError, json.JSONDecodeError) as e:
         raise PromptError(f"{path}: not a readable JSON prompts file ({e})") from None
     try:

@@ -9,10 +9,10 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from .errors import SammoeError
+from .errors import InputError, SammoeError
 
 
-class PathEscapeError(SammoeError):
+class PathEscapeError(InputError):
     """A path taken from data points outside the folder it must stay in."""
 
 

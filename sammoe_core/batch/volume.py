@@ -19,6 +19,7 @@ from ..prompts import PromptError, Target, load_prompts
 from .inputs import PROMPTS_SUFFIX, BatchItem
 
 if TYPE_CHECKING:
+    from ..volumes import Volume
     from ..predictor import CropPredictor
 
 
@@ -36,8 +37,11 @@ def segment_file(
     max_crops: int | None = None,
     progress: bool = False,
     box_as_click: bool = False,
+    volume: Volume | None = None,
 ) -> dict[str, Any]:
     """Segment one volume file to its outputs; return the record of the run.
+
+    ``volume``: the file, already read (the CLI reads it before loading the model).
 
     ``progress`` counts crops on a bar when stderr is a terminal. The outputs are checked before any work (existing files without ``overwrite``, missing or
     unwritable folders), so a bad output location fails fast and leaves nothing behind.
@@ -47,7 +51,7 @@ def segment_file(
     started = time.perf_counter()
     check_outputs(output_paths(output_path, preview, probabilities), overwrite)
     result = segment(
-        input_path,
+        input_path if volume is None else volume,
         prompts,
         predictor,
         modality=modality,

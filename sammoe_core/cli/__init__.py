@@ -47,11 +47,20 @@ class SammoeGroup(click.Group):
     def get_command(self, ctx: click.Context, name: str) -> click.Command | None:
         return self.commands.get(name) or self.plugin_commands().get(name)
 
+    def invoke(self, ctx: click.Context) -> Any:
+        """Every command, plugin commands included, runs inside the one error boundary."""
+        from .errors import invoke_guarded
+
+        return invoke_guarded(super().invoke, ctx)
+
 
 @click.group(cls=SammoeGroup, context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(__version__, prog_name="sammoe")
-def main() -> None:
+@click.option("--debug", is_flag=True, help="Show the traceback of an unexpected error (also SAMMOE_DEBUG=1).")
+@click.pass_context
+def main(ctx: click.Context, debug: bool) -> None:
     """SAM-Med3D mixture of experts: segment 3D medical volumes from clicks."""
+    ctx.obj = {**(ctx.obj or {}), "debug": debug}
 
 
 main.add_command(convert)

@@ -8,7 +8,6 @@ import sys
 
 import click
 
-from .errors import one_line_errors
 
 
 @click.command("add-expert")
@@ -17,7 +16,6 @@ from .errors import one_line_errors
 @click.option("-e", "--editable", is_flag=True, help="pip: install a plugin project in editable mode.")
 @click.option("--overwrite", is_flag=True, help="Replace an expert added before (folder or Hub) under the same name.")
 @click.option("-q", "--quiet", is_flag=True, help="No download progress bars (Hub).")
-@one_line_errors
 def add_expert(source: str, upgrade: bool, editable: bool, overwrite: bool, quiet: bool) -> None:
     """Add the expert(s) in SOURCE and mark the gate stale.
 

@@ -6,7 +6,6 @@ import json
 
 import click
 
-from .errors import one_line_errors
 
 
 @click.command()
@@ -14,7 +13,6 @@ from .errors import one_line_errors
 @click.argument("output", type=click.Path(dir_okay=False))
 @click.option("--config", "config_name", default=None, help="Network config (default: detected from the keys).")
 @click.option("--overwrite", is_flag=True, help="Replace OUTPUT if it exists.")
-@one_line_errors
 def convert(source: str, output: str, config_name: str | None, overwrite: bool) -> None:
     """Convert SOURCE (.pth, loaded weights-only) to OUTPUT (.safetensors), checking every key."""
     from ..model.checkpoint import convert_checkpoint

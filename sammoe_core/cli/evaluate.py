@@ -6,7 +6,6 @@ import sys
 
 import click
 
-from .errors import one_line_errors
 
 
 @click.command()
@@ -29,7 +28,6 @@ from .errors import one_line_errors
               help="Later clicks: deep in the larger error region (official evaluation), or anywhere in the errors.")
 @click.option("--overwrite", is_flag=True, help="Replace existing report files.")
 @click.option("-q", "--quiet", is_flag=True, help="No progress bar.")
-@one_line_errors
 def evaluate(data, clicks, classes, prompts_per_class, out_dir, policy, tau, top_k, expert, device, seed, first_click,
              next_click, overwrite, quiet) -> None:
     """Simulate clicks from the labels and print Dice per structure (foundation, experts, MoE)."""

@@ -6,7 +6,6 @@ import json
 
 import click
 
-from .errors import one_line_errors
 
 COLUMNS = ("name", "version", "enabled", "weights", "modality", "targets", "source")
 
@@ -40,7 +39,6 @@ def experts() -> None:
 
 @experts.command("list")
 @click.option("--json", "as_json", is_flag=True, help="Print JSON instead of a table.")
-@one_line_errors
 def list_experts(as_json: bool) -> None:
     """List every expert, enabled or not."""
     from ..experts.manage import describe_experts
@@ -62,7 +60,6 @@ def list_experts(as_json: bool) -> None:
 @experts.command("verify")
 @click.argument("name", required=False)
 @click.option("--json", "as_json", is_flag=True, help="Print JSON instead of lines.")
-@one_line_errors
 def verify(name: str | None, as_json: bool) -> None:
     """Check every expert (or NAME) in full: weights, digests, tensors, foundation. Exit 2 if one fails."""
     from ..errors import SammoeError
@@ -81,7 +78,6 @@ def verify(name: str | None, as_json: bool) -> None:
 
 @experts.command("show")
 @click.argument("name")
-@one_line_errors
 def show(name: str) -> None:
     """Print an expert's manifest, source, state and tensor names as JSON."""
     from ..experts.manage import show_expert
@@ -91,7 +87,6 @@ def show(name: str) -> None:
 
 @experts.command("remove")
 @click.argument("name")
-@one_line_errors
 def remove(name: str) -> None:
     """Delete an expert added from a folder (plugin experts: pip uninstall, or disable)."""
     from ..experts.manage import remove_expert
@@ -117,7 +112,6 @@ def _switch(name: str, enabled: bool) -> None:
 
 @experts.command("enable")
 @click.argument("name")
-@one_line_errors
 def enable(name: str) -> None:
     """Use an expert again."""
     _switch(name, True)
@@ -125,7 +119,6 @@ def enable(name: str) -> None:
 
 @experts.command("disable")
 @click.argument("name")
-@one_line_errors
 def disable(name: str) -> None:
     """Keep an expert installed but leave it out of the mixture."""
     _switch(name, False)

@@ -6,7 +6,6 @@ import json
 
 import click
 
-from .errors import one_line_errors
 
 
 @click.command()
@@ -15,7 +14,6 @@ from .errors import one_line_errors
 @click.option("--repo-id", default=None, help="ORG/NAME it will be published as (for the card's usage lines).")
 @click.option("--revision", default=None, help="Tag it will be published as (default: the manifest's version).")
 @click.option("--overwrite", is_flag=True, help="Replace a previous export in DIRECTORY.")
-@one_line_errors
 def export(name: str, directory: str, repo_id: str | None, revision: str | None, overwrite: bool) -> None:
     """Write expert NAME (or the expert folder at path NAME) to DIRECTORY as a Hub repo:
     expert.json, the weights, the calibration folder if any, and a README.md model card.

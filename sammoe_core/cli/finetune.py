@@ -7,7 +7,6 @@ import sys
 
 import click
 
-from .errors import one_line_errors
 
 
 @click.command()
@@ -36,7 +35,6 @@ from .errors import one_line_errors
               help="Where volumes are cached on the model lattice (default: SAMMOE_HOME/cache/volumes).")
 @click.option("--overwrite", is_flag=True, help="Replace an existing expert folder.")
 @click.option("-q", "--quiet", is_flag=True, help="No progress bar.")
-@one_line_errors
 def finetune(data, name, classes, output, parts, foundation, steps, batch_size, lr, num_clicks, seed, device,
              calibration, modality, license_, authors, description, version, run_dir, cache_dir, overwrite, quiet) -> None:
     """Finetune the foundation on --data for --classes and write an expert folder (delta + expert.json)."""

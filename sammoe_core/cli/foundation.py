@@ -7,7 +7,6 @@ import sys
 
 import click
 
-from .errors import one_line_errors
 
 
 @click.group()
@@ -17,7 +16,6 @@ def foundation() -> None:
 
 @foundation.command("list")
 @click.option("--json", "as_json", is_flag=True, help="Print JSON instead of lines.")
-@one_line_errors
 def list_foundations(as_json: bool) -> None:
     """Registered foundations and a chosen weights file; '*' marks the one in use."""
     from ..experts.foundations import describe_foundations
@@ -35,7 +33,6 @@ def list_foundations(as_json: bool) -> None:
 @click.argument("name_or_path")
 @click.option("--config", default=None, help="Network config of a .pth fetched from the Hub (default: detected).")
 @click.option("-q", "--quiet", is_flag=True, help="No download progress bars (Hub).")
-@one_line_errors
 def set_foundation(name_or_path: str, config: str | None, quiet: bool) -> None:
     """Use NAME (a registered foundation), PATH (a sammoe .safetensors file) or a Hub file
     hf://ORG/REPO[@REVISION]/FILE.pth (or .safetensors): downloaded into the local Hub cache,

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import click
 
-from .errors import one_line_errors
 
 
 @click.command("new-plugin")
@@ -26,7 +25,6 @@ from .errors import one_line_errors
     help="Folder to create the project in.",
 )
 @click.option("--overwrite", is_flag=True, help="Replace OUT/NAME if it exists.")
-@one_line_errors
 def new_plugin(name: str, expert_dir: str, out_dir: str, overwrite: bool) -> None:
     """Create a plugin project OUT/NAME shipping the expert in DIR.
 

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import click
 
-from .errors import one_line_errors
 
 
 @click.command()
@@ -32,7 +31,6 @@ from .errors import one_line_errors
 )
 @click.option("--overwrite", is_flag=True, help="Replace the dataset in a non-empty OUT_DIR.")
 @click.option("-q", "--quiet", is_flag=True, help="No progress bar.")
-@one_line_errors
 def phantoms(out_dir: str, n: int, seed: int, contrast: str, style: str, overwrite: bool, quiet: bool) -> None:
     """Generate N phantoms into OUT_DIR (dataset.json, images/, labels/, tissues/), deterministic per seed."""
     from ..phantoms import write_phantom_dataset

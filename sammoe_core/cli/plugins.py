@@ -6,13 +6,11 @@ import json
 
 import click
 
-from .errors import one_line_errors
 
 
 @click.command("plugins")
 @click.option("--all", "include_defaults", is_flag=True, help="Include sammoe's default plugins.")
 @click.pass_context
-@one_line_errors
 def plugins(ctx: click.Context, include_defaults: bool) -> None:
     """List plugins: name, distribution, version, hooks, errors (load or hook failures)."""
     from ..plugins import get_host, plugins_report

@@ -8,7 +8,6 @@ import sys
 
 import click
 
-from .errors import one_line_errors
 
 
 @click.command()
@@ -17,7 +16,6 @@ from .errors import one_line_errors
 @click.option("--private", is_flag=True, help="Create the repo private (an existing repo keeps its visibility).")
 @click.option("--revision", default=None, help="Tag for this version (default: the manifest's version).")
 @click.option("-q", "--quiet", is_flag=True, help="No progress bars.")
-@one_line_errors
 def publish(name: str, repo_id: str, private: bool, revision: str | None, quiet: bool) -> None:
     """Publish expert NAME (or the expert folder at path NAME) to the Hub repo --repo-id.
 

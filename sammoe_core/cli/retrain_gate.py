@@ -7,7 +7,6 @@ import sys
 
 import click
 
-from .errors import one_line_errors
 
 
 @click.command("retrain-gate")
@@ -27,7 +26,6 @@ from .errors import one_line_errors
 @click.option("--ray-address", metavar="ADDR", help="Ray: a running cluster (e.g. auto); default: start Ray here.")
 @click.option("--workers", type=click.IntRange(min=1), default=1, show_default=True, help="Ray: actors, each with the candidates loaded.")
 @click.option("--num-gpus-per-worker", type=click.FloatRange(min=0), default=0.0, show_default=True, help="Ray: GPUs per actor.")
-@one_line_errors
 def retrain_gate(data, epochs, device, prompts_per_class, architecture, margin, no_calibration, seed, as_json, quiet,
                  engine, ray_address, workers, num_gpus_per_worker) -> None:
     """Run every candidate on every training prompt (cached), fit the gate, make it current."""

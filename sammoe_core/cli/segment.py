@@ -7,7 +7,6 @@ from typing import Any
 import click
 
 from ..errors import SammoeError
-from .errors import one_line_errors
 
 
 def _numbers(count: int, what: str) -> Any:
@@ -156,7 +155,6 @@ def _segment_batch(
 @click.option("--workers", type=click.IntRange(min=1), default=1, show_default=True, help="Ray: actors, each with its own model.")
 @click.option("--num-gpus-per-worker", type=click.FloatRange(min=0), default=0.0, show_default=True,
               help="Ray: GPUs per actor (1 = one GPU each; 0.5 = two actors share one).")
-@one_line_errors
 def segment(
     input_path: str,
     output: str,
@@ -198,6 +196,7 @@ def segment(
     """
     from ..batch import is_batch_input, segment_file
     from ..outputs import check_outputs, output_paths
+    from ..volumes import read_volume
     from ..predictor_spec import PredictorSpec
 
     targets = _targets(prompts_file, point, negative_point, point_mm, negative_point_mm, box, label_name)
@@ -215,9 +214,10 @@ def segment(
         raise SammoeError(f"{input_path}: no prompts; pass --point X,Y,Z, --point-mm, --box or --prompts FILE.json")
     preview_arg = True if preview == "" else preview
     check_outputs(output_paths(output, preview_arg, probabilities), overwrite)
+    volume = read_volume(input_path)  # every input check (header first) before the model loads
     predictor = _build_predictor(spec)
     record = segment_file(
-        input_path, output, predictor, targets, modality=modality, clicks=click_policy, preview=preview_arg,
+        input_path, output, predictor, targets, volume=volume, modality=modality, clicks=click_policy, preview=preview_arg,
         probabilities=probabilities, overwrite=overwrite, progress=not quiet, box_as_click=box_as_click,
     )
     if not quiet:

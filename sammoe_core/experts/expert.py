@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
 
 from ..atomic import usual_mode
-from ..errors import SammoeError
+from ..errors import SammoeError, WeightsError
 from .manifest import (
     MANIFEST_FILE,
     WEIGHTS_FILE,
@@ -32,7 +32,7 @@ if TYPE_CHECKING:
     from ..model import Sam3D, SamConfig
 
 
-class FoundationMismatch(SammoeError):
+class FoundationMismatch(WeightsError):
     """The expert was finetuned from another foundation than the one it is asked to run on."""
 
 

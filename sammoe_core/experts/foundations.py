@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from ..errors import SammoeError
+from ..errors import SammoeError, StateError
 from .manifest import SHA256
 from .registry import FoundationChoice, Registry
 
@@ -25,7 +25,7 @@ if TYPE_CHECKING:
 BUILTIN_FOUNDATION = "sammoe-small"
 
 
-class NoFoundation(SammoeError):
+class NoFoundation(StateError):
     """No foundation is chosen, registered or built in."""
 
 

@@ -9,18 +9,18 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from ..errors import SammoeError
+from ..errors import HubError, SammoeError
 
 if TYPE_CHECKING:
     from .location import HubRef
     from .settings import HubSettings
 
 
-class HubUnavailable(SammoeError):
+class HubUnavailable(HubError):
     """Something is not in the local Hub cache and the Hub cannot be asked (offline or unreachable)."""
 
 
-class HubRefused(SammoeError):
+class HubRefused(HubError):
     """The Hub answered with an error: no such repo, revision or file, or no permission."""
 
 

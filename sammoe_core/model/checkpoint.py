@@ -24,19 +24,17 @@ from safetensors import SafetensorError, safe_open
 from safetensors.torch import load_file, save_file
 
 from ..atomic import atomic_output
-from ..errors import SammoeError
+from ..errors import SammoeError, WeightsError
 from ..hashing import sha256_file, sha256_tensors
 from .configs import SamConfig, get_config
 from .sam3d import Sam3D
+
+__all__ = ["WeightsError", "load_model", "load_weights", "save_weights"]
 
 BOX_KEYS = ("prompt_encoder.point_embeddings.2.weight", "prompt_encoder.point_embeddings.3.weight")
 DEFAULT_CONFIG = "sam-med3d-vit-b"
 BOX_CONFIG = "sam-med3d-vit-b-box"
 _LIST_LIMIT = 12
-
-
-class WeightsError(SammoeError):
-    """A weight file that cannot be used as it is; the message names the file and the problem."""
 
 
 def _names(keys: list[str]) -> str:

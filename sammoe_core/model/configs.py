@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
-from ..errors import SammoeError
+from ..errors import InputError, SammoeError
 
 
 class SamConfig(BaseModel):
@@ -75,7 +75,7 @@ class SamConfig(BaseModel):
         return 4 if self.box_prompts else 2
 
 
-class UnknownConfig(SammoeError, KeyError):
+class UnknownConfig(InputError, KeyError):
     """No network config of that name."""
 
     def __str__(self) -> str:  # KeyError would quote the message

@@ -39,16 +39,22 @@ def _pydicom(folder: Path) -> Any:
     return pydicom
 
 
-def _image_headers(folder: Path, pydicom: Any) -> list[tuple[Path, Any]]:
-    headers = []
-    for path in sorted(p for p in folder.iterdir() if p.is_file() and looks_like_dicom(p)):
+def _image_headers(folder: Path, pydicom: Any) -> tuple[list[tuple[Path, Any]], list[Path]]:
+    """The DICOM image headers in ``folder``, and the files that are not DICOM images."""
+    headers, skipped = [], []
+    for path in sorted(p for p in folder.iterdir() if p.is_file()):
+        if not looks_like_dicom(path):
+            skipped.append(path)
+            continue
         try:
             ds = pydicom.dcmread(path, stop_before_pixels=True)
         except (pydicom.errors.InvalidDicomError, OSError, ValueError, EOFError) as e:
             raise VolumeError(f"{path}: unreadable DICOM file ({e})") from None
         if "ImagePositionPatient" in ds or "PixelSpacing" in ds or "Rows" in ds:
             headers.append((path, ds))
-    return headers
+        else:
+            skipped.append(path)
+    return headers, skipped
 
 
 def _one_series(headers: list[tuple[Path, Any]], folder: Path) -> list[tuple[Path, Any]]:
@@ -66,7 +72,7 @@ def _one_series(headers: list[tuple[Path, Any]], folder: Path) -> list[tuple[Pat
     return headers
 
 
-def _series_affine(headers: list[tuple[Path, Any]], folder: Path) -> tuple[np.ndarray, list[Path]]:
+def _series_affine(headers: list[tuple[Path, Any]], folder: Path, skipped: list[Path]) -> tuple[np.ndarray, list[Path]]:
     first = headers[0][1]
     cosines = np.asarray(first.ImageOrientationPatient, dtype=np.float64)
     along_row, along_column = cosines[:3], cosines[3:]
@@ -79,9 +85,13 @@ def _series_affine(headers: list[tuple[Path, Any]], folder: Path) -> tuple[np.nd
     if np.any(steps < 1e-4):
         raise VolumeError(f"{folder}: two slices share one position; is this more than one acquisition?")
     if np.ptp(steps) > 0.01 * np.mean(steps) + 1e-4:
+        gap = int(np.argmax(steps))
+        names = (positions[gap][1].name, positions[gap + 1][1].name)
+        ignored = f"; {len(skipped)} file(s) here are not DICOM images and were left out: " + ", ".join(
+            p.name for p in skipped[:5]) if skipped else ""
         raise VolumeError(
-            f"{folder}: non-uniform slice spacing ({steps.min():.3f} to {steps.max():.3f} mm); "
-            "resample it to a regular grid first"
+            f"{folder}: non-uniform slice spacing ({steps.min():.3f} to {steps.max():.3f} mm; the widest gap is "
+            f"between {names[0]} and {names[1]}){ignored}; resample it to a regular grid first"
         )
     row_spacing, column_spacing = (float(v) for v in first.PixelSpacing)
     start = np.asarray(positions[0][2].ImagePositionPatient, dtype=np.float64)
@@ -95,12 +105,26 @@ def _series_affine(headers: list[tuple[Path, Any]], folder: Path) -> tuple[np.nd
     return _LPS_TO_RAS @ lps, [p for _, p, _ in positions]
 
 
-def read_dicom_series(folder: str | Path) -> Volume:
-    """Read one DICOM series (one file per slice) from ``folder`` into a checked :class:`Volume`."""
+def check_dicom_series(folder: str | Path, max_voxels: int | None = None) -> tuple[Any, np.ndarray, list[Path]]:
+    """The series' headers alone, checked: one series, a regular grid, the voxel budget.
+    Returns pydicom, the affine and the slice files in order."""
+    from ..limits import check_voxel_budget
+
     folder = Path(folder)
     pydicom = _pydicom(folder)
-    headers = _one_series(_image_headers(folder, pydicom), folder)
-    affine, ordered = _series_affine(headers, folder)
+    found, skipped = _image_headers(folder, pydicom)
+    headers = _one_series(found, folder)
+    affine, ordered = _series_affine(headers, folder, skipped)
+    first = headers[0][1]
+    check_voxel_budget((int(first.get("Columns", 0) or 0), int(first.get("Rows", 0) or 0), len(ordered)), str(folder), max_voxels)
+    return pydicom, affine, ordered
+
+
+def read_dicom_series(folder: str | Path, max_voxels: int | None = None) -> Volume:
+    """Read one DICOM series (one file per slice) from ``folder`` into a checked :class:`Volume`
+    (the voxel budget is checked from the headers before any pixel data is read)."""
+    folder = Path(folder)
+    pydicom, affine, ordered = check_dicom_series(folder, max_voxels)
     slices = []
     for path in ordered:
         try:

@@ -7,22 +7,27 @@ from typing import Any
 
 from .dicom import looks_like_dicom, read_dicom_series
 from .nifti import NIFTI_SUFFIXES, is_nifti_path, read_nifti, volume_from_image
+from ..limits import regular_file
 from .volume import Volume, VolumeError, make_volume
 
 
-def read_volume(path: str | Path) -> Volume:
-    """Read a ``.nii`` / ``.nii.gz`` file or a folder holding one DICOM series."""
+def read_volume(path: str | Path, max_voxels: int | None = None) -> Volume:
+    """Read a ``.nii`` / ``.nii.gz`` file or a folder holding one DICOM series.
+
+    Only regular files are opened (a FIFO or device is refused at once), and a volume larger
+    than the voxel budget (:mod:`sammoe_core.limits`) is refused from its header."""
     path = Path(path)
     if path.is_dir():
         if not any(looks_like_dicom(p) for p in path.iterdir() if p.is_file()):
             raise VolumeError(f"{path}: a folder without DICOM files (expected one DICOM series)")
-        return read_dicom_series(path)
+        return read_dicom_series(path, max_voxels)
     if not path.exists():
         raise VolumeError(f"{path}: no such file or folder")
     if not is_nifti_path(path):
         raise VolumeError(f"{path}: not a volume ({' or '.join(NIFTI_SUFFIXES)} file, or a DICOM series folder)")
+    regular_file(path, "volume")
     try:
-        return read_nifti(path)
+        return read_nifti(path, max_voxels)
     except PermissionError:
         raise VolumeError(f"{path}: not readable (permission denied)") from None
     except IsADirectoryError:

@@ -12,10 +12,10 @@ from typing import Any
 
 import numpy as np
 
-from ..errors import SammoeError
+from ..errors import InputError, SammoeError
 
 
-class VolumeError(SammoeError):
+class VolumeError(InputError):
     """A volume that cannot be used: the message names the file and the problem."""
 
 
@@ -71,9 +71,23 @@ def make_volume(array: Any, affine: Any, header: Any = None, source: str = "<arr
     bad = int(array.size - np.count_nonzero(np.isfinite(array)))
     if bad:
         raise VolumeError(f"{source}: {bad} NaN/Inf voxel(s); every voxel must be a finite number")
+    _check_intensities(array, source)
     affine = np.asarray(affine, dtype=np.float64)
     if affine.shape != (4, 4) or not np.isfinite(affine).all():
         raise VolumeError(f"{source}: the affine must be a finite 4x4 matrix")
     if abs(np.linalg.det(affine[:3, :3])) < 1e-12:
         raise VolumeError(f"{source}: the affine is singular (a zero voxel size or collinear axes)")
     return Volume(array=array, affine=affine, header=header, source=source)
+
+
+def _check_intensities(array: np.ndarray, source: str) -> None:
+    """Refuse magnitudes beyond any CT or MR scale (they would turn every normalised crop, and
+    the gate's probabilities, into NaN); NaN and infinity are refused before this."""
+    from ..limits import MAX_ABS_INTENSITY
+
+    peak = float(np.abs(array).max()) if array.size else 0.0
+    if peak > MAX_ABS_INTENSITY:
+        raise VolumeError(
+            f"{source}: intensities up to {peak:.3g}, beyond any CT or MR scale (limit {MAX_ABS_INTENSITY:.0e}); "
+            "the file is corrupt or needs rescaling"
+        )
