@@ -56,8 +56,8 @@ def test_add_expert_folder_copies_it_and_marks_the_gate_stale(home, make_expert)
     listed = json.loads(run("experts", "list", "--json").output)
     assert [(r["name"], r["enabled"], r["folder"]) for r in listed] == [("liver", True, str(copy))]
     table = run("experts", "list").output.splitlines()
-    assert table[0].split() == ["NAME", "VERSION", "ENABLED", "MODALITY", "TARGETS", "SOURCE"]
-    assert table[1].split()[:5] == ["liver", "0.1.0", "yes", "ct", "structure"]
+    assert table[0].split() == ["NAME", "VERSION", "ENABLED", "WEIGHTS", "MODALITY", "TARGETS", "SOURCE"]
+    assert table[1].split()[:6] == ["liver", "0.1.0", "yes", "ok", "ct", "structure"]
 
 
 def test_adding_twice_needs_overwrite(home, make_expert):
