@@ -201,7 +201,8 @@ def _predict_target(
         state = predictor.encode(crop[None, None])
         t2 = time.perf_counter()
         coords, held = clicks_in_crop(points, start, size)
-        boxes = _box_in_crop(resolved, lattice, start, size) if pass_box and not records else None
+        has_box = pass_box and resolved.box_mm_corners is not None
+        boxes = _box_in_crop(resolved, lattice, start, size) if has_box and not records else None
         low_res, infos = seed, []
         for step_points, step_labels in _decode_steps(coords[held], labels[held], policy):
             prediction = predictor.decode(state, step_points, step_labels, mask_prompt=low_res, boxes=boxes)

@@ -235,3 +235,12 @@ def test_module_is_callable_as_the_function():
     image = np.full(shape, 50.0, dtype=np.float32)
     result = sammoe_core.segment(image, Target(points=[[28, 28, 28]]), EllipsoidPredictor(8.0, 64), affine=affine)
     assert result.targets[0].voxel_count > 0
+
+
+def test_a_box_capable_network_segments_click_only_targets():
+    """Before: a box-capable network crashed on a target without a box."""
+    shape, affine, _ = _grid("RAS")
+    image = np.full(shape, 50.0, dtype=np.float32)
+    boxed = EllipsoidPredictor(8.0, 64, box_prompts=True)
+    result = segment(image, Target(points=[[28, 28, 28]]), boxed, affine=affine)
+    assert result.label_map[28, 28, 28] == 1 and boxed.decodes[0]["boxes"] is None
