@@ -172,7 +172,7 @@ def evaluate(
     methods = [*moe.candidates, MOE]
     report = EvalReport(methods=methods, clicks=clicks, sources=[str(d) for d in data])
     pre = moe.preprocessing
-    cache = Registry().home / "cache" / "volumes"
+    cache = Registry().layout.volume_cache
     bar = None
     if progress:
         from tqdm import tqdm

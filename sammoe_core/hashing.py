@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
 from collections.abc import Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -69,14 +68,8 @@ def cached_sha256(path: str | Path, cache_file: str | Path | None) -> str:
     return digest
 
 
-def file_hash_cache() -> Path | None:
+def file_hash_cache() -> Path:
     """Where :func:`cached_sha256` remembers digests: ``SAMMOE_HOME/cache/file-hashes.json``."""
-    home = os.environ.get("SAMMOE_HOME")
-    if home:
-        return Path(home).expanduser() / "cache" / "file-hashes.json"
-    try:
-        import platformdirs
+    from .home import Home
 
-        return Path(platformdirs.user_data_dir("sammoe")) / "cache" / "file-hashes.json"
-    except Exception:
-        return None
+    return Home.current().file_hashes

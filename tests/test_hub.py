@@ -7,6 +7,7 @@ from __future__ import annotations
 import json
 import logging
 import os
+import re
 from pathlib import Path
 
 import numpy as np
@@ -404,3 +405,103 @@ def test_hub_locations_parse_like_huggingface_hub():
     ]:
         with pytest.raises(SammoeError, match=why):
             parse_hub_uri(bad)
+
+
+# --- Hub references that must not reach the filesystem --------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("uri", "field"),
+    [
+        ("hf://a/b@main/../../../../x.safetensors", "path"),
+        ("hf://a/b/sub/../../x.safetensors", "path"),
+        ("hf://a/b/./x.pth", "path"),
+        ("hf://a/b/sub\\x.pth", "path"),
+        ("hf://a/b/%2E%2E/x.pth", "path"),
+        ("hf://a/b@..%2F..", "revision"),
+        ("hf://a/b@..%2F../x.safetensors", "revision"),
+        ("hf://a/b@%252E%252E/x.pth", "revision"),
+        ("hf://a/b@%2Fetc/x.pth", "revision"),
+        ("hf://a/b@main%00/x.pth", "revision"),
+        ("hf://a/b@v1\\..", "revision"),
+    ],
+)
+def test_bad_hub_references_are_input_errors_naming_the_field(uri, field):
+    from sammoe_core.errors import InputError
+    from sammoe_core.hub import parse_hub_uri
+
+    with pytest.raises(InputError, match=f"^{re.escape(uri)}: {field} "):
+        parse_hub_uri(uri)
+
+
+def test_hub_refs_check_every_field_however_made():
+    from sammoe_core.errors import InputError
+    from sammoe_core.hub import HubRef, parse_hub_uri
+
+    for fields, field in [
+        (("../..",), "repo id"),
+        (("a/../b",), "repo id"),
+        (("a/b/c",), "repo id"),
+        (("a--b/c",), "repo id"),
+        (("a/b", "../.."), "revision"),
+        (("a/b", "/refs/heads/main"), "revision"),
+        (("a/b", None, "/etc/passwd"), "path"),
+        (("a/b", None, "C:/x.pth"), "path"),
+        (("a/b", None, "x\x00.pth"), "path"),
+    ]:
+        with pytest.raises(InputError, match=f"^{field} "):
+            HubRef(*fields)
+    commit = "0123456789abcdef0123456789abcdef01234567"
+    assert parse_hub_uri(f"hf://lab/liver@{commit}").revision == commit
+    assert parse_hub_uri("hf://lab/liver@release%2Fv1.2/w.pth") == HubRef("lab/liver", "release/v1.2", "w.pth")
+    assert parse_hub_uri("hf://lab/my_net.v2/sub-dir/w_1.0.safetensors").path == "sub-dir/w_1.0.safetensors"
+
+
+def test_a_reference_out_of_the_cache_is_refused_before_any_request(hub, test_foundation, sammoe_home, monkeypatch):
+    outside = hub_cache().parent / "x.safetensors"  # where hf://a/b@main/../../../../x.safetensors leads
+    outside.parent.mkdir(parents=True)
+    outside.write_bytes(test_foundation.weights.read_bytes())  # a valid foundation: only the path is wrong
+    hub.seed("a/b", {"tiny.safetensors": test_foundation.weights.read_bytes()})
+    served = len(hub.requests)
+
+    escaping = run("foundation", "set", "hf://a/b@main/../../../../x.safetensors", ok=False).output
+    assert escaping.startswith("Error: hf://a/b@main/../../../../x.safetensors: path '../../../../x.safetensors'")
+    for uri in ("hf://a/b@..%2F..", "hf://a/b@..%2F../x.safetensors"):
+        command = ("add-expert", uri) if uri.count("/") == 3 else ("foundation", "set", uri)
+        assert "revision '../..'" in run(*command, ok=False).output
+    monkeypatch.setenv("SAMMOE_OFFLINE", "1")  # offline the revision would be read as refs/../.. in the cache
+    assert "revision '../..'" in run("add-expert", "hf://a/b@..%2F..", ok=False).output
+
+    assert len(hub.requests) == served
+    assert Registry().read().foundation is None and not (sammoe_home / "foundations").exists()
+    assert outside.read_bytes() == test_foundation.weights.read_bytes()
+
+
+def test_cached_files_linking_out_of_the_cache_are_never_used(hub, liver, test_foundation, sammoe_home, tmp_path,
+                                                              monkeypatch):
+    hub.seed("lab/foundations", {"tiny.safetensors": test_foundation.weights.read_bytes()})
+    run("foundation", "set", "hf://lab/foundations/tiny.safetensors")
+    run("publish", str(liver.folder), "--repo-id", "lab/liver")
+    run("add-expert", "hf://lab/liver@0.1.0")
+    run("experts", "remove", "liver")
+    (sammoe_home / "registry.json").unlink()
+    for converted in (sammoe_home / "foundations").rglob("*.safetensors"):
+        converted.unlink()  # so that the cached Hub file is read again
+    outside = tmp_path / "outside"
+    outside.mkdir()
+    (outside / "tiny.safetensors").write_bytes(test_foundation.weights.read_bytes())
+    (outside / "secret.nii.gz").write_bytes(b"secret outside the cache")
+    [weights] = hub_cache().rglob("snapshots/*/tiny.safetensors")
+    [case] = hub_cache().rglob("snapshots/*/calibration/images/case_000.nii.gz")
+    for cached, target in ((weights, outside / "tiny.safetensors"), (case, outside / "secret.nii.gz")):
+        cached.unlink()
+        cached.symlink_to(target)  # as if someone changed the cache behind sammoe's back
+    monkeypatch.setenv("SAMMOE_OFFLINE", "1")
+
+    foundation = run("foundation", "set", "hf://lab/foundations/tiny.safetensors", ok=False).output
+    assert f"the cached file '{weights}' resolves outside {hub_cache().resolve()}" in foundation
+    expert = run("add-expert", "hf://lab/liver@0.1.0", ok=False).output
+    assert f"'{case}' resolves outside" in expert
+    assert not list((sammoe_home / "foundations").rglob("*.safetensors")) and not (sammoe_home / "experts").exists()
+    assert Registry().read().foundation is None and Registry().read().experts == {}
+    assert (outside / "secret.nii.gz").read_bytes() == b"secret outside the cache"

@@ -76,6 +76,21 @@ def verify(name: str | None, as_json: bool) -> None:
         raise SammoeError(f"{len(failed)} of {len(rows)} expert(s) failed verification: {', '.join(failed)}")
 
 
+@experts.command("doctor")
+@click.option("--fix", is_flag=True, help="Repair what is found (else only report).")
+def doctor(fix: bool) -> None:
+    """Find (and with --fix repair) what interrupted commands left in SAMMOE_HOME."""
+    from ..experts.registry import Registry
+
+    findings = Registry().doctor(fix=fix)
+    for line in findings:
+        click.echo(("fixed: " if fix else "found: ") + line)
+    if not findings:
+        click.echo("nothing to repair")
+    elif not fix:
+        click.echo(f"{len(findings)} problem(s); `sammoe experts doctor --fix` repairs them")
+
+
 @experts.command("show")
 @click.argument("name")
 def show(name: str) -> None:

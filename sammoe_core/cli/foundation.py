@@ -25,8 +25,20 @@ def list_foundations(as_json: bool) -> None:
         click.echo(json.dumps(rows, indent=2))
     elif not rows:
         click.echo("no foundation (choose one: `sammoe foundation set PATH`)")
-    for r in [] if as_json else rows:
-        click.echo(f"{'*' if r['in_use'] else ' '} {r['name']}  {r['config']}  {r['sha256'][:12]}  {r['weights']}")
+    else:
+        click.echo(_table(rows))
+
+
+COLUMNS = ("name", "config", "sha256", "weights")
+
+
+def _table(rows: list[dict]) -> str:
+    """A header line, then one aligned line per foundation; '*' in the first column marks the one in use."""
+    lines = [["", *(c.upper() for c in COLUMNS)]]
+    for r in rows:
+        lines.append(["*" if r["in_use"] else "", str(r["name"]), str(r["config"]), str(r["sha256"])[:12], str(r["weights"])])
+    widths = [max(len(line[i]) for line in lines) for i in range(len(lines[0]))]
+    return "\n".join("  ".join(v.ljust(w) for v, w in zip(line, widths)).rstrip() for line in lines)
 
 
 @foundation.command("set")

@@ -10,7 +10,18 @@ def register_experts(register):
     from ..experts.expert import ExpertSource
     from ..experts.registry import Registry
 
+    from ..errors import StateError
+
     registry = Registry()
-    for record in registry.read().experts.values():
-        if record.path is not None:
-            register(registry.home / record.path, source=ExpertSource(record.source, origin=record.origin))
+    refused = []
+    for name, record in registry.read().experts.items():
+        if record.path is None or record.pending:  # a pending add may be incomplete
+            continue
+        try:
+            folder = registry.owned_folder(name, record)
+        except StateError as e:
+            refused.append(str(e))
+            continue
+        register(folder, source=ExpertSource(record.source, origin=record.origin))
+    if refused:  # reported against this plugin (`sammoe plugins --all`); the others are registered
+        raise StateError("; ".join(refused))

@@ -8,13 +8,18 @@ the previous state readable. Experts added from folders are copied to ``SAMMOE_H
 Paths in the state (expert copies, the current gate) are stored relative to ``SAMMOE_HOME`` and
 resolved inside it. Whether the gate is stale is not stored: it is computed from the gate's
 manifest and the enabled experts (:mod:`sammoe_core.moe.gate_choice`).
+
+Adding a folder expert is crash-safe: the entry is first written as *pending*, then the copy is
+renamed into ``experts/<name>``, then the entry is committed; removing renames the folder aside
+and drops the entry under one lock, then deletes the renamed folder. Whatever a kill leaves
+(a pending entry, a folder without an entry, an entry without a folder, a staging folder),
+:meth:`Registry.doctor` reports and repairs (``sammoe experts doctor [--fix]``).
 """
 
 from __future__ import annotations
 
 import contextlib
 import json
-import os
 import shutil
 from collections.abc import Iterator
 from pathlib import Path
@@ -23,21 +28,17 @@ from typing import Literal
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 from ..atomic import write_text_atomic
-from ..errors import SammoeError
+from ..errors import SammoeError, StateError
+from ..home import Home, home_dir
 from .expert import Expert, copy_expert_folder
 
-STATE_FILE = "registry.json"
 LOCK_TIMEOUT_S = 120
+STAGING_MAX_AGE_S = 600  # a staging folder older than this belongs to no running command
 
 
 def sammoe_home() -> Path:
     """``$SAMMOE_HOME``, else the user's data folder for sammoe (platformdirs)."""
-    env = os.environ.get("SAMMOE_HOME")
-    if env:
-        return Path(env).expanduser()
-    import platformdirs
-
-    return Path(platformdirs.user_data_dir("sammoe"))
+    return home_dir()
 
 
 class _Model(BaseModel):
@@ -52,6 +53,7 @@ class ExpertRecord(_Model):
     path: str | None = Field(None, description="its folder inside SAMMOE_HOME (folder and Hub experts)")
     plugin: str | None = Field(None, description="the plugin that provides it (plugin experts): it keeps the name")
     enabled: bool = True
+    pending: bool = Field(False, description="an add in progress (or interrupted): its folder may be incomplete")
 
 
 class FoundationChoice(_Model):
@@ -93,26 +95,30 @@ class Registry:
     """The state files of one ``SAMMOE_HOME`` (default: :func:`sammoe_home` at creation)."""
 
     def __init__(self, home: str | Path | None = None) -> None:
-        self.home = Path(home) if home is not None else sammoe_home()
+        self.layout = Home(Path(home) if home is not None else home_dir())
+        self.home = self.layout.root
 
     @property
     def state_path(self) -> Path:
-        return self.home / STATE_FILE
+        return self.layout.registry_file
 
     @property
     def experts_dir(self) -> Path:
-        return self.home / "experts"
+        return self.layout.experts_dir
 
     def read(self) -> RegistryState:
         """The current state (empty if none was written yet)."""
+        self.layout.check_readable()
         try:
             text = self.state_path.read_text(encoding="utf-8")
-        except FileNotFoundError:
+        except (FileNotFoundError, NotADirectoryError):
             return RegistryState()
+        except OSError as e:
+            raise StateError(f"{self.state_path}: unreadable ({e.strerror or e})") from None
         try:
             return RegistryState.model_validate(json.loads(text))
-        except (json.JSONDecodeError, ValidationError) as e:
-            raise SammoeError(
+        except (json.JSONDecodeError, ValidationError, RecursionError) as e:
+            raise StateError(
                 f"{self.state_path}: unreadable sammoe state ({type(e).__name__}); fix or delete it"
             ) from None
 
@@ -121,12 +127,14 @@ class Registry:
         """Lock, read, let the caller change the state, write it back atomically (not on error)."""
         from filelock import FileLock, Timeout
 
-        self.home.mkdir(parents=True, exist_ok=True)
+        self.layout.ensure_writable()
         lock = FileLock(str(self.state_path) + ".lock", timeout=LOCK_TIMEOUT_S)
         try:
             lock.acquire()
         except Timeout:
-            raise SammoeError(f"{self.state_path}: locked by another sammoe process for {LOCK_TIMEOUT_S} s") from None
+            raise StateError(f"{self.state_path}: locked by another sammoe process for {LOCK_TIMEOUT_S} s") from None
+        except OSError as e:
+            raise StateError(f"{self.state_path}.lock: cannot lock the state ({e.strerror or e})") from None
         try:
             state = self.read()
             yield state
@@ -139,18 +147,36 @@ class Registry:
     def add_folder_expert(
         self, expert: Expert, origin: str, source: Literal["folder", "hub"] = "folder", overwrite: bool = False
     ) -> Path:
-        """Copy an expert's folder into ``experts/<name>`` and record it; returns the copy's folder."""
+        """Copy an expert's folder into ``experts/<name>`` and record it; returns the copy's folder.
+
+        Crash-safe: entry written as pending, folder renamed into place, entry committed. A folder
+        left by an interrupted add (no committed entry) is replaced without ``overwrite``."""
         destination = self.experts_dir / expert.name
+        relative = destination.relative_to(self.home).as_posix()
         with self.update() as state:
             known = state.experts.get(expert.name)
+            if known is not None and known.pending:
+                raise StateError(
+                    f"expert {expert.name!r} is being added by another sammoe process, or an add was interrupted: "
+                    "`sammoe experts doctor --fix` repairs it"
+                )
             if known is not None and not overwrite:
                 raise SammoeError(
                     f"expert {expert.name!r} is already added ({known.source}); pass --overwrite to replace it"
                 )
-            copy_expert_folder(expert, destination, overwrite=overwrite)
-            state.experts[expert.name] = ExpertRecord(
-                source=source, origin=origin, path=destination.relative_to(self.home).as_posix()
-            )
+            previous = known
+            state.experts[expert.name] = ExpertRecord(source=source, origin=origin, path=relative, pending=True)
+        try:
+            copy_expert_folder(expert, destination, overwrite=True)
+        except BaseException:
+            with self.update() as state:  # undo the intent: the state is as before
+                if previous is None:
+                    state.experts.pop(expert.name, None)
+                else:
+                    state.experts[expert.name] = previous
+            raise
+        with self.update() as state:
+            state.experts[expert.name] = ExpertRecord(source=source, origin=origin, path=relative)
         return destination
 
     def record_plugin_experts(self, names: dict[str, str], origin: str) -> None:
@@ -161,15 +187,84 @@ class Registry:
                 if record.source == "plugin" and record.plugin is None:
                     record.plugin = plugin
 
+    def owned_folder(self, name: str, record: ExpertRecord) -> Path:
+        """The folder the registry made for expert ``name``: ``experts/<name>`` and nothing else
+        (an entry naming another path is refused, so no state file can make sammoe delete it)."""
+        if record.path is None or Path(record.path).as_posix() != f"experts/{name}":
+            raise StateError(
+                f"the registry's path for expert {name!r} is {record.path!r}, not 'experts/{name}': refusing to "
+                "touch it (`sammoe experts doctor --fix` repairs the entry)"
+            )
+        return self.experts_dir / name
+
     def remove_expert(self, name: str) -> ExpertRecord:
-        """Forget a folder or Hub expert and delete its copy."""
+        """Forget a folder or Hub expert and delete its copy (only ``experts/<name>``, which the
+        registry made): the folder is renamed aside and the entry dropped under one lock, then
+        the renamed folder is deleted."""
+        import tempfile
+
         with self.update() as state:
             record = state.experts.get(name)
             if record is None or record.path is None:
                 raise SammoeError(f"expert {name!r} was not added from a folder or the Hub; nothing to remove here")
-            shutil.rmtree(self.home / record.path, ignore_errors=True)
+            folder = self.owned_folder(name, record)
+            doomed = None
+            if folder.is_symlink():
+                folder.unlink()
+            elif folder.is_dir():
+                doomed = Path(tempfile.mkdtemp(prefix=f".removing.{name}.", dir=self.experts_dir))
+                folder.rename(doomed / name)
             del state.experts[name]
+        if doomed is not None:
+            shutil.rmtree(doomed, ignore_errors=True)
         return record
+
+    def doctor(self, fix: bool = False) -> list[str]:
+        """What interrupted commands left behind (and, with ``fix``, repairs it): pending entries
+        (committed if their folder is a valid expert, else dropped), entries whose folder is gone,
+        entries naming a path the registry never makes, folders in ``experts/`` without an entry,
+        and staging folders older than ten minutes. Returns one line per finding."""
+        import time
+
+        findings: list[str] = []
+        now = time.time()
+        with self.update() if fix else contextlib.nullcontext(self.read()) as state:
+            for name, record in list(state.experts.items()):
+                if record.path is None:
+                    continue
+                if Path(record.path).as_posix() != f"experts/{name}":
+                    findings.append(f"entry {name!r} names {record.path!r}, not experts/{name}: entry dropped")
+                    if fix:
+                        del state.experts[name]
+                    continue
+                folder = self.experts_dir / name
+                usable = (folder / "expert.json").is_file() and _valid_expert(folder)
+                if record.pending:
+                    findings.append(f"entry {name!r} is pending (an interrupted add): "
+                                    + ("committed, its folder is complete" if usable else "dropped"))
+                    if fix:
+                        if usable:
+                            record.pending = False
+                        else:
+                            del state.experts[name]
+                            shutil.rmtree(folder, ignore_errors=True)
+                elif not folder.is_dir():
+                    findings.append(f"entry {name!r}: its folder experts/{name} is gone: entry dropped")
+                    if fix:
+                        del state.experts[name]
+            known = {n for n, r in state.experts.items() if r.path is not None}
+            if self.experts_dir.is_dir():
+                for path in sorted(self.experts_dir.iterdir()):
+                    if path.name.startswith("."):
+                        if now - path.stat().st_mtime > STAGING_MAX_AGE_S:
+                            findings.append(f"stale staging folder experts/{path.name}: removed")
+                            if fix:
+                                shutil.rmtree(path, ignore_errors=True)
+                    elif path.name not in known:
+                        findings.append(f"folder experts/{path.name} has no registry entry (an interrupted add): removed")
+                        if fix:
+                            shutil.rmtree(path, ignore_errors=True) if path.is_dir() else path.unlink()
+        return findings
 
     def set_enabled(self, name: str, enabled: bool, source: Literal["plugin", "folder", "hub"]) -> bool:
         """Enable or disable an expert; returns whether anything changed."""
@@ -193,3 +288,11 @@ class Registry:
         relative = folder.relative_to(self.home.resolve()).as_posix()
         with self.update() as state:
             state.gate = GateRecord(path=relative, experts=tuple(sorted(experts)), foundation_sha256=foundation_sha256)
+
+
+def _valid_expert(folder: Path) -> bool:
+    """Whether ``folder`` holds a readable expert whose weights match their manifest."""
+    try:
+        return Expert.from_folder(folder).integrity_problem() is None
+    except SammoeError:
+        return False

@@ -136,20 +136,25 @@ def retrain_gate(
     spec, experts, foundation_model = chosen.spec, chosen.experts, chosen.foundation_model
     config = foundation_model.config
     registry = Registry()
-    cache_root = registry.home / "cache"
+    layout = registry.layout
     sources = [str(Path(d)) for d in data]
     if use_calibration:
         sources += [str(e.calibration_dir) for e in experts.values() if e.calibration_dir is not None]
     if not sources:
         raise SammoeError("no training data: pass --data DIR, or enable experts that ship calibration sets")
+    from ..datasets import LabelledDataset
+
+    for src in dict.fromkeys(sources):  # every folder checked before anything is written
+        if not LabelledDataset(src).cases:
+            raise SammoeError(f"{src}: the labelled dataset holds no cases")
     from ..preprocessing import Preprocessing
 
     pre = Preprocessing(crop_size=config.image_size)
     refs = itertools.chain.from_iterable(
-        iter_dataset_prompt_refs(src, pre, cache_root / "volumes", None, prompts_per_class, seed)
+        iter_dataset_prompt_refs(src, pre, layout.volume_cache, None, prompts_per_class, seed)
         for src in dict.fromkeys(sources)
     )
-    cache = GateCache(cache_root / "gate")
+    cache = GateCache(layout.gate_cache)
     ray_stats = CacheStats()
     if ray is not None:
         from .ray_cache import fill_cache_on_ray
@@ -167,7 +172,7 @@ def retrain_gate(
         gate = factories[architecture].build(config, len(order), {})
     fit = fit_gate(records, order, gate, config.image_size, epochs=epochs, margin=margin, holdout=holdout, seed=seed, device=dev)
     signature = gate_signature(spec.sha256, [(n, e.manifest.weights.sha256) for n, e in experts.items()])
-    folder = registry.home / "gates" / signature[:16]
+    folder = registry.layout.gates_dir / signature[:16]
     manifest = GateManifest(
         architecture=architecture,
         network_config=config.name,

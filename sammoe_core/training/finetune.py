@@ -78,7 +78,7 @@ def finetune_expert(
     if cache_dir is None:
         from ..experts.registry import Registry
 
-        cache_dir = Registry().home / "cache" / "volumes"
+        cache_dir = Registry().layout.volume_cache
     summary = train(cfg, run, cache_dir=cache_dir, progress=progress)
     tuned, _ = load_weights(Path(summary["weights"]))
     base, _ = load_weights(spec.weights, expected_sha256=spec.sha256)
