@@ -23,7 +23,7 @@ from pydantic import BaseModel, ConfigDict, Field, StrictInt, ValidationError, f
 from .errors import SammoeError
 
 if TYPE_CHECKING:
-    import nibabel as nib
+    from .volumes import Volume
 
 CASE_SUFFIXES = (".nii.gz", ".nii")
 GRID_TOLERANCE_MM = 1e-3
@@ -120,35 +120,33 @@ class LabelledDataset:
                 return path
         return None
 
-    def load_tissues(self, case: str) -> nib.Nifti1Image:
-        """The case's tissue map, checked to lie on its image's grid."""
-        import nibabel as nib
+    def load_tissues(self, case: str) -> Volume:
+        """The case's tissue map, read like any input and checked to lie on its image's grid."""
+        from .volumes import read_volume
 
         path = self.tissue_path(case)
         if path is None:
             raise SammoeError(f"{self.root / 'tissues'}: no tissue map for case {case!r}")
-        image = nib.load(self.image_path(case))
-        tissues = nib.load(path)
-        if image.shape != tissues.shape or not np.allclose(image.affine, tissues.affine, atol=GRID_TOLERANCE_MM):
-            raise SammoeError(f"{path}: grid differs from its image {self.image_path(case)}")
+        image, tissues = read_volume(self.image_path(case)), read_volume(path)
+        self._same_grid(image, tissues, path)
         return tissues
 
-    def load(self, case: str) -> tuple[nib.Nifti1Image, nib.Nifti1Image]:
-        """The case's image and label map (lazily loaded NIfTI images on the same grid)."""
-        import nibabel as nib
+    def load(self, case: str) -> tuple[Volume, Volume]:
+        """The case's image and label map, read through the same checked path as every input
+        (gzip CRC, header, voxel budget, finite values) and required to share one grid."""
+        from .volumes import read_volume
 
         image_path, label_path = self.image_path(case), self.label_path(case)
-        image, labels = nib.load(image_path), nib.load(label_path)
-        if len(image.shape) != 3:
-            raise SammoeError(f"{image_path}: expected a 3D volume, found shape {image.shape}")
-        if image.shape != labels.shape or not np.allclose(
-            image.affine, labels.affine, atol=GRID_TOLERANCE_MM
-        ):
-            raise SammoeError(
-                f"{label_path}: grid differs from its image {image_path} "
-                f"(shape {labels.shape} vs {image.shape}, or a different affine)"
-            )
+        image, labels = read_volume(image_path), read_volume(label_path)
+        self._same_grid(image, labels, label_path)
         return image, labels
+
+    def _same_grid(self, image: Volume, other: Volume, path: Path) -> None:
+        if image.shape != other.shape or not np.allclose(image.affine, other.affine, atol=GRID_TOLERANCE_MM):
+            raise SammoeError(
+                f"{path}: grid differs from its image {image.source} "
+                f"(shape {other.shape} vs {image.shape}, or a different affine)"
+            )
 
     def target_mask(self, labels_array: np.ndarray, class_name: str) -> np.ndarray:
         """Boolean mask of ``class_name`` (the union of its label values) in a label array."""

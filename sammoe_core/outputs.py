@@ -73,9 +73,16 @@ def output_paths(out_path: str | Path, preview: str | Path | bool | None = None,
     )
 
 
-def check_outputs(paths: OutputPaths, overwrite: bool = False) -> None:
-    """Fail before any work if a folder is missing or unwritable, or a file exists (no overwrite)."""
+def check_outputs(paths: OutputPaths, overwrite: bool = False, inputs: tuple[str | Path, ...] = ()) -> None:
+    """Fail before any work if a folder is missing or unwritable, a file exists (no overwrite), or
+    an output would replace one of ``inputs`` (or a file inside an input folder), with or
+    without ``overwrite``."""
+    sources = [Path(i).resolve() for i in inputs]
     for path in paths.all():
+        target = path.resolve()
+        for source in sources:
+            if target == source or target.is_relative_to(source):
+                raise OutputError(f"{path}: the output would replace the input {source}; choose another output path")
         folder = path.parent if str(path.parent) else Path(".")
         if not folder.is_dir():
             raise OutputError(f"{path}: output folder {folder} does not exist")

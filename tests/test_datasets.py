@@ -12,10 +12,10 @@ from sammoe_core.datasets import LabelledDataset
 from sammoe_core.errors import SammoeError
 
 
-def write_case(root, case, shape=(6, 5, 4), label_shape=None, label_affine=None, image_ndim=3):
+def write_case(root, case, shape=(6, 5, 4), label_shape=None, label_affine=None):
     rng = np.random.default_rng(len(case))
     affine = np.diag([1.5, 2.0, 3.0, 1.0])
-    image = rng.normal(size=shape + (1,) * (image_ndim - 3)).astype(np.float32)
+    image = rng.normal(size=shape).astype(np.float32)
     labels = rng.integers(0, 4, size=label_shape or shape).astype(np.uint8)
     (root / "images").mkdir(parents=True, exist_ok=True)
     (root / "labels").mkdir(parents=True, exist_ok=True)
@@ -45,7 +45,7 @@ def test_reads_layout_classes_cases_and_masks(tmp_path):
     assert dataset.cases == ["case_a", "case_b"]
     image, label_image = dataset.load("case_b")
     assert image.shape == label_image.shape == (6, 5, 4)
-    loaded = np.asarray(label_image.dataobj)
+    loaded = label_image.array
     np.testing.assert_array_equal(loaded, labels)
     np.testing.assert_array_equal(dataset.target_mask(loaded, "ab"), (labels == 1) | (labels == 2))
     np.testing.assert_array_equal(dataset.target_mask(loaded, "b"), labels == 2)
@@ -122,6 +122,22 @@ def test_unknown_class_and_case(tmp_path):
 
 def test_image_must_be_3d(tmp_path):
     write_spec(tmp_path)
-    write_case(tmp_path, "c", image_ndim=4)
-    with pytest.raises(SammoeError, match="3D"):
+    write_case(tmp_path, "c")
+    nib.save(nib.Nifti1Image(np.zeros((6, 5, 4, 2), np.float32), np.eye(4)), tmp_path / "images" / "c.nii.gz")
+    with pytest.raises(SammoeError, match="4D data"):
+        LabelledDataset(tmp_path).load("c")
+
+
+def test_datasets_are_read_through_the_checked_reader(tmp_path):
+    """Before: plain nib.load skipped the gzip CRC, so retrain-gate trained on a corrupt file."""
+    import gzip
+
+    write_spec(tmp_path)
+    write_case(tmp_path, "c")
+    path = tmp_path / "images" / "c.nii.gz"
+    raw = bytearray(gzip.decompress(path.read_bytes()))
+    packed = bytearray(gzip.compress(bytes(raw)))
+    packed[-8] ^= 0xFF  # the CRC no longer matches the data
+    path.write_bytes(bytes(packed))
+    with pytest.raises(SammoeError, match="corrupt gzip data|CRC"):
         LabelledDataset(tmp_path).load("c")

@@ -123,3 +123,13 @@ def test_prompts_have_bounds(tmp_path):
     os.mkfifo(fifo)
     with pytest.raises(Exception, match="not a regular file"):
         load_prompts(fifo)
+
+
+def test_an_output_never_replaces_its_input(tmp_path, no_model):
+    """Before: `-o` equal to the input with --overwrite replaced the CT with the label map."""
+    volume = _small_volume(tmp_path)
+    before = volume.read_bytes()
+    for out in (volume, tmp_path / "." / "v.nii.gz"):
+        result = _segment(volume, "-o", out, "--point", "1,1,1", "--overwrite")
+        _one_line_exit_2(result, "would replace the input")
+    assert volume.read_bytes() == before

@@ -30,7 +30,7 @@ def test_a_new_plugin_installs_with_pip_and_its_own_test_passes(make_expert, tmp
     expert = make_expert("scaffolded")
     made = CliRunner().invoke(main, ["new-plugin", SCAFFOLD, "--expert", str(expert.folder), "-o", str(tmp_path)])
     assert made.exit_code == 0, made.output
-    project = Path(made.output.strip())
+    project = Path(made.stdout.strip())  # stderr adds a line naming the next step
     module = project / "sammoe_expert_scaffold_check"
     files = sorted(p.relative_to(project).as_posix() for p in project.rglob("*") if p.is_file())
     assert files == [

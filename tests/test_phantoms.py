@@ -254,10 +254,10 @@ def test_written_dataset_reads_back_and_is_replaced_only_with_overwrite(tmp_path
     ] == phantom_case_seed(4, 1)
     image, labels = dataset.load("phantom_0001")
     expected = generate_phantom(phantom_case_seed(4, 1))
-    np.testing.assert_array_equal(np.asarray(labels.dataobj), expected.labels)
+    np.testing.assert_array_equal(labels.array, expected.labels)
     np.testing.assert_allclose(image.affine, expected.affine, atol=1e-4)
-    np.testing.assert_array_equal(np.asarray(image.dataobj), np.rint(expected.image).astype(np.int16))
-    envelope = dataset.target_mask(np.asarray(labels.dataobj), "body")
+    np.testing.assert_array_equal(image.array, np.rint(expected.image).astype(np.int16))
+    envelope = dataset.target_mask(labels.array, "body")
     assert envelope.sum() == np.count_nonzero(expected.labels)
 
     with pytest.raises(SammoeError, match="not empty"):

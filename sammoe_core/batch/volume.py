@@ -49,7 +49,7 @@ def segment_file(
     from ..segment import DEFAULT_MAX_CROPS, segment
 
     started = time.perf_counter()
-    check_outputs(output_paths(output_path, preview, probabilities), overwrite)
+    check_outputs(output_paths(output_path, preview, probabilities), overwrite, inputs=(input_path,))
     result = segment(
         input_path if volume is None else volume,
         prompts,

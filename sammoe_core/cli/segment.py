@@ -213,7 +213,7 @@ def segment(
     if targets is None:
         raise SammoeError(f"{input_path}: no prompts; pass --point X,Y,Z, --point-mm, --box or --prompts FILE.json")
     preview_arg = True if preview == "" else preview
-    check_outputs(output_paths(output, preview_arg, probabilities), overwrite)
+    check_outputs(output_paths(output, preview_arg, probabilities), overwrite, inputs=(input_path,))
     volume = read_volume(input_path)  # every input check (header first) before the model loads
     predictor = _build_predictor(spec)
     record = segment_file(

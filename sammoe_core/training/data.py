@@ -53,10 +53,10 @@ class PreparedCase:
     tissues: np.ndarray | None = None  # tissue classes on the lattice (memory-mapped), if the dataset has them
 
 
-def to_model_lattice(image_nii, labels_nii, spacing_mm: float, tissues_nii=None) -> tuple[np.ndarray, ...]:
+def to_model_lattice(image_in, labels_in, spacing_mm: float, tissues_in=None) -> tuple[np.ndarray, ...]:
     """Image (float16: HU to 0.5) and labels (and tissues, if given) resampled onto the
-    closest-RAS lattice at ``spacing_mm`` covering the input."""
-    image, labels = as_volume(image_nii), as_volume(labels_nii)
+    closest-RAS lattice at ``spacing_mm`` covering the input (Volumes, paths or nibabel images)."""
+    image, labels = as_volume(image_in), as_volume(labels_in)
     lattice = Lattice.anchored(image.affine, image.affine[:3, 3], spacing_mm)
     to_input = np.linalg.inv(image.affine) @ lattice.affine
     lo, hi = input_extent(image.shape, np.linalg.inv(to_input))
@@ -65,8 +65,8 @@ def to_model_lattice(image_nii, labels_nii, spacing_mm: float, tissues_nii=None)
     img = resample(torch.from_numpy(image.array), to_input, shape, start, "linear").numpy()
     lab = resample(torch.from_numpy(labels.array), to_input, shape, start, "nearest").numpy()
     out = [img.astype(np.float16), np.rint(lab).astype(np.uint16)]
-    if tissues_nii is not None:
-        tis = resample(torch.from_numpy(as_volume(tissues_nii).array), to_input, shape, start, "nearest").numpy()
+    if tissues_in is not None:
+        tis = resample(torch.from_numpy(as_volume(tissues_in).array), to_input, shape, start, "nearest").numpy()
         out.append(np.rint(tis).astype(np.uint8))
     return tuple(out)
 
@@ -93,17 +93,17 @@ def prepare_dataset(
     cache.mkdir(parents=True, exist_ok=True)
     out = []
     for case in ds.cases:
-        image_nii, labels_nii = ds.load(case)
         tissue_path = ds.tissue_path(case)
-        tissues_nii = ds.load_tissues(case) if tissue_path is not None else None
-        ident = f"{sha256_file(image_nii.get_filename())}|{sha256_file(labels_nii.get_filename())}|{preprocessing.spacing_mm}"
+        ident = f"{sha256_file(ds.image_path(case))}|{sha256_file(ds.label_path(case))}|{preprocessing.spacing_mm}"
         if tissue_path is not None:
             ident += f"|{sha256_file(tissue_path)}"
         key = hashlib.sha256(ident.encode()).hexdigest()[:20]
-        parts = ("image", "labels", "tissues") if tissues_nii is not None else ("image", "labels")
+        parts = ("image", "labels", "tissues") if tissue_path is not None else ("image", "labels")
         paths = {part: case_array_path(cache, key, part) for part in parts}
         if not all(p.exists() for p in paths.values()):
-            arrays = dict(zip(parts, to_model_lattice(image_nii, labels_nii, preprocessing.spacing_mm, tissues_nii)))
+            image_vol, labels_vol = ds.load(case)  # the checked reader: CRC, header, finite values
+            tissues_vol = ds.load_tissues(case) if tissue_path is not None else None
+            arrays = dict(zip(parts, to_model_lattice(image_vol, labels_vol, preprocessing.spacing_mm, tissues_vol)))
             for part, arr in arrays.items():
                 with atomic_output(paths[part], overwrite=True) as tmp:
                     np.save(tmp, arr)
