@@ -30,6 +30,7 @@ class PredictorSpec:
     top_k: int = 2
     expert: str | None = None
     strict: bool = False
+    allow_unverified: bool = False
 
     def on(self, device: str) -> PredictorSpec:
         """The same model on another device."""
@@ -62,8 +63,8 @@ class PredictorSpec:
         if self.expert is not None or self.policy != "threshold" or self.strict:
             raise SammoeError("--weights runs that one network alone; --policy, --expert and --strict apply to the MoE (drop --weights)")
         try:
-            model = load_model(self.weights, config=self.config, device=dev)
-        except KeyError as e:
-            raise SammoeError(f"--config {self.config}: {e.args[0]}") from None
+            model = load_model(self.weights, config=self.config, device=dev, allow_unverified=self.allow_unverified)
+        except KeyError as e:  # an unknown config name given by the caller
+            raise SammoeError(f"config {self.config!r}: {e.args[0]}") from None
         source = {"weights": Path(self.weights).name, "weights_sha256": sha256_file(self.weights)}
         return FoundationPredictor(model, source=source)

@@ -140,6 +140,7 @@ def _segment_batch(
 @click.option("-q", "--quiet", is_flag=True, help="No progress bar or summary.")
 @click.option("--weights", type=click.Path(dir_okay=False), help="Model weights, a sammoe .safetensors file.")
 @click.option("--config", "config_name", help="Network config (default: the one recorded in the weights).")
+@click.option("--allow-unverified", is_flag=True, help="Load --weights made elsewhere: no content digest, non-finite values allowed.")
 @click.option("--policy", default="threshold", show_default=True,
               help="Expert selection: threshold, top1, topk-blend, foundation, fixed (or a plugin's).")
 @click.option("--tau", type=float, default=0.5, show_default=True, help="Threshold policy: minimum gate probability for an expert.")
@@ -174,6 +175,7 @@ def segment(
     quiet: bool,
     weights: str | None,
     config_name: str | None,
+    allow_unverified: bool,
     policy: str,
     tau: float,
     top_k: int,
@@ -200,7 +202,7 @@ def segment(
     from ..predictor_spec import PredictorSpec
 
     targets = _targets(prompts_file, point, negative_point, point_mm, negative_point_mm, box, label_name)
-    spec = PredictorSpec(weights, config_name, device, policy, tau, top_k, expert, strict)
+    spec = PredictorSpec(weights, config_name, device, policy, tau, top_k, expert, strict, allow_unverified)
     if is_batch_input(input_path):
         if preview:
             raise SammoeError(f"{input_path}: in batch mode --preview takes no path (previews go beside each output)")

@@ -168,17 +168,34 @@ def read_metadata(path: str | Path) -> dict[str, str]:
 
 
 def config_from_metadata(meta: dict[str, str], source: str) -> SamConfig:
+    """The network config a sammoe safetensors header records (validated: bounded sizes)."""
+    from pydantic import ValidationError
+
     if "sammoe_config_json" in meta:
-        return SamConfig.model_validate_json(meta["sammoe_config_json"])
+        try:
+            return SamConfig.model_validate_json(meta["sammoe_config_json"])
+        except ValidationError as e:
+            first = e.errors()[0]
+            where = ".".join(str(p) for p in first["loc"]) or "config"
+            raise WeightsError(f"{source}: invalid network config in the header: {where}: {first['msg']}") from None
     if "sammoe_config" in meta:
-        return get_config(meta["sammoe_config"])
+        try:
+            return get_config(meta["sammoe_config"])
+        except KeyError as e:
+            raise WeightsError(f"{source}: the header names {e}") from None
     raise WeightsError(f"{source}: no sammoe config in the safetensors header; pass the config name")
 
 
 def load_weights(
-    path: str | Path, expected_sha256: str | None = None, device: str | torch.device = "cpu"
+    path: str | Path,
+    expected_sha256: str | None = None,
+    device: str | torch.device = "cpu",
+    allow_unverified: bool = False,
 ) -> tuple[dict[str, torch.Tensor], dict[str, str]]:
-    """Read a sammoe safetensors file, verifying the file and content digests."""
+    """Read a sammoe safetensors file, verifying the file and content digests.
+
+    Every file sammoe writes carries the digest of its tensors; a file without one (made
+    elsewhere), and any non-finite weight, is an error unless ``allow_unverified``."""
     path = Path(path)
     if not path.is_file():
         raise WeightsError(f"{path}: no such file")
@@ -192,8 +209,18 @@ def load_weights(
     except (SafetensorError, OSError, RuntimeError) as e:
         raise WeightsError(f"{path}: damaged or truncated safetensors file ({e})") from None
     want = meta.get("tensors_sha256")
+    if want is None and not allow_unverified:
+        raise WeightsError(
+            f"{path}: no content digest in its header (every file sammoe writes has one); for a file made "
+            "elsewhere pass --allow-unverified, or convert it with `sammoe convert`"
+        )
     if want is not None and sha256_tensors(state) != want:
         raise WeightsError(f"{path}: tensor content does not match the digest in its header (tampered or damaged)")
+    if not allow_unverified:
+        for name in sorted(state):
+            tensor = state[name]
+            if tensor.is_floating_point() and not bool(torch.isfinite(tensor).all()):
+                raise WeightsError(f"{path}: tensor {name} holds NaN or infinite values")
     return state, meta
 
 
@@ -202,9 +229,10 @@ def load_model(
     config: SamConfig | str | None = None,
     device: str | torch.device = "cpu",
     expected_sha256: str | None = None,
+    allow_unverified: bool = False,
 ) -> Sam3D:
     """Build a network from a sammoe safetensors file, strictly; eval mode, on ``device``."""
-    state, meta = load_weights(path, expected_sha256)
+    state, meta = load_weights(path, expected_sha256, allow_unverified=allow_unverified)
     cfg = get_config(config) if isinstance(config, str) else config
     cfg = cfg or config_from_metadata(meta, str(path))
     check_state_dict(state, cfg, str(path))

@@ -16,24 +16,24 @@ class SamConfig(BaseModel):
 
     model_config = ConfigDict(frozen=True, extra="forbid")
 
-    name: str
-    image_size: int = Field(128, description="edge of the cubic input crop, in voxels")
-    patch_size: int = 16
-    encoder_dim: int = 768
-    encoder_depth: int = 12
-    encoder_heads: int = 12
+    name: str = Field(min_length=1, max_length=128)
+    image_size: int = Field(128, gt=0, le=1024, description="edge of the cubic input crop, in voxels")
+    patch_size: int = Field(16, gt=0, le=1024)
+    encoder_dim: int = Field(768, gt=0, le=8192)
+    encoder_depth: int = Field(12, gt=0, le=128)
+    encoder_heads: int = Field(12, gt=0, le=128)
     global_attn_indexes: tuple[int, ...] = (2, 5, 8, 11)
-    window_size: int = Field(14, description="window of the non-global blocks (pads the token grid)")
-    mlp_ratio: float = 4.0
-    prompt_dim: int = Field(384, description="width of prompt tokens, image embedding and decoder")
-    mask_in_chans: int = 16
-    decoder_depth: int = 2
-    decoder_heads: int = 8
-    decoder_mlp_dim: int = 2048
-    attention_downsample_rate: int = 2
-    num_multimask_outputs: int = 3
-    iou_head_depth: int = 3
-    iou_head_hidden_dim: int = 256
+    window_size: int = Field(14, ge=0, le=64, description="window of the non-global blocks (pads the token grid)")
+    mlp_ratio: float = Field(4.0, gt=0, le=64)
+    prompt_dim: int = Field(384, gt=0, le=8192, description="width of prompt tokens, image embedding and decoder")
+    mask_in_chans: int = Field(16, gt=0, le=1024)
+    decoder_depth: int = Field(2, gt=0, le=64)
+    decoder_heads: int = Field(8, gt=0, le=128)
+    decoder_mlp_dim: int = Field(2048, gt=0, le=65536)
+    attention_downsample_rate: int = Field(2, gt=0, le=64)
+    num_multimask_outputs: int = Field(3, ge=0, le=16)
+    iou_head_depth: int = Field(3, gt=0, le=64)
+    iou_head_hidden_dim: int = Field(256, gt=0, le=8192)
     box_prompts: bool = Field(
         False, description="two extra point embeddings for box corners (CVPR-2025 checkpoints)"
     )
