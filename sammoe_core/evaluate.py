@@ -156,7 +156,7 @@ def evaluate(
     from .devices import resolve_device
     from .experts.registry import Registry
     from .moe.segmenter import MoEState, build_from_registry
-    from .moe.training import iter_dataset_prompts
+    from .moe.training import iter_dataset_prompt_refs
 
     if not data:
         raise SammoeError("evaluate needs at least one labelled dataset folder (--data DIR)")
@@ -173,45 +173,48 @@ def evaluate(
     report = EvalReport(methods=methods, clicks=clicks, sources=[str(d) for d in data])
     pre = moe.preprocessing
     cache = Registry().layout.volume_cache
+    refs = [  # by reference first: cheap, and it gives the progress bar its total
+        ref for src in data for ref in iter_dataset_prompt_refs(src, pre, cache, classes, prompts_per_class, seed, first_click)
+    ]
     bar = None
     if progress:
         from tqdm import tqdm
 
-        bar = tqdm(desc="evaluate", unit="prompt")
+        bar = tqdm(desc="evaluate", unit="prompt", total=len(refs), disable=None)
     with torch.no_grad():
-        for src in data:
-            for prompt in iter_dataset_prompts(src, pre, cache, classes, prompts_per_class, seed, first_click):
-                report.prompts += 1
-                crop = prompt.image[None].to(dev)
-                shared = moe.foundation.encode(crop)
-                row = report.rows.setdefault(prompt.class_name, {m: defaultdict(list) for m in methods})
-                for i, name in enumerate(methods):
-                    gen = torch.Generator().manual_seed(_seed(seed, prompt.key, i))
-                    if name == MOE:
-                        chosen: dict[str, int] = report.routing.setdefault(prompt.class_name, {})
-                        routed: list[str] = []
+        for ref in refs:
+            prompt = ref.load()
+            report.prompts += 1
+            crop = prompt.image[None].to(dev)
+            shared = moe.foundation.encode(crop)
+            row = report.rows.setdefault(prompt.class_name, {m: defaultdict(list) for m in methods})
+            for i, name in enumerate(methods):
+                gen = torch.Generator().manual_seed(_seed(seed, prompt.key, i))
+                if name == MOE:
+                    chosen: dict[str, int] = report.routing.setdefault(prompt.class_name, {})
+                    routed: list[str] = []
 
-                        def decode(state, p, lab, prev):
-                            pred = moe.decode(state, p, lab, prev)
-                            if not routed:  # one route per prompt: the first click's, kept for the target
-                                routed.append(max(pred.info["chosen"], key=pred.info["chosen"].get))
-                                chosen[routed[0]] = chosen.get(routed[0], 0) + 1
-                            return pred.low_res_logits
+                    def decode(state, p, lab, prev):
+                        pred = moe.decode(state, p, lab, prev)
+                        if not routed:  # one route per prompt: the first click's, kept for the target
+                            routed.append(max(pred.info["chosen"], key=pred.info["chosen"].get))
+                            chosen[routed[0]] = chosen.get(routed[0], 0) + 1
+                        return pred.low_res_logits
 
-                        moe.start_target()
-                        dice = _run_clicks(moe, lambda: MoEState(crop, shared), prompt, clicks, gen, decode, next_click)
-                    else:
-                        model = moe.model_of(name)
-                        own = name != "foundation" and moe._own_encoder(name)
-                        dice = _run_clicks(
-                            model, (lambda m=model: m.encode(crop)) if own else (lambda: shared),
-                            prompt, clicks, gen, lambda s, p, lab, prev, m=model: m.decode(s, p, lab, prev),
-                            next_click,
-                        )
-                    for k, v in dice.items():
-                        row[name][k].append(v)
-                if bar is not None:
-                    bar.update(1)
+                    moe.start_target()
+                    dice = _run_clicks(moe, lambda: MoEState(crop, shared), prompt, clicks, gen, decode, next_click)
+                else:
+                    model = moe.model_of(name)
+                    own = name != "foundation" and moe._own_encoder(name)
+                    dice = _run_clicks(
+                        model, (lambda m=model: m.encode(crop)) if own else (lambda: shared),
+                        prompt, clicks, gen, lambda s, p, lab, prev, m=model: m.decode(s, p, lab, prev),
+                        next_click,
+                    )
+                for k, v in dice.items():
+                    row[name][k].append(v)
+            if bar is not None:
+                bar.update(1)
     if bar is not None:
         bar.close()
     if not report.prompts:

@@ -60,7 +60,7 @@ class FoundationPredictor:
 
     def describe(self) -> dict[str, Any]:
         """JSON-able facts for reports: the network config and where its weights came from."""
-        return {"predictor": "foundation", "config": self.config.name, **self.source}
+        return {"predictor": "foundation", "config": self.config.name, "device": str(self.model.device), **self.source}
 
     @torch.no_grad()
     def encode(self, crop: torch.Tensor) -> torch.Tensor:

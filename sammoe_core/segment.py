@@ -323,13 +323,21 @@ def segment(
     claims: list[TargetClaim] = []
     maps = [] if probabilities else None
     results = []
-    bar = tqdm(desc="segment", unit="crop", disable=not progress or not sys.stderr.isatty(), leave=False)
+    bar = tqdm(desc="segment", unit="target", total=len(targets), disable=not progress or not sys.stderr.isatty(), leave=False)
+    crops_done, current = 0, ""
+
+    def crop_done() -> None:
+        nonlocal crops_done
+        crops_done += 1
+        bar.set_postfix_str(f"{current}: {crops_done} crops so far")
+
     with torch.no_grad(), bar:
         for target, res in zip(targets, resolved):
             t0 = time.perf_counter()
-            bar.set_postfix_str(target.name)
+            current = target.name
+            bar.set_postfix_str(current)
             blend, lattice, crops, truncated, timings = _predict_target(
-                image_tensor, volume, res, predictor, decision, clicks, max_crops, box_capable, bar.update
+                image_tensor, volume, res, predictor, decision, clicks, max_crops, box_capable, crop_done
             )
             t1 = time.perf_counter()
             pasted = _paste_back(blend, lattice, volume, probabilities)
@@ -352,6 +360,7 @@ def segment(
             results.append(
                 TargetResult(target.name, target.label, res.clicks, _box_record(res), handling, crops, truncated, timings)
             )
+            bar.update(1)
     label_map = resolve_targets(volume.shape, claims, label_dtype)
     del claims
     voxel_ml = float(np.prod(volume.spacing)) / 1000.0

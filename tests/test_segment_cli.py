@@ -96,6 +96,7 @@ def test_one_volume_with_preview_and_probabilities(tmp_path, weights, fresh_seed
     assert sidecar["targets"][0]["voxel_count"] == int((values == 1).sum())
     assert sidecar["files"] == {"label_map": "seg.nii.gz", "sidecar": "seg.json", "probabilities": "seg.probabilities.nii.gz", "preview": "look.png"}
     assert set(sidecar["timings_s"]) == {"read_s", "segment_s"}
+    assert sidecar["model"]["device"] == "cpu"  # which device made it (before: not recorded)
 
 
 def test_prompts_file_gives_a_multi_label_map(tmp_path, weights, fresh_seed):

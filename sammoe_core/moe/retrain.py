@@ -150,19 +150,18 @@ def retrain_gate(
     from ..preprocessing import Preprocessing
 
     pre = Preprocessing(crop_size=config.image_size)
-    refs = itertools.chain.from_iterable(
+    refs = list(itertools.chain.from_iterable(  # by reference: cheap, and it gives the progress bar its total
         iter_dataset_prompt_refs(src, pre, layout.volume_cache, None, prompts_per_class, seed)
         for src in dict.fromkeys(sources)
-    )
+    ))
     cache = GateCache(layout.gate_cache)
     ray_stats = CacheStats()
     if ray is not None:
         from .ray_cache import fill_cache_on_ray
 
-        refs = list(refs)  # type: ignore[assignment]
         ray_stats = fill_cache_on_ray(refs, cache, chosen.candidates, device, ray)  # type: ignore[arg-type]
     prompts = (ref.load() for ref in refs)
-    records, stats = cache.build(prompts, chosen.foundation, chosen.candidates[1:], dev, progress=progress)
+    records, stats = cache.build(prompts, chosen.foundation, chosen.candidates[1:], dev, progress=progress, total=len(refs))
     stats.add(ray_stats)
     if len(records) < 4:
         raise SammoeError(f"only {len(records)} training prompts found in {', '.join(sources)}")

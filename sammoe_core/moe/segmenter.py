@@ -172,6 +172,7 @@ class MoESegmenter:
         return {
             "predictor": "moe",
             "config": self.config.name,
+            "device": str(self.foundation.device),
             "foundation_sha256": self.foundation_sha256,
             "candidates": self.candidates,
             "policy": getattr(self.policy, "name", type(self.policy).__name__),

@@ -133,21 +133,6 @@ def _deepest_voxel(labels: np.ndarray, values: tuple[int, ...]) -> np.ndarray:
     return np.array([[s.start + i for s, i in zip(box, local)]], dtype=np.int32)
 
 
-def iter_dataset_prompts(
-    root: str | Path,
-    preprocessing: Preprocessing,
-    cache_dir: str | Path,
-    classes: Sequence[str] | None = None,
-    prompts_per_class: int = 4,
-    seed: int = 0,
-    first_click: str = "random",
-) -> Iterator[TrainingPrompt]:
-    """Prompts from a labelled dataset: a click inside each present class (uniformly drawn, or
-    the deepest voxel), the crop centred on it and normalised as segmentation does."""
-    for ref in iter_dataset_prompt_refs(root, preprocessing, cache_dir, classes, prompts_per_class, seed, first_click):
-        yield ref.load()
-
-
 @dataclass
 class CacheStats:
     encoder_passes: int = 0
@@ -204,8 +189,10 @@ class GateCache:
         experts: Sequence[Candidate],
         device: torch.device,
         progress: bool = False,
+        total: int | None = None,
     ) -> tuple[list[dict], CacheStats]:
-        """Fill what is missing; return one record per prompt (features + Dice per candidate)."""
+        """Fill what is missing; return one record per prompt (features + Dice per candidate).
+        ``progress``: a bar with ``total`` and an ETA on a terminal."""
         stats = CacheStats()
         models = CandidateModels(device)
         records = []
@@ -213,7 +200,7 @@ class GateCache:
         if progress:
             from tqdm import tqdm
 
-            bar = tqdm(desc="gate cache", unit="prompt")
+            bar = tqdm(desc="gate cache", unit="prompt", total=total, disable=None)
         seen = set()
         for p in prompts:
             if p.key in seen:  # the same case shipped twice (e.g. identical calibration sets)
