@@ -280,3 +280,17 @@ def test_cli_batch_from_a_manifest_with_a_shard(tmp_path, tiny_weights):
     result = run(main, ["segment", str(single), "-o", str(tmp_path / "one.nii.gz"), "--point", "5,5,5",
                         "--weights", str(tiny_weights), "--engine", "ray"])
     assert result.exit_code == 2 and "take a folder of volumes or a manifest" in result.output
+
+
+def test_a_batch_of_garbage_leaves_no_partial_output_folders(tmp_path, predictor):
+    scans = tmp_path / "scans"
+    write_cases(scans, 1, seed=4)
+    write_corrupt(scans / "junk.nii.gz")
+    (scans / "junk.prompts.json").write_text((scans / "case0.prompts.json").read_text())
+    listing = tmp_path / "list.jsonl"
+    listing.write_text(json.dumps({"image": "scans/junk.nii.gz", "prompts": "scans/junk.prompts.json", "output": "deep/er/junk.nii.gz"}) + "\n")
+    out = tmp_path / "out"
+    report = segment_batch(listing, out, LocalEngine(predictor), quiet=True)
+    assert report["counts"]["failed"] == 1
+    assert not (out / "deep").exists()  # before: out/deep/er was left empty
+    assert sorted(p.name for p in out.iterdir() if not p.name.startswith("sammoe-")) == []

@@ -139,6 +139,18 @@ def describe_predictor(predictor: Any) -> dict[str, Any]:
     return describe() if callable(describe) else {}
 
 
+def _make_folders(folder: Path) -> list[Path]:
+    """Create ``folder`` and its missing parents; return the ones made, outermost first."""
+    missing = []
+    while not folder.exists():
+        missing.append(folder)
+        folder = folder.parent
+    missing.reverse()
+    for path in missing:
+        path.mkdir(exist_ok=True)
+    return missing
+
+
 def _one_line(error: BaseException) -> str:
     text = " ".join(str(error).split())
     return text if isinstance(error, (ValueError, OSError)) else f"{type(error).__name__}: {text}"
@@ -153,6 +165,7 @@ def run_item(item: BatchItem, predictor: CropPredictor, settings: SegmentSetting
     """
     started = time.perf_counter()
     base = {"key": item.key, "input": str(item.input)}
+    made: list[Path] = []
     try:
         if settings.prompts is not None:
             targets: Any = list(settings.prompts)
@@ -162,7 +175,7 @@ def run_item(item: BatchItem, predictor: CropPredictor, settings: SegmentSetting
             raise PromptError(
                 f"{item.input}: no prompts (give points, put {item.name}{PROMPTS_SUFFIX} beside it, or name a file in the manifest's 'prompts')"
             )
-        item.output.parent.mkdir(parents=True, exist_ok=True)
+        made = _make_folders(item.output.parent)
         record = segment_file(
             item.input,
             item.output,
@@ -178,6 +191,11 @@ def run_item(item: BatchItem, predictor: CropPredictor, settings: SegmentSetting
         )
     except Exception as e:  # noqa: BLE001 - recorded; the batch goes on
         record = {"status": "failed", "error": _one_line(e), "seconds": round(time.perf_counter() - started, 3)}
+        for folder in reversed(made):  # a failed item leaves no empty folders
+            try:
+                folder.rmdir()
+            except OSError:
+                break
     description = describe_predictor(predictor)
     identity = {**weights_hashes(description), "settings_sha256": settings.digest(description)}
     prompts = item_prompts_digest(item, settings)

@@ -178,24 +178,68 @@ def save_expert(
 
 
 def copy_expert_folder(
-    expert: Expert, destination: Path, overwrite: bool = False, extra_files: Mapping[str, str] | None = None
+    expert: Expert,
+    destination: Path,
+    overwrite: bool = False,
+    extra_files: Mapping[str, str] | None = None,
+    inside: Path | None = None,
 ) -> None:
     """Copy the files an expert needs (manifest, weights, calibration set) to ``destination``,
     plus ``extra_files`` (name -> text, e.g. a model card).
 
+    Only regular files are copied, and each must resolve (symlinks followed) inside ``inside``:
+    by default the expert folder; a Hub snapshot's files are links into its repo's cache folder,
+    which the caller passes. A symlink, to a file or a folder, that points outside is an
+    :class:`~sammoe_core.safe_paths.PathEscapeError` (an :class:`InputError`) naming the link; one
+    that stays inside is followed, and the copy holds the regular files it points to, never a link.
+    Anything else (a missing or special file, a folder linking back to one it is in) is an
+    :class:`InputError` too. Every file is checked before anything is written.
+
     The copy is made beside it under a temporary name and renamed into place, so a failed copy
     never leaves a half expert (nor, with ``overwrite``, loses the previous one).
     """
+    from ..errors import InputError
+    from ..safe_paths import resolve_inside
+
+    root = expert.folder if inside is None else inside
+    label = f"expert {expert.name!r}:"
+
+    def regular_file(path: Path, what: str) -> Path:
+        real = resolve_inside(root, path, f"{label} {what}")
+        if not real.is_file():
+            problem = "is not a regular file" if real.exists() else "is missing"
+            raise InputError(f"{label} {what} {str(path)!r} {problem}")
+        return real
+
+    files = {  # name in the copy -> the regular file copied there
+        Path(MANIFEST_FILE): regular_file(expert.folder / MANIFEST_FILE, "manifest"),
+        Path(expert.manifest.weights.file): regular_file(expert.weights.path, "weights file"),
+    }
+    folders: list[Path] = []
+    if expert.manifest.calibration is not None:
+        pending: list[tuple[Path, tuple[Path, ...]]] = [(Path(expert.manifest.calibration.path), ())]
+        while pending:  # the calibration set, depth first; ``above``: the real folders it is in
+            name, above = pending.pop()
+            source = expert.folder / name
+            real = resolve_inside(root, source, f"{label} calibration path")
+            if not real.is_dir():
+                files[name] = regular_file(source, "calibration file")
+            elif real in above:
+                raise InputError(f"{label} calibration folder {str(source)!r} links back to a folder it is in")
+            else:
+                folders.append(name)
+                pending += [(name / child.name, (*above, real)) for child in sorted(source.iterdir())]
+
     if destination.exists() and not overwrite:
         raise SammoeError(f"{destination}: exists (pass --overwrite to replace it)")
     destination.parent.mkdir(parents=True, exist_ok=True)
     staging = Path(tempfile.mkdtemp(prefix=f".{destination.name}.", dir=destination.parent))
     staging.chmod(usual_mode(directory=True))  # mkdtemp makes 0700; the folder gets the usual mode
     try:
-        shutil.copy2(expert.folder / MANIFEST_FILE, staging / MANIFEST_FILE)
-        shutil.copy2(expert.weights.path, staging / expert.manifest.weights.file)
-        if expert.calibration_dir is not None:
-            shutil.copytree(expert.calibration_dir, staging / expert.manifest.calibration.path)
+        for name in folders:
+            (staging / name).mkdir(parents=True, exist_ok=True)
+        for name, real in files.items():
+            shutil.copy2(real, staging / name)
         for name, text in (extra_files or {}).items():
             (staging / name).write_text(text, encoding="utf-8")
         if destination.exists():

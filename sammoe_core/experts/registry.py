@@ -150,8 +150,17 @@ class Registry:
         """Copy an expert's folder into ``experts/<name>`` and record it; returns the copy's folder.
 
         Crash-safe: entry written as pending, folder renamed into place, entry committed. A folder
-        left by an interrupted add (no committed entry) is replaced without ``overwrite``."""
+        left by an interrupted add (no committed entry) is replaced without ``overwrite``.
+
+        Only regular files resolving inside the expert's folder are copied (:func:`copy_expert_folder`);
+        with ``source="hub"`` the folder is a snapshot in the Hub cache, whose files are links into
+        its repo's cache folder, so they must resolve inside that one."""
         destination = self.experts_dir / expert.name
+        inside = None
+        if source == "hub":
+            from ..hub.fetch import cached_repo_folder
+
+            inside = cached_repo_folder(expert.folder)
         relative = destination.relative_to(self.home).as_posix()
         with self.update() as state:
             known = state.experts.get(expert.name)
@@ -167,7 +176,7 @@ class Registry:
             previous = known
             state.experts[expert.name] = ExpertRecord(source=source, origin=origin, path=relative, pending=True)
         try:
-            copy_expert_folder(expert, destination, overwrite=True)
+            copy_expert_folder(expert, destination, overwrite=True, inside=inside)
         except BaseException:
             with self.update() as state:  # undo the intent: the state is as before
                 if previous is None:

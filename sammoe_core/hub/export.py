@@ -2,6 +2,9 @@
 
 The repo layout is the expert folder itself (``expert.json``, the weights, the optional
 calibration folder, byte for byte) plus a ``README.md`` model card made from the manifest.
+Only regular files inside the expert folder go into it: a symlink out of the folder is an
+error naming it, and nothing is written (:func:`~sammoe_core.experts.expert.copy_expert_folder`),
+so ``sammoe publish``, which uploads this folder, never uploads a file from elsewhere.
 """
 
 from __future__ import annotations
@@ -46,7 +49,6 @@ def export_expert(
         raise SammoeError(f"{directory}: exists and is not an expert folder; export into a new or empty folder")
     check_expert(expert)
     card = expert_card(expert.manifest, repo_id, revision)
-    if directory.is_dir() and not any(directory.iterdir()):
-        directory.rmdir()
-    copy_expert_folder(expert, directory, overwrite=overwrite, extra_files={CARD_FILE: str(card)})
+    empty = directory.is_dir() and not any(directory.iterdir())  # replaced only once the copy is whole
+    copy_expert_folder(expert, directory, overwrite=overwrite or empty, extra_files={CARD_FILE: str(card)})
     return directory

@@ -11,6 +11,11 @@ Everything goes through ``snapshot_download`` with an explicit endpoint, cache f
 
 An expert is fetched in two steps: its manifest, then exactly the files the manifest names
 (weights, calibration folder), from the same commit.
+
+The refs asked for are checked already (:mod:`.location`); what comes back is checked too:
+every snapshot folder and cached file handed on resolves (links followed) inside the cache
+folder, else it is a :class:`~sammoe_core.safe_paths.PathEscapeError` naming it, and it is not
+used.
 """
 
 from __future__ import annotations
@@ -18,6 +23,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from ..experts.manifest import MANIFEST_FILE, read_manifest
+from ..safe_paths import resolve_inside
 from .errors import HubRefused, HubUnavailable, refused, unavailable, unreachable_reason
 from .location import HubRef
 from .settings import HubSettings, hub_progress
@@ -78,16 +84,26 @@ def snapshot(
         raise refused(e, ref, settings) from None
     except (httpx2.TransportError, ConnectionError) as e:  # the connection dropped mid-download
         raise missing(e) from None
+    resolve_inside(settings.cache_dir, folder, f"{ref.uri}: the cached snapshot")
     return Path(folder)
+
+
+def cached_repo_folder(snapshot_folder: Path) -> Path:
+    """The repo's folder in the Hub cache (``models--ORG--NAME``) holding ``snapshot_folder``
+    (its ``snapshots/COMMIT``, as :func:`snapshot` returns it). The snapshot's files are links
+    into the repo folder's ``blobs/``: they resolve inside it, not inside the snapshot folder."""
+    return snapshot_folder.parent.parent
 
 
 def fetch_expert(ref: HubRef, settings: HubSettings | None = None, progress: bool = False) -> Path:
     """The cached snapshot folder of an expert repo: its manifest (validated) and the files it
-    names. The weights are not checked here: :func:`sammoe_core.experts.manage.check_expert` does."""
+    names, each resolving inside the cache. The weights are not checked here:
+    :func:`sammoe_core.experts.manage.check_expert` does."""
     settings = settings or HubSettings.from_env()
     hints = {"command": f"sammoe add-expert {ref.uri}", "local_alternative": EXPERT_FOLDER_ALTERNATIVE}
+    cached_file = f"{ref.uri}: the cached file"
     first = snapshot(ref, [MANIFEST_FILE], settings, f"its {MANIFEST_FILE}", progress=progress, **hints)
-    if not (first / MANIFEST_FILE).is_file():
+    if not resolve_inside(settings.cache_dir, first / MANIFEST_FILE, cached_file).is_file():
         raise HubRefused(
             f"{ref.uri}: the repo holds no {MANIFEST_FILE} at {ref.revision_or_default!r}: not a sammoe expert "
             "(an expert repo is what `sammoe publish` uploads)"
@@ -98,20 +114,25 @@ def fetch_expert(ref: HubRef, settings: HubSettings | None = None, progress: boo
         patterns.append(manifest.calibration.path.rstrip("/") + "/")
     what = f"its weights ({', '.join(patterns)})"
     folder = snapshot(ref, patterns, settings, what, revision=first.name, progress=progress, **hints)
-    if not (folder / manifest.weights.file).is_file():
+    if not resolve_inside(settings.cache_dir, folder / manifest.weights.file, cached_file).is_file():
         raise HubRefused(
             f"{ref.uri}: the repo lacks {manifest.weights.file}, which its {MANIFEST_FILE} names"
         )
+    if manifest.calibration is not None:
+        calibration = folder / manifest.calibration.path
+        for path in (calibration, *calibration.rglob("*")):
+            resolve_inside(settings.cache_dir, path, f"{ref.uri}: the cached calibration path")
     return folder
 
 
 def fetch_file(
     ref: HubRef, command: str, local_alternative: str, settings: HubSettings | None = None, progress: bool = False
 ) -> tuple[Path, str]:
-    """One file of a repo (``ref.path``) from the cache or the Hub: its cached path and the commit."""
+    """One file of a repo (``ref.path``) from the cache or the Hub: its cached path (which
+    resolves inside the cache) and the commit."""
     settings = settings or HubSettings.from_env()
     folder = snapshot(ref, [ref.path], settings, ref.path, command, local_alternative, progress=progress)
     path = folder / ref.path
-    if not path.is_file():
+    if not resolve_inside(settings.cache_dir, path, f"{ref.uri}: the cached file").is_file():
         raise HubRefused(f"{ref.uri}: {ref.repo_id} has no file {ref.path!r} at {ref.revision_or_default!r}")
     return path, folder.name

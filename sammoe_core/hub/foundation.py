@@ -5,7 +5,8 @@ safetensors file (``convert_checkpoint``: weights-only loading, strict key and s
 kept under ``SAMMOE_HOME/foundations/ORG--REPO/COMMIT/``; later calls find the conversion there.
 A ``.safetensors`` file already in sammoe's format is copied there as it is. Conversion is
 reproducible, so everyone converting the same checkpoint gets the same sha256, the identity
-experts are checked against.
+experts are checked against. The file read is always one inside the Hub cache, and the one
+written always lands inside ``SAMMOE_HOME/foundations``, whatever the reference says.
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ from typing import TYPE_CHECKING
 
 from ..atomic import atomic_output
 from ..errors import SammoeError
+from ..safe_paths import resolve_inside
 from .fetch import fetch_file
 from .location import HubRef
 from .settings import HubSettings
@@ -28,8 +30,10 @@ CHECKPOINT_SUFFIXES = (".pth", ".pt")
 
 
 def converted_path(home: Path, ref: HubRef, commit: str) -> Path:
-    """Where the sammoe safetensors made from ``ref`` at ``commit`` is kept."""
-    return home / FOUNDATIONS_DIR / ref.repo_id.replace("/", "--") / commit / f"{Path(ref.path).stem}.safetensors"
+    """Where the sammoe safetensors made from ``ref`` at ``commit`` is kept (resolved; a
+    :class:`~sammoe_core.safe_paths.PathEscapeError` if that is not inside ``home/foundations``)."""
+    relative = Path(ref.repo_id.replace("/", "--"), commit, f"{Path(ref.path).stem}.safetensors")
+    return resolve_inside(home / FOUNDATIONS_DIR, relative, f"{ref.uri}: the converted foundation")
 
 
 def _local_alternative(ref: HubRef) -> str:
