@@ -151,8 +151,12 @@ def evaluate(
     progress: bool = False,
     first_click: str = "random",
     next_click: str = "largest-error",
+    cache_dir: str | Path | None = None,
 ) -> EvalReport:
-    """Evaluate the foundation in use, every enabled expert alone, and the MoE on ``data``."""
+    """Evaluate the foundation in use, every enabled expert alone, and the MoE on ``data``.
+
+    The datasets are resampled onto the model lattice once and kept in ``cache_dir`` (default
+    ``SAMMOE_HOME/cache/volumes``; ``sammoe cache`` shows and clears it)."""
     from .devices import resolve_device
     from .experts.registry import Registry
     from .moe.segmenter import MoEState, build_from_registry
@@ -172,7 +176,7 @@ def evaluate(
     methods = [*moe.candidates, MOE]
     report = EvalReport(methods=methods, clicks=clicks, sources=[str(d) for d in data])
     pre = moe.preprocessing
-    cache = Registry().layout.volume_cache
+    cache = Path(cache_dir) if cache_dir is not None else Registry().layout.volume_cache
     refs = [  # by reference first: cheap, and it gives the progress bar its total
         ref for src in data for ref in iter_dataset_prompt_refs(src, pre, cache, classes, prompts_per_class, seed, first_click)
     ]

@@ -14,6 +14,7 @@ import click
 
 from .. import __version__
 from .add_expert import add_expert
+from .cache import cache
 from .convert import convert
 from .evaluate import evaluate
 from .experts import experts
@@ -76,3 +77,4 @@ main.add_command(retrain_gate)
 main.add_command(export)
 main.add_command(publish)
 main.add_command(evaluate)
+main.add_command(cache)

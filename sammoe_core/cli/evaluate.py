@@ -26,10 +26,12 @@ import click
               help="First click: uniformly inside the structure (official), or at its deepest voxel (as a user clicks).")
 @click.option("--next-click", type=click.Choice(["largest-error", "random"]), default="largest-error", show_default=True,
               help="Later clicks: deep in the larger error region (official evaluation), or anywhere in the errors.")
+@click.option("--cache-dir", type=click.Path(file_okay=False), default=None,
+              help="Keep the resampled datasets here (default: SAMMOE_HOME/cache/volumes; see `sammoe cache`).")
 @click.option("--overwrite", is_flag=True, help="Replace existing report files.")
 @click.option("-q", "--quiet", is_flag=True, help="No progress bar.")
 def evaluate(data, clicks, classes, prompts_per_class, out_dir, policy, tau, top_k, expert, device, seed, first_click,
-             next_click, overwrite, quiet) -> None:
+             next_click, cache_dir, overwrite, quiet) -> None:
     """Simulate clicks from the labels and print Dice per structure (foundation, experts, MoE)."""
     from ..errors import SammoeError
     from ..evaluate import evaluate as run
@@ -44,7 +46,7 @@ def evaluate(data, clicks, classes, prompts_per_class, out_dir, policy, tau, top
     report = run(
         list(data), clicks=counts, classes=[c.strip() for c in classes.split(",")] if classes else None,
         prompts_per_class=prompts_per_class, device=device, policy=policy, tau=tau, k=top_k, expert=expert, seed=seed,
-        progress=not quiet and sys.stderr.isatty(), first_click=first_click, next_click=next_click,
+        progress=not quiet and sys.stderr.isatty(), first_click=first_click, next_click=next_click, cache_dir=cache_dir,
     )
     for k in report.clicks:
         click.echo(report.markdown(k) + "\n")

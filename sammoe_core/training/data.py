@@ -54,7 +54,8 @@ class PreparedCase:
 
 
 def to_model_lattice(image_in, labels_in, spacing_mm: float, tissues_in=None) -> tuple[np.ndarray, ...]:
-    """Image (float16: HU to 0.5) and labels (and tissues, if given) resampled onto the
+    """Image (float16: HU to 0.5) and labels (uint8 where they fit: the cache stays small) and
+    tissues, if given, resampled onto the
     closest-RAS lattice at ``spacing_mm`` covering the input (Volumes, paths or nibabel images)."""
     image, labels = as_volume(image_in), as_volume(labels_in)
     lattice = Lattice.anchored(image.affine, image.affine[:3, 3], spacing_mm)
@@ -64,7 +65,8 @@ def to_model_lattice(image_in, labels_in, spacing_mm: float, tissues_in=None) ->
     shape = tuple(int(n) for n in np.floor(hi + 0.5).astype(int) - start)
     img = resample(torch.from_numpy(image.array), to_input, shape, start, "linear").numpy()
     lab = resample(torch.from_numpy(labels.array), to_input, shape, start, "nearest").numpy()
-    out = [img.astype(np.float16), np.rint(lab).astype(np.uint16)]
+    lab = np.rint(lab)
+    out = [img.astype(np.float16), lab.astype(np.uint8 if lab.max(initial=0) < 256 else np.uint16)]
     if tissues_in is not None:
         tis = resample(torch.from_numpy(as_volume(tissues_in).array), to_input, shape, start, "nearest").numpy()
         out.append(np.rint(tis).astype(np.uint8))
