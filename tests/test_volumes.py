@@ -174,3 +174,14 @@ def test_resample_is_exact_for_grid_maps(fresh_seed):
     assert torch.all(resample(source, beyond, (5, 6, 7))[:, :, 6] == 0)  # outside: constant 0
     values, inside = resample(source, beyond, (5, 6, 7), start=(0, 0, -2), return_inside=True)
     assert not inside[:, :, 0].any() and inside[:, :, 1:].all()
+
+
+def test_a_garbage_slice_is_named_in_the_spacing_error(tmp_path):
+    """Before: a garbage slice was dropped silently and the error blamed the spacing alone."""
+    folder = tmp_path / "series"
+    folder.mkdir()
+    write_dicom_series(folder, np.zeros((8, 8, 6), np.float32), np.eye(4), order=range(6))
+    victim = sorted(folder.iterdir())[2]
+    victim.write_bytes(b"garbage, not DICOM" * 20)
+    with pytest.raises(VolumeError, match=f"widest gap is between .*; 1 file\\(s\\) here are not DICOM images .*{victim.name}"):
+        read_volume(folder)
