@@ -1,5 +1,8 @@
 #!/usr/bin/env bash
 # Everything after the foundation: three experts, their plugins, the default gate.
+# The experts are finetuned like the foundation was: on images synthesised from the phantoms'
+# label and tissue maps with random contrasts (--synthesis), with box prompts, so they work on
+# real scans and not only on the generator's intensities.
 # The gate trains on the plugins' calibration sets plus the 24 spare CT phantoms (seeds 3000+,
 # never the held-out 9000+ ones): on the three small calibration sets alone it routed 73% of
 # its held-out prompts right, with the spare phantoms added 89%.
@@ -7,7 +10,7 @@
 #   bash examples/train_default/build_default.sh [FOUNDATION_RUN_DIR]
 # Each step is resumable (finetune runs resume from their run folders; finished steps are kept).
 set -euo pipefail
-run=${1:-work/runs/foundation}
+run=${1:-work/runs/foundation-synth}
 steps=${STEPS:-600}            # finetune steps per expert (STEPS=2 for a dry run of the script)
 prompts=${PROMPTS:-4}          # gate-training clicks per class and calibration case
 export SAMMOE_HOME=${SAMMOE_HOME:-$PWD/work/home-default}
@@ -20,10 +23,10 @@ for name in spinal-cord esophagus hip; do
     /usr/bin/time -f "$name finetune: %U s user CPU, %e s wall" sammoe finetune \
       --data work/data/phantoms-train-ct --data work/data/phantoms-train-mr \
       --name "$name" --classes "${CLASSES[$name]}" --parts decoder \
-      --steps "$steps" --batch-size 2 --lr 3e-4 --clicks 4 --seed 7 \
+      --steps "$steps" --batch-size 2 --lr 3e-4 --clicks 4 --seed 7 --synthesis \
       --calibration "work/data/calib-$name" --cache-dir work/cache \
       --modality any --license Apache-2.0 --author "sammoe developers" \
-      --description "Expert for the ${TITLES[$name]} on CT and MR torsos: the sammoe-small foundation's prompt encoder and mask decoder finetuned on synthetic phantoms." \
+      --description "Expert for the ${TITLES[$name]} on CT and MR: the sammoe-small-box foundation's prompt encoder and mask decoder finetuned on images synthesised from phantom label maps." \
       -o "work/experts/$name" --overwrite --quiet
   fi
   sammoe new-plugin "sammoe-expert-$name" --expert "work/experts/$name" -o plugins --overwrite >/dev/null

@@ -3,8 +3,9 @@
     python examples/train_default/install_default.py foundation RUN/model.safetensors
     python examples/train_default/install_default.py gate GATE_DIR
 
-``foundation`` copies the weights to ``sammoe_core/weights/sammoe-small.safetensors`` and writes
-``foundation.json`` (its FoundationSpec: name, config, file, sha256); ``gate`` copies a gate folder
+``foundation`` copies the weights to ``sammoe_core/weights/<config>.safetensors`` (removing any
+other weights file there) and writes ``foundation.json`` (its FoundationSpec: name, config, file,
+sha256); ``gate`` copies a gate folder
 made by ``sammoe retrain-gate`` to ``sammoe_core/weights/gates/default/`` (used whenever the
 enabled experts are exactly the ones it was trained for).
 """
@@ -27,6 +28,9 @@ def install_foundation(src: Path) -> None:
     target = WEIGHTS / f"{meta['sammoe_config']}.safetensors"
     WEIGHTS.mkdir(exist_ok=True)
     shutil.copyfile(src, target)
+    for stale in WEIGHTS.glob("*.safetensors"):  # one embedded foundation
+        if stale != target:
+            stale.unlink()
     spec = {
         "name": meta["sammoe_config"],
         "config": meta["sammoe_config"],

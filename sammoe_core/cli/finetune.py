@@ -33,10 +33,15 @@ import click
 @click.option("--run-dir", type=click.Path(file_okay=False), help="Training run folder (default: OUTPUT.run; resumes).")
 @click.option("--cache-dir", type=click.Path(file_okay=False),
               help="Where volumes are cached on the model lattice (default: SAMMOE_HOME/cache/volumes).")
+@click.option("--synthesis/--no-synthesis", default=False, show_default=True,
+              help="Train on images synthesised from the label (and tissue) maps with random contrasts.")
+@click.option("--box-prob", type=click.FloatRange(0, 1), default=None,
+              help="Share of interactions started from a box (default 0.25 on a box-capable foundation).")
 @click.option("--overwrite", is_flag=True, help="Replace an existing expert folder.")
 @click.option("-q", "--quiet", is_flag=True, help="No progress bar.")
 def finetune(data, name, classes, output, parts, foundation, steps, batch_size, lr, num_clicks, seed, device,
-             calibration, modality, license_, authors, description, version, run_dir, cache_dir, overwrite, quiet) -> None:
+             calibration, modality, license_, authors, description, version, run_dir, cache_dir, synthesis, box_prob,
+             overwrite, quiet) -> None:
     """Finetune the foundation on --data for --classes and write an expert folder (delta + expert.json)."""
     from ..training.finetune import finetune_expert
 
@@ -49,6 +54,6 @@ def finetune(data, name, classes, output, parts, foundation, steps, batch_size, 
         data, name, output or name, [c.strip() for c in classes.split(",") if c.strip()],
         parts=parts, foundation=foundation, steps=steps, batch_size=batch_size, lr=lr,
         num_clicks=num_clicks, device=device, seed=seed, run_dir=run_dir, cache_dir=cache_dir, calibration=calibration,
-        overwrite=overwrite, progress=not quiet and sys.stderr.isatty(), **fields,
+        overwrite=overwrite, progress=not quiet and sys.stderr.isatty(), synthesis=synthesis, box_prob=box_prob, **fields,
     )
     click.echo(json.dumps({"expert": expert.name, "folder": str(expert.folder), **summary}, indent=2))

@@ -37,12 +37,17 @@ def finetune_expert(
     calibration: str | Path | None = None,
     overwrite: bool = False,
     progress: bool = True,
+    synthesis: bool = False,
+    box_prob: float | None = None,
     **manifest_fields,
 ):
     """Finetune, then save the expert folder; returns the :class:`~sammoe_core.experts.Expert`.
 
     ``manifest_fields``: version, description, modality, license, authors (defaults filled in).
     ``calibration``: a labelled dataset folder copied into the expert for gate training.
+    ``synthesis``: train on images synthesised from the label (and tissue) maps with random
+    contrasts (:mod:`.synthesis`) instead of the stored images. ``box_prob``: share of box-started
+    interactions (default: 0.25 on a box-capable foundation, else 0).
     """
     from ..experts.expert import save_expert
     from ..experts.foundations import resolve_foundation
@@ -73,6 +78,8 @@ def finetune_expert(
         num_clicks=num_clicks,
         seed=seed,
         device=device,
+        synthesis=synthesis,
+        box_prob=(0.25 if get_config(spec.config).box_prompts else 0.0) if box_prob is None else box_prob,
     )
     run = Path(run_dir) if run_dir else out.with_name(out.name + ".run")
     if cache_dir is None:
