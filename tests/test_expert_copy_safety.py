@@ -132,3 +132,16 @@ def test_a_linked_weights_file_or_manifest_is_refused(tmp_path, sammoe_home, no_
     assert f"expert 'kidney': weights file '{folder / 'model.safetensors'}' resolves outside" in failed
     assert "resolves outside" in run("export", str(folder), str(tmp_path / "export"), ok=False).output
     assert not (tmp_path / "export").exists() and Registry().read().experts == {}
+
+
+def test_a_relative_expert_folder_is_copied(make_expert, tmp_path, monkeypatch):
+    """Before: a relative --expert path was joined twice (liver-expert/liver-expert/expert.json)."""
+    from click.testing import CliRunner
+
+    from sammoe_core.cli import main
+
+    expert = make_expert("liver")
+    monkeypatch.chdir(expert.folder.parent)
+    made = CliRunner().invoke(main, ["new-plugin", "sammoe-expert-rel", "--expert", "liver", "-o", str(tmp_path / "out")])
+    assert made.exit_code == 0, made.output
+    assert (tmp_path / "out" / "sammoe-expert-rel" / "sammoe_expert_rel" / "expert-data" / "expert.json").is_file()

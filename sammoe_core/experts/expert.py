@@ -201,11 +201,11 @@ def copy_expert_folder(
     from ..errors import InputError
     from ..safe_paths import resolve_inside
 
-    root = expert.folder if inside is None else inside
+    root = (expert.folder if inside is None else inside).absolute()
     label = f"expert {expert.name!r}:"
 
     def regular_file(path: Path, what: str) -> Path:
-        real = resolve_inside(root, path, f"{label} {what}")
+        real = resolve_inside(root, path.absolute(), f"{label} {what}")
         if not real.is_file():
             problem = "is not a regular file" if real.exists() else "is missing"
             raise InputError(f"{label} {what} {str(path)!r} {problem}")
@@ -221,7 +221,7 @@ def copy_expert_folder(
         while pending:  # the calibration set, depth first; ``above``: the real folders it is in
             name, above = pending.pop()
             source = expert.folder / name
-            real = resolve_inside(root, source, f"{label} calibration path")
+            real = resolve_inside(root, source.absolute(), f"{label} calibration path")
             if not real.is_dir():
                 files[name] = regular_file(source, "calibration file")
             elif real in above:
