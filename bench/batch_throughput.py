@@ -94,10 +94,10 @@ def main() -> None:
 
     import torch
 
-    from sammoe_core.batch import LocalEngine, segment_batch
-    from sammoe_core.batch.ray_engine import RayEngine
-    from sammoe_core.predictor_spec import PredictorSpec
-    from sammoe_core.ray_support import RayOptions, import_ray
+    from sammoe_core.distributed import LocalEngine, segment_batch
+    from sammoe_core.distributed.ray_engine import RayEngine
+    from sammoe_core.segmentation.predictor_spec import PredictorSpec
+    from sammoe_core.distributed.ray_support import RayOptions, import_ray
     from sammoe_core.testing import make_test_foundation
 
     with tempfile.TemporaryDirectory() as tmp:

@@ -32,7 +32,7 @@ def main() -> None:
     out.mkdir(parents=True, exist_ok=True)
     import torch
 
-    from sammoe_core.metrics import dice
+    from sammoe_core.evaluation.metrics import dice
     from sammoe_core.phantoms import LABEL_NAMES
 
     value = {name: v for v, name in LABEL_NAMES.items()}

@@ -29,7 +29,7 @@ def _child(home: Path, volume: Path, click: list[int]) -> None:
     from sammoe_core.moe.segmenter import build_from_registry
 
     seg = build_from_registry("cpu", expert="expert-00")
-    sammoe_core.segment(volume, sammoe_core.Target(name="liver", points=[click]), seg, max_crops=1)
+    sammoe_core.segmentation.pipeline(volume, sammoe_core.Target(name="liver", points=[click]), seg, max_crops=1)
     peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     print(json.dumps({"peak_mib": peak, "experts": len(seg.candidates) - 1, "composed": len(seg._models) - 1}))
 

@@ -30,7 +30,7 @@ def main() -> None:
 
     from sammoe_core.model import get_config
     from sammoe_core.moe.gate import MlpGate
-    from sammoe_core.moe.training import Candidate, GateCache, TrainingPrompt, fit_gate
+    from sammoe_core.moe.gate_training import Candidate, GateCache, TrainingPrompt, fit_gate
     from sammoe_core.testing import make_test_expert, make_test_foundation
 
     cfg = get_config(args.config)

@@ -33,7 +33,7 @@ def main() -> None:
     from sammoe_core.moe.policies import Top1Policy
     from sammoe_core.moe.segmenter import MoESegmenter
     from sammoe_core.experts import enabled_experts
-    from sammoe_core.predictor import FoundationPredictor
+    from sammoe_core.segmentation.predictor import FoundationPredictor
 
     with tempfile.TemporaryDirectory() as tmp:
         tmp = Path(tmp)
@@ -51,11 +51,11 @@ def main() -> None:
         times: dict[str, list[float]] = {name: [] for name in runs}
         last = {}
         for name, predictor in runs.items():  # warm-up (the MoE composes the chosen expert once)
-            sammoe_core.segment(volume, target, predictor, max_crops=1)
+            sammoe_core.segmentation.pipeline(volume, target, predictor, max_crops=1)
         for _ in range(args.repeats):
             for name, predictor in runs.items():
                 t0 = time.perf_counter()
-                last[name] = sammoe_core.segment(volume, target, predictor, max_crops=1)
+                last[name] = sammoe_core.segmentation.pipeline(volume, target, predictor, max_crops=1)
                 times[name].append(time.perf_counter() - t0)
         for name, ts in times.items():
             chosen = last[name].targets[0].crops[0].get("predictor_info", [{}])[0].get("chosen")

@@ -1,54 +1,86 @@
 """sammoe: a frozen SAM-Med3D foundation plus pluggable finetuned experts, merged by a small gate.
 
-Importing this package stays cheap (no torch): ``hookimpl`` is ready at once, the rest of the
-public API is imported on first access.
+The public API, typed: everything below is importable from ``sammoe_core`` directly. Importing
+this package stays cheap (no torch, for a fast command line): ``hookimpl`` is ready at once,
+every other name is imported on first access; type checkers see the real definitions.
 """
 
 from __future__ import annotations
 
 import importlib
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 __version__ = "0.1.0"
 
-from .hookspecs import hookimpl  # noqa: E402
+from sammoe_core.plugins.hookspecs import hookimpl  # noqa: E402
 
-# name -> (module, attribute); attribute None means the module itself
-_LAZY: dict[str, tuple[str, str | None]] = {
-    "segment": ("sammoe_core.segment", None),
-    "SegmentationResult": ("sammoe_core.segment", "SegmentationResult"),
-    "write_result": ("sammoe_core.outputs", "write_result"),
-    "segment_file": ("sammoe_core.batch", "segment_file"),
-    "segment_folder": ("sammoe_core.batch", "segment_folder"),
-    "segment_batch": ("sammoe_core.batch", "segment_batch"),
-    "Target": ("sammoe_core.prompts", "Target"),
-    "Prompt": ("sammoe_core.prompts", "Prompt"),
-    "Box": ("sammoe_core.prompts", "Box"),
-    "load_prompts": ("sammoe_core.prompts", "load_prompts"),
-    "MoESegmenter": ("sammoe_core.moe.segmenter", "MoESegmenter"),
-    "build_from_registry": ("sammoe_core.moe.segmenter", "build_from_registry"),
-    "FoundationPredictor": ("sammoe_core.predictor", "FoundationPredictor"),
-    "PredictorSpec": ("sammoe_core.predictor_spec", "PredictorSpec"),
-    "evaluate": ("sammoe_core.evaluate", "evaluate"),
-    "Volume": ("sammoe_core.volumes", "Volume"),
-    "read_volume": ("sammoe_core.volumes", "read_volume"),
-    "Sam3D": ("sammoe_core.model", "Sam3D"),
-    "Expert": ("sammoe_core.experts", "Expert"),
-    "available_experts": ("sammoe_core.experts", "available_experts"),
-    "enabled_experts": ("sammoe_core.experts", "enabled_experts"),
-    "FoundationSpec": ("sammoe_core.experts.foundations", "FoundationSpec"),
-    "resolve_foundation": ("sammoe_core.experts.foundations", "resolve_foundation"),
-    "SammoeError": ("sammoe_core.errors", "SammoeError"),
+if TYPE_CHECKING:
+    from sammoe_core.distributed import segment_batch, segment_file, segment_folder
+    from sammoe_core.errors import (
+        HubError,
+        InputError,
+        OutputExistsError,
+        PluginError,
+        ResourceLimitError,
+        SammoeError,
+        StateError,
+        WeightsError,
+    )
+    from sammoe_core.evaluation.evaluate import evaluate
+    from sammoe_core.experts import Expert, available_experts, enabled_experts
+    from sammoe_core.experts.foundations import FoundationSpec, resolve_foundation
+    from sammoe_core.io.outputs import write_result
+    from sammoe_core.io.volumes import Volume, read_volume
+    from sammoe_core.model import Sam3D
+    from sammoe_core.moe.segmenter import MoESegmenter, build_from_registry
+    from sammoe_core.segmentation.pipeline import SegmentationResult, segment
+    from sammoe_core.segmentation.predictor import FoundationPredictor
+    from sammoe_core.segmentation.predictor_spec import PredictorSpec
+    from sammoe_core.segmentation.prompts import Box, Prompt, Target, load_prompts
+
+# name -> module holding it (imported on first access)
+_LAZY: dict[str, str] = {
+    "segment": "sammoe_core.segmentation.pipeline",
+    "SegmentationResult": "sammoe_core.segmentation.pipeline",
+    "write_result": "sammoe_core.io.outputs",
+    "segment_file": "sammoe_core.distributed",
+    "segment_folder": "sammoe_core.distributed",
+    "segment_batch": "sammoe_core.distributed",
+    "Target": "sammoe_core.segmentation.prompts",
+    "Prompt": "sammoe_core.segmentation.prompts",
+    "Box": "sammoe_core.segmentation.prompts",
+    "load_prompts": "sammoe_core.segmentation.prompts",
+    "MoESegmenter": "sammoe_core.moe.segmenter",
+    "build_from_registry": "sammoe_core.moe.segmenter",
+    "FoundationPredictor": "sammoe_core.segmentation.predictor",
+    "PredictorSpec": "sammoe_core.segmentation.predictor_spec",
+    "evaluate": "sammoe_core.evaluation.evaluate",
+    "Volume": "sammoe_core.io.volumes",
+    "read_volume": "sammoe_core.io.volumes",
+    "Sam3D": "sammoe_core.model",
+    "Expert": "sammoe_core.experts",
+    "available_experts": "sammoe_core.experts",
+    "enabled_experts": "sammoe_core.experts",
+    "FoundationSpec": "sammoe_core.experts.foundations",
+    "resolve_foundation": "sammoe_core.experts.foundations",
+    "SammoeError": "sammoe_core.errors",
+    "InputError": "sammoe_core.errors",
+    "ResourceLimitError": "sammoe_core.errors",
+    "WeightsError": "sammoe_core.errors",
+    "PluginError": "sammoe_core.errors",
+    "HubError": "sammoe_core.errors",
+    "StateError": "sammoe_core.errors",
+    "OutputExistsError": "sammoe_core.errors",
 }
 
 
 def __getattr__(name: str) -> Any:
-    """Lazy public API. ``sammoe_core.segment`` is the (callable) module: calling it segments."""
+    """Import a public name on first access (the command line stays fast)."""
     if name not in _LAZY:
         raise AttributeError(f"module 'sammoe_core' has no attribute {name!r}")
-    module_name, attribute = _LAZY[name]
-    module = importlib.import_module(module_name)
-    return module if attribute is None else getattr(module, attribute)
+    value = getattr(importlib.import_module(_LAZY[name]), name)
+    globals()[name] = value  # later lookups skip this function
+    return value
 
 
 __all__ = ["__version__", "hookimpl", *_LAZY]

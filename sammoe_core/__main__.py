@@ -1,5 +1,5 @@
 """``python -m sammoe_core`` runs the ``sammoe`` command line."""
 
-from .cli import main
+from sammoe_core.cli import main
 
 main(prog_name="sammoe")

@@ -7,7 +7,7 @@ from typing import Literal
 
 import torch
 
-from .errors import InputError
+from sammoe_core.errors import InputError
 
 Precision = Literal["fp32", "bf16"]
 

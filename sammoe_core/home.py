@@ -20,7 +20,7 @@ import os
 from dataclasses import dataclass
 from pathlib import Path
 
-from .errors import StateError
+from sammoe_core.errors import StateError
 
 ENV_VAR = "SAMMOE_HOME"
 

@@ -25,15 +25,15 @@ from typing import TYPE_CHECKING, Any
 
 import pytest
 
-from .experts import Expert, available_experts
-from .experts.manage import check_expert
-from .hookspecs import PROJECT
-from .plugins import PluginHost, get_host, use_host
+from sammoe_core.experts import Expert, available_experts
+from sammoe_core.experts.manage import check_expert
+from sammoe_core.plugins.hookspecs import PROJECT
+from sammoe_core.plugins.host import PluginHost, get_host, use_host
 
 if TYPE_CHECKING:
     import torch
 
-    from .experts.foundations import FoundationSpec
+    from sammoe_core.experts.foundations import FoundationSpec
 
 HEAVY_MODULES = ("torch", "monai", "nibabel")
 
@@ -98,8 +98,8 @@ def random_state(config: str, seed: int) -> dict[str, torch.Tensor]:
     """A full state dict of the named config with seeded random values (same seed, same tensors)."""
     import torch
 
-    from .model import get_config
-    from .model.checkpoint import expected_shapes
+    from sammoe_core.model import get_config
+    from sammoe_core.model.checkpoint import expected_shapes
 
     gen = torch.Generator().manual_seed(seed)
     shapes = expected_shapes(get_config(config))
@@ -108,9 +108,9 @@ def random_state(config: str, seed: int) -> dict[str, torch.Tensor]:
 
 def make_test_foundation(path: str | Path, config: str = "sammoe-tiny", seed: int = 0) -> FoundationSpec:
     """Write a random foundation file (identical bytes for the same config and seed)."""
-    from .experts.foundations import FoundationSpec
-    from .model import get_config
-    from .model.checkpoint import save_weights
+    from sammoe_core.experts.foundations import FoundationSpec
+    from sammoe_core.model import get_config
+    from sammoe_core.model.checkpoint import save_weights
 
     save_weights(random_state(config, seed), path, get_config(config), overwrite=True)
     return FoundationSpec.from_file(path, name=f"test-{config}-{seed}")
@@ -128,10 +128,10 @@ def make_test_expert(
     foundation's ``hub_id``, if it has one, goes into the manifest."""
     import torch
 
-    from .experts import save_expert
-    from .experts.weights import make_delta, part_prefixes
-    from .model import get_config
-    from .model.checkpoint import load_weights
+    from sammoe_core.experts import save_expert
+    from sammoe_core.experts.weights import make_delta, part_prefixes
+    from sammoe_core.model import get_config
+    from sammoe_core.model.checkpoint import load_weights
 
     base, _ = load_weights(foundation.weights, expected_sha256=foundation.sha256)
     gen = torch.Generator().manual_seed(seed)

@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pytest
 
-from sammoe_core.default_plugins import builtin_foundation
+from sammoe_core.plugins.builtins import embedded_foundation
 from sammoe_core.testing import make_test_expert, make_test_foundation
 from tests.data_support import write_sphere_dataset
 
@@ -30,7 +30,7 @@ def test_foundation(tmp_path_factory: pytest.TempPathFactory):
 def no_builtin_foundation(plugin_host):
     """The test's plugin host without the foundation shipped inside sammoe, so "no foundation
     chosen" means none at all and experts made on the test foundation are not refused."""
-    plugin_host.unregister(builtin_foundation.__name__)
+    plugin_host.unregister(embedded_foundation.__name__)
     return plugin_host
 
 

@@ -15,8 +15,8 @@ import numpy as np
 import torch
 
 from sammoe_core.model import get_config
-from sammoe_core.predictor import CropPrediction
-from sammoe_core.preprocessing import Preprocessing
+from sammoe_core.segmentation.predictor import CropPrediction
+from sammoe_core.segmentation.preprocessing import Preprocessing
 
 LOGIT = 10.0
 
@@ -42,7 +42,7 @@ class EllipsoidPredictor:
         self.crops.append(crop.clone() if self.keep_crops else None)
         return len(self.crops) - 1
 
-    def decode(self, state, points, point_labels, mask_prompt=None, boxes=None) -> CropPrediction:
+    def decode(self, state, points, point_labels, mask_prompt=None, boxes=None, route=None) -> CropPrediction:
         size = self.preprocessing.crop_size
         self.decodes.append(
             {
@@ -70,6 +70,9 @@ class EllipsoidPredictor:
 
     def upsample(self, low_res_logits: torch.Tensor) -> torch.Tensor:
         return low_res_logits
+
+    def describe(self) -> dict:
+        return {"predictor": "ellipsoid", "radii_mm": self.radii_mm.tolist()}
 
 
 def rotation(degrees_z: float, degrees_x: float) -> np.ndarray:

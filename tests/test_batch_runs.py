@@ -16,7 +16,7 @@ import pytest
 from batch_support import label_bytes, write_cases, write_corrupt
 from click.testing import CliRunner
 
-from sammoe_core.batch import (
+from sammoe_core.distributed import (
     LocalEngine,
     SegmentSettings,
     Shard,
@@ -29,8 +29,8 @@ from sammoe_core.batch import (
 )
 from sammoe_core.cli import main
 from sammoe_core.errors import SammoeError
-from sammoe_core.hashing import sha256_file
-from sammoe_core.predictor_spec import PredictorSpec
+from sammoe_core.files.hashing import sha256_file
+from sammoe_core.segmentation.predictor_spec import PredictorSpec
 from sammoe_core.testing import make_test_foundation
 
 
@@ -46,7 +46,7 @@ def predictor(tiny_weights):
 
 def _count_segment_file_calls(monkeypatch) -> list[str]:
     """Record every call of the per-volume function (the one all engines reach)."""
-    import sammoe_core.batch.volume as volume
+    import sammoe_core.distributed.item as volume
 
     calls: list[str] = []
     original = volume.segment_file
@@ -197,9 +197,9 @@ def test_a_killed_run_is_finished_by_rerunning_it(tmp_path, tiny_weights, predic
     # a separate process dies (no cleanup at all) as it starts its third volume
     script = textwrap.dedent(f"""
         import os
-        import sammoe_core.batch.volume as volume
-        from sammoe_core.batch import segment_folder
-        from sammoe_core.predictor_spec import PredictorSpec
+        import sammoe_core.distributed.item as volume
+        from sammoe_core.distributed import segment_folder
+        from sammoe_core.segmentation.predictor_spec import PredictorSpec
 
         original, calls = volume.segment_file, []
         def dying(*args, **kwargs):
@@ -230,7 +230,7 @@ def test_a_killed_run_is_finished_by_rerunning_it(tmp_path, tiny_weights, predic
 
 
 def test_two_runs_cannot_write_one_manifest(tmp_path):
-    from sammoe_core.batch import RunManifest
+    from sammoe_core.distributed import RunManifest
 
     first = RunManifest(tmp_path, Shard(0, 2))
     first.begin([])

@@ -26,7 +26,7 @@ def test_cache_info_and_clear(sammoe_home):
 
 def test_the_volume_cache_goes_where_asked_and_stores_small_labels(tmp_path, sammoe_home):
     """Before: evaluate always wrote to SAMMOE_HOME/cache and stored labels as uint16."""
-    from sammoe_core.preprocessing import Preprocessing
+    from sammoe_core.segmentation.preprocessing import Preprocessing
     from sammoe_core.training.data import prepare_dataset
 
     data = write_sphere_dataset(tmp_path / "d", n=1)

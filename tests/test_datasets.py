@@ -8,7 +8,7 @@ import nibabel as nib
 import numpy as np
 import pytest
 
-from sammoe_core.datasets import LabelledDataset
+from sammoe_core.io.datasets import LabelledDataset
 from sammoe_core.errors import SammoeError
 
 

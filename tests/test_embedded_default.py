@@ -12,8 +12,8 @@ import torch
 from click.testing import CliRunner
 
 from sammoe_core.cli import main
-from sammoe_core.hashing import sha256_file
-from sammoe_core.metrics import dice
+from sammoe_core.files.hashing import sha256_file
+from sammoe_core.evaluation.metrics import dice
 from sammoe_core.phantoms import LABEL_NAMES
 
 REPO = Path(__file__).resolve().parent.parent

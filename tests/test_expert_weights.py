@@ -117,7 +117,7 @@ def test_tampered_weights_are_refused(make_expert, tmp_path):
     with pytest.raises(WeightsError, match="sha256 mismatch .*tampered with or damaged"):
         check_expert_folder(folder)
     # a manifest updated to the new hash still fails: the header's content digest disagrees
-    from sammoe_core.hashing import sha256_file
+    from sammoe_core.files.hashing import sha256_file
 
     edit_manifest(folder, weights={"file": "model.safetensors", "sha256": sha256_file(weights)})
     with pytest.raises(WeightsError, match="does not match the digest in its header"):

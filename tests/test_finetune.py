@@ -28,7 +28,7 @@ def _loss(model, samples):
 
 def test_finetune_lowers_the_loss_and_writes_a_valid_expert(tmp_path, sammoe_home, test_foundation):
     from sammoe_core.experts.foundations import choose_foundation
-    from sammoe_core.preprocessing import Preprocessing
+    from sammoe_core.segmentation.preprocessing import Preprocessing
     from sammoe_core.training.data import CropSampler, prepare_dataset
 
     data = tmp_path / "spheres"

@@ -43,9 +43,9 @@ def _edit_manifest(folder, **changes):
 @pytest.mark.parametrize(
     ("changes", "message"),
     [
-        ({"hparams": {"hidden": 128, "dropout": 0.1, "depth": 3}}, "hyper-parameter depth: Extra inputs are not permitted"),
+        ({"hparams": {"hidden": 128, "dropout": 0.1, "depth": 3}}, "option depth: Extra inputs are not permitted"),
         ({"hparams": {"hidden": 64}}, "gate weights do not fit its manifest"),
-        ({"hparams": {"hidden": 10**9}}, "hyper-parameter hidden: Input should be less than or equal to 4096"),
+        ({"hparams": {"hidden": 10**9}}, "option hidden: Input should be less than or equal to 4096"),
         ({"candidates": "x"}, "invalid gate manifest: candidates"),
     ],
 )

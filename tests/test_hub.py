@@ -14,7 +14,7 @@ import numpy as np
 import pytest
 from click.testing import CliRunner
 
-from sammoe_core.atomic import usual_mode
+from sammoe_core.files.atomic import usual_mode
 from sammoe_core.cli import main
 from sammoe_core.experts import enabled_experts
 from sammoe_core.experts.registry import Registry

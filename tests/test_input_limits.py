@@ -14,9 +14,9 @@ import pytest
 from click.testing import CliRunner
 
 from sammoe_core.cli import main
-from sammoe_core.limits import MAX_CLICKS_PER_TARGET, MAX_TARGETS
-from sammoe_core.predictor_spec import PredictorSpec
-from sammoe_core.prompts import PromptError, load_prompts, make_targets
+from sammoe_core.io.limits import MAX_CLICKS_PER_TARGET, MAX_TARGETS
+from sammoe_core.segmentation.predictor_spec import PredictorSpec
+from sammoe_core.segmentation.prompts import PromptError, load_prompts, make_targets
 
 
 @pytest.fixture

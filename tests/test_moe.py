@@ -17,7 +17,7 @@ from sammoe_core.model import Sam3D
 from sammoe_core.moe.gate import MlpGate
 from sammoe_core.moe.policies import FixedPolicy, ThresholdPolicy
 from sammoe_core.moe.segmenter import MoESegmenter, StaleGateWarning, build_from_registry
-from sammoe_core.moe.training import fit_gate
+from sammoe_core.moe.gate_training import fit_gate
 from sammoe_core.testing import make_test_expert
 from tests.data_support import write_sphere_dataset
 
@@ -55,7 +55,7 @@ def test_gate_learns_to_route_by_structure(fresh_seed, test_foundation):
 
 
 def test_near_ties_go_to_the_foundation():
-    from sammoe_core.moe.training import best_candidate
+    from sammoe_core.moe.gate_training import best_candidate
 
     order = ["foundation", "a", "b"]
     assert best_candidate({"foundation": 0.70, "a": 0.71, "b": 0.2}, order, margin=0.02) == 0
@@ -243,10 +243,11 @@ def test_a_target_keeps_its_route_across_clicks_and_extra_crops(test_foundation,
     moe = MoESegmenter(foundation, experts, gate, ThresholdPolicy(tau=0.5), foundation_sha256=test_foundation.sha256)
     pts, lab = torch.tensor([[[20.0, 40.0, 33.0]]]), torch.tensor([[1]])
     state = moe.encode(torch.randn(1, 1, 64, 64, 64))
-    moe.start_target()
-    assert moe.decode(state, pts, lab).info["chosen"] == {"b": 1.0}
+    first = moe.decode(state, pts, lab)
+    assert first.info["chosen"] == {"b": 1.0} and first.route is not None and first.route.weights == {"b": 1.0}
     gate.logits = torch.tensor([[0.0, 4.0, 0.0]])  # the gate would now say a...
-    assert moe.decode(state, None, None, torch.zeros(1, 1, 16, 16, 16)).info["chosen"] == {"b": 1.0}  # crop without clicks
-    assert moe.decode(state, pts, 1 - lab).info["chosen"] == {"b": 1.0}  # a later click of the same target
-    moe.start_target()
+    route = first.route  # ...but the caller passes the target's route on: explicit state, none in the segmenter
+    assert moe.decode(state, None, None, torch.zeros(1, 1, 16, 16, 16), route=route).info["chosen"] == {"b": 1.0}
+    assert moe.decode(state, pts, 1 - lab, route=route).info["chosen"] == {"b": 1.0}  # a later click of the same target
     assert moe.decode(state, pts, lab).info["chosen"] == {"a": 1.0}  # the next target routes afresh
+    assert not hasattr(moe, "start_target") and not hasattr(moe, "_route")

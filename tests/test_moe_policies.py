@@ -14,7 +14,26 @@ CANDS = ["foundation", "esophagus", "hip", "spinal-cord"]
 
 
 def make(name, **kw):
-    return BUILTIN_POLICIES[name](**kw)
+    factory, options = BUILTIN_POLICIES[name]
+    return factory(**options.model_validate(kw).model_dump())
+
+
+def test_policy_options_are_validated_by_each_policys_model(plugin_host):
+    """Before: every policy took tau, k and expert and swallowed the rest with **_ (a misspelt
+    option passed silently)."""
+    from sammoe_core.plugins.factories import OptionError, policy_factories
+
+    policies = policy_factories()
+    assert policies["threshold"].build(options={"tau": 0.7}).tau == 0.7
+    for name, options, message in (
+        ("threshold", {"tua": 0.7}, "option tua: Extra inputs are not permitted"),
+        ("threshold", {"tau": 1.5}, "option tau: Input should be less than or equal to 1"),
+        ("top1", {"tau": 0.2}, r"option tau: Extra inputs are not permitted \(its options: none\)"),
+        ("topk-blend", {"k": 0}, "option k"),
+        ("fixed", {}, "option expert: Field required"),
+    ):
+        with pytest.raises(OptionError, match=message):
+            policies[name].build(options=options)
 
 
 def test_threshold_picks_a_confident_expert_else_the_foundation():

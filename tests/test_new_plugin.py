@@ -15,7 +15,7 @@ from click.testing import CliRunner
 from sammoe_core.cli import main
 from sammoe_core.experts import available_experts
 from sammoe_core.experts.foundations import resolve_foundation
-from sammoe_core.plugins import PluginHost
+from sammoe_core.plugins.host import PluginHost
 from sammoe_core.testing import check_expert_package
 
 SCAFFOLD = "sammoe-expert-scaffold-check"

@@ -9,9 +9,9 @@ import numpy as np
 import pytest
 from segment_support import EllipsoidPredictor, make_affine
 
-from sammoe_core.outputs import OutputError, output_paths, write_result
-from sammoe_core.prompts import Target
-from sammoe_core.segment import segment
+from sammoe_core.io.outputs import OutputError, output_paths, write_result
+from sammoe_core.segmentation.prompts import Target
+from sammoe_core.segmentation.pipeline import segment
 
 
 def _result(label: int = 1, probabilities: bool = False):
@@ -32,12 +32,12 @@ def test_output_names_follow_the_label_map(tmp_path):
 
 
 def test_a_failure_while_writing_leaves_no_file(tmp_path, monkeypatch):
-    import sammoe_core.preview
+    import sammoe_core.io.preview
 
     def broken(result, path):
         raise OSError(28, "No space left on device")
 
-    monkeypatch.setattr(sammoe_core.preview, "render_preview", broken)
+    monkeypatch.setattr(sammoe_core.io.preview, "render_preview", broken)
     with pytest.raises(OutputError, match="No space left"):
         write_result(_result(probabilities=True), tmp_path / "seg.nii.gz", preview=True, probabilities=True)
     assert list(tmp_path.iterdir()) == []

@@ -17,7 +17,7 @@ from sammoe_core.errors import SammoeError
 from sammoe_core.phantoms import LABEL_NAMES, LABELS, generate_phantom, phantom_case_seed, write_phantom_dataset
 from sammoe_core.phantoms.labels import MULTI_PIECE
 from sammoe_core.phantoms.styles import STYLES
-from sammoe_core.phantoms.geometry import SPACING_RANGE_MM, draw_spacing
+from sammoe_core.phantoms.placement import SPACING_RANGE_MM, draw_spacing
 
 FULL = np.ones((3, 3, 3), dtype=bool)  # 26-connectivity
 
@@ -239,7 +239,7 @@ def test_case_seeds_are_derived_from_dataset_seed_and_index():
 
 
 def test_written_dataset_reads_back_and_is_replaced_only_with_overwrite(tmp_path):
-    from sammoe_core.datasets import LabelledDataset
+    from sammoe_core.io.datasets import LabelledDataset
 
     out = tmp_path / "ds"
     paths = write_phantom_dataset(out, n=2, seed=4, progress=False)

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from sammoe_core import hookspecs
+from sammoe_core.plugins import hookspecs
 
 ROOT = Path(__file__).resolve().parent.parent
 HOOKS = sorted(name for name, fn in vars(hookspecs).items() if hasattr(fn, f"{hookspecs.PROJECT}_spec"))

@@ -17,8 +17,8 @@ from sammoe_core.cli import main
 from sammoe_core.errors import SammoeError
 from sammoe_core.experts import available_experts
 from sammoe_core.experts.foundations import registered_foundations, resolve_foundation
-from sammoe_core.factories import gate_factories, policy_factories
-from sammoe_core.plugins import DEFAULT_PLUGINS, PluginHost, plugins_report, use_host
+from sammoe_core.plugins.factories import gate_factories, policy_factories
+from sammoe_core.plugins.host import DEFAULT_PLUGINS, PluginHost, plugins_report, use_host
 
 FAKES = "good-plugin,broken-import,raising-hook,rival-duplicate,needs-newer,too-new-expert"
 
@@ -122,9 +122,13 @@ def test_allow_list_block_list_and_empty_allow_list(fakes):
 
 
 def test_strict_mode_reraises_for_plugin_authors(fakes, sammoe_home):
-    with pytest.raises(RuntimeError, match="boom at import"):
+    """Strict mode: the failure is an error (the original chained), not a report."""
+    from sammoe_core.errors import PluginError
+
+    with pytest.raises(PluginError, match="broken-import: load: RuntimeError: boom at import") as caught:
         host_of("broken-import", SAMMOE_STRICT_PLUGINS="1")
-    with pytest.raises(ValueError, match="boom in the hook"):
+    assert isinstance(caught.value.__cause__, RuntimeError)
+    with pytest.raises(PluginError, match="ValueError: boom in the hook"):
         available_experts(host_of("raising-hook", SAMMOE_STRICT_PLUGINS="1"))
     with pytest.raises(SammoeError, match="already registered"):
         available_experts(host_of("good-plugin", "rival-duplicate", SAMMOE_STRICT_PLUGINS="1"))
@@ -215,7 +219,10 @@ def test_hook_register_policies(plugin_host, register_plugin):
             register("not-callable", 3)
 
     register_plugin(Plugin(), "policy-plugin")
-    assert policy_factories()["top-1"] is top1
+    assert policy_factories()["top-1"].factory is top1
+    assert policy_factories()["top-1"].build() == ("top1", {})  # **options declares no option
+    with pytest.raises(SammoeError, match="option tau: Extra inputs are not permitted"):
+        policy_factories()["top-1"].build(options={"tau": 0.3})  # before: swallowed silently
     assert {"threshold", "top1", "topk-blend", "fixed", "foundation"} <= set(policy_factories())  # built-ins
     messages = " ".join(p.message for p in plugin_host.problems)
     assert "'Bad Name' is not a valid name" in messages and "not callable" in messages

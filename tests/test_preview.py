@@ -17,11 +17,11 @@ import numpy as np
 import pytest
 from segment_support import make_affine
 
-from sammoe_core.intensity import ModalityDecision
-from sammoe_core.preview import render_preview
-from sammoe_core.prompts import ResolvedClick
-from sammoe_core.segment import SegmentationResult, TargetResult
-from sammoe_core.volumes import Volume, apply_affine
+from sammoe_core.segmentation.intensity import ModalityDecision
+from sammoe_core.io.preview import render_preview
+from sammoe_core.segmentation.prompts import ResolvedClick
+from sammoe_core.segmentation.pipeline import SegmentationResult, TargetResult
+from sammoe_core.io.volumes import Volume, apply_affine
 
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
 SHAPE = (20, 40, 36)
@@ -112,7 +112,7 @@ def _eight_targets():
 
 
 def test_target_colours_are_saturated_and_distinct_and_follow_the_label(rendered):
-    from sammoe_core.preview import target_colours
+    from sammoe_core.io.preview import target_colours
 
     targets, labels = _eight_targets()
     figure = rendered(_result(targets, labels))
@@ -148,7 +148,7 @@ def _two_pieces():
 
 
 def test_slices_go_through_the_first_positive_click_not_the_mask_centroid(rendered):
-    from sammoe_core.preview import slice_point
+    from sammoe_core.io.preview import slice_point
 
     labels = _two_pieces()
     array = _ct_like()
@@ -174,7 +174,7 @@ def test_slices_go_through_the_first_positive_click_not_the_mask_centroid(render
 
 
 def test_slice_point_falls_back_to_box_centre_then_mask_then_volume_centre():
-    from sammoe_core.preview import slice_point
+    from sammoe_core.io.preview import slice_point
 
     labels = _two_pieces()
     array = _ct_like()
@@ -238,7 +238,7 @@ def test_clicks_are_marked_on_the_slices_that_hold_them(rendered):
 def test_legend_names_each_target_with_its_label_and_colour(rendered):
     from matplotlib.colors import to_rgb
 
-    from sammoe_core.preview import target_colours
+    from sammoe_core.io.preview import target_colours
 
     labels = _two_pieces().astype(np.uint16)
     labels[8:12, 2:8, 2:8] = 300

@@ -8,9 +8,9 @@ import numpy as np
 import pytest
 import torch
 
-from sammoe_core.intensity import decide_modality, normalize_crop
-from sammoe_core.preprocessing import Preprocessing
-from sammoe_core.prompts import PromptError, Target, clicks_in_crop, load_prompts, resolve_target
+from sammoe_core.segmentation.intensity import decide_modality, normalize_crop
+from sammoe_core.segmentation.preprocessing import Preprocessing
+from sammoe_core.segmentation.prompts import PromptError, Target, clicks_in_crop, load_prompts, resolve_target
 
 
 def test_prompts_file_shorthand_becomes_ordered_clicks(tmp_path):

@@ -12,12 +12,12 @@ import pytest
 from batch_support import label_bytes, write_cases, write_corrupt
 from click.testing import CliRunner
 
-from sammoe_core.batch import LocalEngine, manifest_path, read_manifest, segment_batch
-from sammoe_core.batch.ray_engine import RayEngine
+from sammoe_core.distributed import LocalEngine, manifest_path, read_manifest, segment_batch
+from sammoe_core.distributed.ray_engine import RayEngine
 from sammoe_core.cli import main
-from sammoe_core.hashing import sha256_file
-from sammoe_core.predictor_spec import PredictorSpec
-from sammoe_core.ray_support import RayOptions
+from sammoe_core.files.hashing import sha256_file
+from sammoe_core.segmentation.predictor_spec import PredictorSpec
+from sammoe_core.distributed.ray_support import RayOptions
 from sammoe_core.testing import make_test_foundation
 
 
@@ -103,8 +103,8 @@ def test_retrain_gate_fills_its_cache_on_ray(tmp_path, local_ray, sammoe_home, p
     from sammoe_core.experts.foundations import choose_foundation
     from sammoe_core.experts.registry import Registry
     from sammoe_core.moe.retrain import load_candidates, retrain_gate
-    from sammoe_core.moe.training import GateCache, iter_dataset_prompt_refs
-    from sammoe_core.preprocessing import Preprocessing
+    from sammoe_core.moe.gate_training import GateCache, iter_dataset_prompt_refs
+    from sammoe_core.segmentation.preprocessing import Preprocessing
     from sammoe_core.testing import make_test_expert
     from tests.data_support import write_sphere_dataset
 

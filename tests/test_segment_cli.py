@@ -16,7 +16,7 @@ from click.testing import CliRunner
 from segment_support import make_affine, rotation, write_dicom_series
 
 from sammoe_core.cli import main
-from sammoe_core.hashing import sha256_file
+from sammoe_core.files.hashing import sha256_file
 
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
 
@@ -255,7 +255,9 @@ def test_model_choice_errors_are_one_line(tmp_path, weights, fresh_seed, sammoe_
     source = _write(tmp_path / "ct.nii.gz", _ct_like((20, 20, 16), fresh_seed))
     for extra, problem in (
         (["--policy", "nonsense"], "unknown policy 'nonsense'"),
-        (["--weights", weights, "--device", "tpu"], "--device tpu"),
+        (["--weights", weights, "--device", "tpu"], "unknown device 'tpu'"),
+        (["--policy", "top1", "--tau", "0.3"], "--tau: policy 'top1' option tau: Extra inputs are not permitted"),
+        (["--policy-option", "tua=0.3"], "--policy-option tua=...: policy 'threshold' option tua"),
         (["--weights", weights, "--config", "nonsense"], "unknown model config"),
         (["--weights", tmp_path / "none.safetensors"], "no such file"),
     ):

@@ -11,8 +11,8 @@ import numpy as np
 import pytest
 from segment_support import EllipsoidPredictor, make_affine, rotation, voxel_centres_mm
 
-from sammoe_core.prompts import PromptError, Target
-from sammoe_core.segment import segment
+from sammoe_core.segmentation.prompts import PromptError, Target
+from sammoe_core.segmentation.pipeline import segment
 
 NEAREST_SLACK_MM = 0.75 * np.sqrt(3)  # a voxel's distance to its nearest 1.5 mm lattice point
 
@@ -228,9 +228,14 @@ def test_probabilities_follow_the_label_map(fresh_seed):
     assert (probs[result.label_map == 0] < 0.6).mean() > 0.95
 
 
-def test_module_is_callable_as_the_function():
+def test_the_public_segment_is_a_typed_function():
+    """Before: ``sammoe_core.segment`` was a module made callable; its signature was (*args, **kwargs)."""
+    import inspect
+
     import sammoe_core
 
+    assert inspect.isfunction(sammoe_core.segment)
+    assert list(inspect.signature(sammoe_core.segment).parameters)[:3] == ["image", "prompts", "predictor"]
     shape, affine, _ = _grid("RAS")
     image = np.full(shape, 50.0, dtype=np.float32)
     result = sammoe_core.segment(image, Target(points=[[28, 28, 28]]), EllipsoidPredictor(8.0, 64), affine=affine)

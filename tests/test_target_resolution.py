@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from sammoe_core.target_resolution import TargetClaim, resolve_targets
+from sammoe_core.segmentation.target_resolution import TargetClaim, resolve_targets
 
 SHAPE = (40, 40, 20)
 

@@ -10,8 +10,8 @@ import pytest
 import torch
 from segment_support import make_affine, rotation, write_dicom_series
 
-from sammoe_core.volumes import VolumeError, apply_affine, as_volume, read_volume, resample
-from sammoe_core.volumes.nifti import nifti_like
+from sammoe_core.io.volumes import VolumeError, apply_affine, as_volume, read_volume, resample
+from sammoe_core.io.volumes.nifti import nifti_like
 
 
 def _nifti(path, data, affine=None, **codes):

@@ -11,7 +11,7 @@ from safetensors.torch import save_file
 
 from sammoe_core.cli import main
 from sammoe_core.errors import WeightsError
-from sammoe_core.hashing import sha256_tensors
+from sammoe_core.files.hashing import sha256_tensors
 from sammoe_core.model import Sam3D, get_config
 from sammoe_core.model.checkpoint import load_model, load_weights, save_weights
 

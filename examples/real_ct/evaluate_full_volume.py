@@ -24,10 +24,10 @@ import numpy as np
 from scipy import ndimage
 
 from sammoe_core import segment
-from sammoe_core.datasets import LabelledDataset
-from sammoe_core.predictor_spec import PredictorSpec
-from sammoe_core.prompts import Target
-from sammoe_core.volumes import read_volume
+from sammoe_core.io.datasets import LabelledDataset
+from sammoe_core.segmentation.predictor_spec import PredictorSpec
+from sammoe_core.segmentation.prompts import Target
+from sammoe_core.io.volumes import read_volume
 
 
 def deepest(mask: np.ndarray, spacing: np.ndarray) -> tuple[int, ...]:

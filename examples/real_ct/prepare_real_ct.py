@@ -19,8 +19,8 @@ import nibabel as nib
 import numpy as np
 import torch
 
-from sammoe_core.volumes import read_volume, resample
-from sammoe_core.volumes.nifti import nifti_like
+from sammoe_core.io.volumes import read_volume, resample
+from sammoe_core.io.volumes.nifti import nifti_like
 
 # TotalSegmentator v2 "total" ids -> sammoe class names (structures that occur in abdominal CT).
 TOTALSEG_CLASSES: dict[str, list[int]] = {

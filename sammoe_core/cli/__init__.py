@@ -12,21 +12,21 @@ from typing import Any
 
 import click
 
-from .. import __version__
-from .add_expert import add_expert
-from .cache import cache
-from .convert import convert
-from .evaluate import evaluate
-from .experts import experts
-from .export import export
-from .finetune import finetune
-from .foundation import foundation
-from .new_plugin import new_plugin
-from .plugins import plugins
-from .retrain_gate import retrain_gate
-from .publish import publish
-from .segment import segment
-from .phantoms import phantoms
+from sammoe_core import __version__
+from sammoe_core.cli.add_expert import add_expert
+from sammoe_core.cli.cache import cache
+from sammoe_core.cli.convert import convert
+from sammoe_core.cli.evaluate import evaluate
+from sammoe_core.cli.experts import experts
+from sammoe_core.cli.export import export
+from sammoe_core.cli.finetune import finetune
+from sammoe_core.cli.foundation import foundation
+from sammoe_core.cli.new_plugin import new_plugin
+from sammoe_core.cli.plugins import plugins
+from sammoe_core.cli.retrain_gate import retrain_gate
+from sammoe_core.cli.publish import publish
+from sammoe_core.cli.segment import segment
+from sammoe_core.cli.phantoms import phantoms
 
 
 class SammoeGroup(click.Group):
@@ -35,7 +35,7 @@ class SammoeGroup(click.Group):
     _plugin_commands: tuple[Any, dict[str, click.Command]] | None = None
 
     def plugin_commands(self) -> dict[str, click.Command]:
-        from ..plugins import collect_commands, get_host
+        from sammoe_core.plugins.host import collect_commands, get_host
 
         host = get_host()
         if self._plugin_commands is None or self._plugin_commands[0] is not host:
@@ -50,7 +50,7 @@ class SammoeGroup(click.Group):
 
     def invoke(self, ctx: click.Context) -> Any:
         """Every command, plugin commands included, runs inside the one error boundary."""
-        from .errors import invoke_guarded
+        from sammoe_core.cli.errors import invoke_guarded
 
         return invoke_guarded(super().invoke, ctx)
 

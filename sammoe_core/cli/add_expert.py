@@ -25,7 +25,7 @@ def add_expert(source: str, upgrade: bool, editable: bool, overwrite: bool, quie
     cache), or anything pip installs: a requirement such as sammoe-expert-x, a plugin project
     folder, a wheel. pip runs in sammoe's own interpreter.
     """
-    from ..experts.manage import add_expert as add
+    from sammoe_core.experts.manage import add_expert as add
 
     progress = not quiet and sys.stderr.isatty()
     result = add(source, upgrade=upgrade, editable=editable, overwrite=overwrite, progress=progress)

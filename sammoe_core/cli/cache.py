@@ -17,9 +17,10 @@ def _size(path: Path) -> int:
 
 
 def _paths():
-    from ..home import Home
+    from sammoe_core.home import Home
 
     home = Home.current()
+    home.check_readable()
     return {"volumes": home.volume_cache, "gate": home.gate_cache, "file-hashes": home.file_hashes}
 
 

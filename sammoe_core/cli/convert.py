@@ -15,7 +15,7 @@ import click
 @click.option("--overwrite", is_flag=True, help="Replace OUTPUT if it exists.")
 def convert(source: str, output: str, config_name: str | None, overwrite: bool) -> None:
     """Convert SOURCE (.pth, loaded weights-only) to OUTPUT (.safetensors), checking every key."""
-    from ..model.checkpoint import convert_checkpoint
+    from sammoe_core.model.checkpoint import convert_checkpoint
 
     result = convert_checkpoint(source, output, config=config_name, overwrite=overwrite)
     click.echo(

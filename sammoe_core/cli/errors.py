@@ -16,7 +16,7 @@ from typing import Any
 
 import click
 
-from ..errors import SammoeError
+from sammoe_core.errors import SammoeError
 
 EXIT_EXPECTED = 2
 EXIT_BUG = 1

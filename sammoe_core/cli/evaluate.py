@@ -6,6 +6,7 @@ import sys
 
 import click
 
+from sammoe_core.cli.policy_options import flag_error, moe_options, policy_options
 
 
 @click.command()
@@ -16,10 +17,7 @@ import click
 @click.option("--prompts-per-class", type=click.IntRange(min=1), default=1, show_default=True, help="First clicks drawn per class and case.")
 @click.option("-o", "--output", "out_dir", type=click.Path(file_okay=False), default=None,
               help="Write evaluation.json, evaluation.md and evaluation.png here.")
-@click.option("--policy", default="threshold", show_default=True)
-@click.option("--tau", type=float, default=0.5, show_default=True)
-@click.option("--top-k", "top_k", type=click.IntRange(min=1), default=2, show_default=True)
-@click.option("--expert", default=None, help="Force one expert for the MoE column (policy fixed).")
+@moe_options
 @click.option("--device", default="auto", show_default=True)
 @click.option("--seed", type=int, default=0, show_default=True)
 @click.option("--first-click", type=click.Choice(["random", "deepest"]), default="random", show_default=True,
@@ -30,12 +28,12 @@ import click
               help="Keep the resampled datasets here (default: SAMMOE_HOME/cache/volumes; see `sammoe cache`).")
 @click.option("--overwrite", is_flag=True, help="Replace existing report files.")
 @click.option("-q", "--quiet", is_flag=True, help="No progress bar.")
-def evaluate(data, clicks, classes, prompts_per_class, out_dir, policy, tau, top_k, expert, device, seed, first_click,
-             next_click, cache_dir, overwrite, quiet) -> None:
+def evaluate(data, clicks, classes, prompts_per_class, out_dir, policy, tau, top_k, policy_option, expert, device, seed,
+             first_click, next_click, cache_dir, overwrite, quiet) -> None:
     """Simulate clicks from the labels and print Dice per structure (foundation, experts, MoE)."""
-    from ..errors import SammoeError
-    from ..evaluate import evaluate as run
-    from ..evaluate import check_report_paths, write_report
+    from sammoe_core.errors import SammoeError
+    from sammoe_core.evaluation.evaluate import evaluate as run
+    from sammoe_core.evaluation.evaluate import check_report_paths, write_report
 
     try:
         counts = [int(v) for v in clicks.split(",") if v.strip()]
@@ -43,11 +41,16 @@ def evaluate(data, clicks, classes, prompts_per_class, out_dir, policy, tau, top
         raise SammoeError(f"--clicks {clicks}: expected comma-separated integers such as 1,3,5") from None
     if out_dir:
         check_report_paths(out_dir, overwrite)
-    report = run(
-        list(data), clicks=counts, classes=[c.strip() for c in classes.split(",")] if classes else None,
-        prompts_per_class=prompts_per_class, device=device, policy=policy, tau=tau, k=top_k, expert=expert, seed=seed,
-        progress=not quiet and sys.stderr.isatty(), first_click=first_click, next_click=next_click, cache_dir=cache_dir,
-    )
+    options = policy_options(click.get_current_context(), tau, top_k, policy_option)
+    try:
+        report = run(
+            list(data), clicks=counts, classes=[c.strip() for c in classes.split(",")] if classes else None,
+            prompts_per_class=prompts_per_class, device=device, policy=policy, policy_options=options, expert=expert,
+            seed=seed, progress=not quiet and sys.stderr.isatty(), first_click=first_click, next_click=next_click,
+            cache_dir=cache_dir,
+        )
+    except Exception as e:
+        raise flag_error(e) from None
     for k in report.clicks:
         click.echo(report.markdown(k) + "\n")
     if out_dir:

@@ -25,7 +25,7 @@ def _table(rows: list[dict]) -> str:
 
 
 def _warn_plugin_problems() -> None:
-    from ..plugins import get_host
+    from sammoe_core.plugins.host import get_host
 
     n = len(get_host().problems)
     if n:
@@ -41,7 +41,7 @@ def experts() -> None:
 @click.option("--json", "as_json", is_flag=True, help="Print JSON instead of a table.")
 def list_experts(as_json: bool) -> None:
     """List every expert, enabled or not."""
-    from ..experts.manage import describe_experts
+    from sammoe_core.experts.manage import describe_experts
 
     rows = [{**r, "weights": "ok" if r["weights_ok"] else "DAMAGED"} for r in describe_experts()]
     click.echo(
@@ -62,8 +62,8 @@ def list_experts(as_json: bool) -> None:
 @click.option("--json", "as_json", is_flag=True, help="Print JSON instead of lines.")
 def verify(name: str | None, as_json: bool) -> None:
     """Check every expert (or NAME) in full: weights, digests, tensors, foundation. Exit 2 if one fails."""
-    from ..errors import SammoeError
-    from ..experts.manage import verify_experts
+    from sammoe_core.errors import SammoeError
+    from sammoe_core.experts.manage import verify_experts
 
     rows = verify_experts(name)
     if as_json:
@@ -80,7 +80,7 @@ def verify(name: str | None, as_json: bool) -> None:
 @click.option("--fix", is_flag=True, help="Repair what is found (else only report).")
 def doctor(fix: bool) -> None:
     """Find (and with --fix repair) what interrupted commands left in SAMMOE_HOME."""
-    from ..experts.registry import Registry
+    from sammoe_core.experts.registry import Registry
 
     findings = Registry().doctor(fix=fix)
     for line in findings:
@@ -95,7 +95,7 @@ def doctor(fix: bool) -> None:
 @click.argument("name")
 def show(name: str) -> None:
     """Print an expert's manifest, source, state and tensor names as JSON."""
-    from ..experts.manage import show_expert
+    from sammoe_core.experts.manage import show_expert
 
     click.echo(json.dumps(show_expert(name), indent=2))
 
@@ -104,7 +104,7 @@ def show(name: str) -> None:
 @click.argument("name")
 def remove(name: str) -> None:
     """Delete an expert added from a folder (plugin experts: pip uninstall, or disable)."""
-    from ..experts.manage import remove_expert
+    from sammoe_core.experts.manage import remove_expert
 
     remove_expert(name)
     click.echo(f"removed {name}; {_gate_status()}")
@@ -112,13 +112,13 @@ def remove(name: str) -> None:
 
 def _gate_status() -> str:
     """What serves the expert set now (computed from the gate manifests, not from a flag)."""
-    from ..moe.gate_choice import current_gate_choice
+    from sammoe_core.moe.gate_choice import current_gate_choice
 
     return current_gate_choice().summary()
 
 
 def _switch(name: str, enabled: bool) -> None:
-    from ..experts.manage import set_expert_enabled
+    from sammoe_core.experts.manage import set_expert_enabled
 
     changed = set_expert_enabled(name, enabled)
     verb = "enabled" if enabled else "disabled"

@@ -18,7 +18,7 @@ def export(name: str, directory: str, repo_id: str | None, revision: str | None,
     """Write expert NAME (or the expert folder at path NAME) to DIRECTORY as a Hub repo:
     expert.json, the weights, the calibration folder if any, and a README.md model card.
     No network; upload DIRECTORY yourself or use `sammoe publish`."""
-    from ..hub.export import export_expert, find_expert
+    from sammoe_core.hub.export import export_expert, find_expert
 
     folder = export_expert(find_expert(name), directory, repo_id=repo_id, revision=revision, overwrite=overwrite)
     files = sorted(p.name for p in folder.iterdir())

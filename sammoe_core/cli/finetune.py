@@ -43,7 +43,7 @@ def finetune(data, name, classes, output, parts, foundation, steps, batch_size, 
              calibration, modality, license_, authors, description, version, run_dir, cache_dir, synthesis, box_prob,
              overwrite, quiet) -> None:
     """Finetune the foundation on --data for --classes and write an expert folder (delta + expert.json)."""
-    from ..training.finetune import finetune_expert
+    from sammoe_core.training.finetune import finetune_expert
 
     fields = {"modality": modality, "license": license_, "version": version}
     if authors:

@@ -18,7 +18,7 @@ def foundation() -> None:
 @click.option("--json", "as_json", is_flag=True, help="Print JSON instead of lines.")
 def list_foundations(as_json: bool) -> None:
     """Registered foundations and a chosen weights file; '*' marks the one in use."""
-    from ..experts.foundations import describe_foundations
+    from sammoe_core.experts.foundations import describe_foundations
 
     rows = describe_foundations()
     if as_json:
@@ -49,7 +49,7 @@ def set_foundation(name_or_path: str, config: str | None, quiet: bool) -> None:
     """Use NAME (a registered foundation), PATH (a sammoe .safetensors file) or a Hub file
     hf://ORG/REPO[@REVISION]/FILE.pth (or .safetensors): downloaded into the local Hub cache,
     converted once to safetensors under SAMMOE_HOME, e.g. hf://blueyo0/SAM-Med3D/sam_med3d_turbo.pth."""
-    from ..experts.foundations import choose_foundation
+    from sammoe_core.experts.foundations import choose_foundation
 
     spec = choose_foundation(name_or_path, config=config, progress=not quiet and sys.stderr.isatty())
     click.echo(json.dumps(spec.model_dump(mode="json"), indent=2))

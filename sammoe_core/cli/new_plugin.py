@@ -35,8 +35,8 @@ def new_plugin(name: str, expert_dir: str, out_dir: str, overwrite: bool) -> Non
     """
     import shlex
 
-    from ..experts.expert import Expert
-    from ..experts.scaffold import new_plugin as scaffold
+    from sammoe_core.experts.expert import Expert
+    from sammoe_core.experts.scaffold import new_plugin as scaffold
 
     project = scaffold(name, expert_dir, out_dir, overwrite=overwrite)
     click.echo(str(project))  # stdout holds the path alone, for scripts: project=$(sammoe new-plugin ...)

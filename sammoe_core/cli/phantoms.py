@@ -33,7 +33,7 @@ import click
 @click.option("-q", "--quiet", is_flag=True, help="No progress bar.")
 def phantoms(out_dir: str, n: int, seed: int, contrast: str, style: str, overwrite: bool, quiet: bool) -> None:
     """Generate N phantoms into OUT_DIR (dataset.json, images/, labels/, tissues/), deterministic per seed."""
-    from ..phantoms import write_phantom_dataset
+    from sammoe_core.phantoms import write_phantom_dataset
 
     written = write_phantom_dataset(
         out_dir, n=n, seed=seed, contrast=contrast, overwrite=overwrite, progress=not quiet, style=style

@@ -13,7 +13,7 @@ import click
 @click.pass_context
 def plugins(ctx: click.Context, include_defaults: bool) -> None:
     """List plugins: name, distribution, version, hooks, errors (load or hook failures)."""
-    from ..plugins import get_host, plugins_report
+    from sammoe_core.plugins.host import get_host, plugins_report
 
     builtin = ctx.find_root().command.commands
     click.echo(json.dumps(plugins_report(get_host(), include_defaults, reserved_commands=builtin), indent=2))

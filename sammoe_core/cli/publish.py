@@ -22,8 +22,8 @@ def publish(name: str, repo_id: str, private: bool, revision: str | None, quiet:
     The expert is checked and exported (see `sammoe export`), uploaded as one commit and tagged.
     The token is huggingface_hub's own (`hf auth login`, or HF_TOKEN); sammoe never prints it.
     """
-    from ..hub.export import find_expert
-    from ..hub.publish import publish_expert
+    from sammoe_core.hub.export import find_expert
+    from sammoe_core.hub.publish import publish_expert
 
     result = publish_expert(
         find_expert(name), repo_id, private=private, revision=revision, progress=not quiet and sys.stderr.isatty()

@@ -29,11 +29,11 @@ import click
 def retrain_gate(data, epochs, device, prompts_per_class, architecture, margin, no_calibration, seed, as_json, quiet,
                  engine, ray_address, workers, num_gpus_per_worker) -> None:
     """Run every candidate on every training prompt (cached), fit the gate, make it current."""
-    from ..moe.retrain import retrain_gate as run
+    from sammoe_core.moe.retrain import retrain_gate as run
 
     ray = None
     if engine == "ray":
-        from ..ray_support import RayOptions
+        from sammoe_core.distributed.ray_support import RayOptions
 
         ray = RayOptions(address=ray_address, workers=workers, gpus_per_worker=num_gpus_per_worker, quiet=quiet)
     report = run(

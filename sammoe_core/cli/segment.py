@@ -6,7 +6,8 @@ from typing import Any
 
 import click
 
-from ..errors import SammoeError
+from sammoe_core.cli.policy_options import flag_error, moe_options, policy_options
+from sammoe_core.errors import SammoeError
 
 
 def _numbers(count: int, what: str) -> Any:
@@ -32,15 +33,18 @@ _POINT = _numbers(3, "X,Y,Z")
 
 
 def _build_predictor(spec: Any) -> Any:
-    """Build the predictor a :class:`~sammoe_core.predictor_spec.PredictorSpec` names; a stale
+    """Build the predictor a :class:`~sammoe_core.segmentation.predictor_spec.PredictorSpec` names; a stale
     or missing gate is a warning line on stderr."""
     import warnings
 
-    from ..moe.segmenter import MoEWarning
+    from sammoe_core.moe.segmenter import MoEWarning
 
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always", MoEWarning)
-        predictor = spec.build()
+        try:
+            predictor = spec.build()
+        except Exception as e:
+            raise flag_error(e) from None
     for w in caught:
         click.echo(f"Warning: {w.message}", err=True)
     return predictor
@@ -56,7 +60,7 @@ def _targets(
     label_name: str | None,
 ) -> Any:
     """The targets the options describe, or None when none were given."""
-    from ..prompts import PromptError, load_prompts, make_targets
+    from sammoe_core.segmentation.prompts import PromptError, load_prompts, make_targets
 
     given = points or negative_points or points_mm or negative_points_mm or box
     if prompts_file is not None:
@@ -91,13 +95,13 @@ def _segment_batch(
     workers: int, gpus_per_worker: float, *, quiet: bool, **settings: Any,
 ) -> None:
     """A folder or manifest through the local loop or Ray; one summary line; exit 2 on failures."""
-    from ..batch import LocalEngine, SegmentSettings, segment_batch
-    from ..batch.volume import describe_predictor
+    from sammoe_core.distributed import LocalEngine, SegmentSettings, segment_batch
+    from sammoe_core.distributed.item import describe_predictor
 
     settings_ = SegmentSettings(prompts=None if targets is None else tuple(targets), **settings)
     if engine == "ray":
-        from ..batch.ray_engine import RayEngine
-        from ..ray_support import RayOptions, import_ray
+        from sammoe_core.distributed.ray_engine import RayEngine
+        from sammoe_core.distributed.ray_support import RayOptions, import_ray
 
         import_ray()
         description = describe_predictor(_build_predictor(spec.on("cpu")))  # checks the model before Ray starts
@@ -105,7 +109,7 @@ def _segment_batch(
         runner: Any = RayEngine(spec, options, description)
     else:
         runner = LocalEngine(_build_predictor(spec))
-    from ..batch.run import UNCHANGED
+    from sammoe_core.distributed.run import UNCHANGED
 
     report = segment_batch(source, output, runner, settings_, shard=shard, quiet=quiet)
     for case in report["cases"]:
@@ -141,11 +145,7 @@ def _segment_batch(
 @click.option("--weights", type=click.Path(dir_okay=False), help="Model weights, a sammoe .safetensors file.")
 @click.option("--config", "config_name", help="Network config (default: the one recorded in the weights).")
 @click.option("--allow-unverified", is_flag=True, help="Load --weights made elsewhere: no content digest, non-finite values allowed.")
-@click.option("--policy", default="threshold", show_default=True,
-              help="Expert selection: threshold, top1, topk-blend, foundation, fixed (or a plugin's).")
-@click.option("--tau", type=float, default=0.5, show_default=True, help="Threshold policy: minimum gate probability for an expert.")
-@click.option("--top-k", "top_k", type=click.IntRange(min=1), default=2, show_default=True, help="topk-blend: how many candidates to blend.")
-@click.option("--expert", default=None, help="Force one expert (policy fixed).")
+@moe_options
 @click.option("--clicks", "click_policy", type=click.Choice(["newest", "all"]), default="newest", show_default=True,
               help="newest: each click alone + previous logits (as trained); all: every click so far.")
 @click.option("--strict", is_flag=True, help="A stale or missing gate is an error instead of a foundation fallback.")
@@ -179,6 +179,7 @@ def segment(
     policy: str,
     tau: float,
     top_k: int,
+    policy_option: tuple[str, ...],
     expert: str | None,
     click_policy: str,
     strict: bool,
@@ -196,13 +197,15 @@ def segment(
     For a batch, each case uses the given points or its own prompts file; OUT/sammoe-manifest.jsonl
     records every case's status, so rerunning does only what is missing (see docs/scaling.md).
     """
-    from ..batch import is_batch_input, segment_file
-    from ..outputs import check_outputs, output_paths
-    from ..volumes import read_volume
-    from ..predictor_spec import PredictorSpec
+    from sammoe_core.distributed import is_batch_input, segment_file
+    from sammoe_core.io.outputs import check_outputs, output_paths
+    from sammoe_core.io.volumes import read_volume
+    from sammoe_core.segmentation.prompts import make_targets, resolve_target
+    from sammoe_core.segmentation.predictor_spec import PredictorSpec
 
     targets = _targets(prompts_file, point, negative_point, point_mm, negative_point_mm, box, label_name)
-    spec = PredictorSpec(weights, config_name, device, policy, tau, top_k, expert, strict, allow_unverified)
+    options = tuple(policy_options(click.get_current_context(), tau, top_k, policy_option).items())
+    spec = PredictorSpec(weights, config_name, device, policy, options, expert, strict, allow_unverified)
     if is_batch_input(input_path):
         if preview:
             raise SammoeError(f"{input_path}: in batch mode --preview takes no path (previews go beside each output)")
@@ -217,6 +220,8 @@ def segment(
     preview_arg = True if preview == "" else preview
     check_outputs(output_paths(output, preview_arg, probabilities), overwrite, inputs=(input_path,))
     volume = read_volume(input_path)  # every input check (header first) before the model loads
+    for target in make_targets(targets):  # prompts inside the volume, also before the model loads
+        resolve_target(target, volume.affine, volume.shape, volume.source)
     predictor = _build_predictor(spec)
     record = segment_file(
         input_path, output, predictor, targets, volume=volume, modality=modality, clicks=click_policy, preview=preview_arg,

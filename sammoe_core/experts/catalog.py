@@ -6,12 +6,12 @@ from __future__ import annotations
 import os
 from typing import TYPE_CHECKING
 
-from ..errors import SammoeError
-from .expert import Expert, ExpertSource
-from .registry import Registry
+from sammoe_core.errors import SammoeError
+from sammoe_core.experts.expert import Expert, ExpertSource
+from sammoe_core.experts.registry import Registry
 
 if TYPE_CHECKING:
-    from ..plugins import PluginHost
+    from sammoe_core.plugins.host import PluginHost
 
 
 def _acceptor(host: PluginHost):
@@ -50,7 +50,7 @@ def available_experts(host: PluginHost | None = None) -> dict[str, Expert]:
 
     A name is first come, first served: a later plugin registering a taken name is reported
     against itself (``sammoe plugins``)."""
-    from ..plugins import get_host
+    from sammoe_core.plugins.host import get_host
 
     host = host or get_host()
     return dict(sorted(host.collect("register_experts", _acceptor(host), _first_come_first_served(host)).items()))

@@ -13,23 +13,15 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
 
-from ..atomic import usual_mode
-from ..errors import SammoeError, WeightsError
-from .manifest import (
-    MANIFEST_FILE,
-    WEIGHTS_FILE,
-    ExpertManifest,
-    WeightsRef,
-    read_manifest,
-    validate_manifest,
-    write_manifest,
-)
-from .weights import ExpertWeights, part_prefixes, save_delta
+from sammoe_core.files.atomic import usual_mode
+from sammoe_core.errors import SammoeError, WeightsError
+from sammoe_core.experts.manifest import MANIFEST_FILE, WEIGHTS_FILE, ExpertManifest, WeightsRef, read_manifest, validate_manifest, write_manifest
+from sammoe_core.experts.weights import ExpertWeights, part_prefixes, save_delta
 
 if TYPE_CHECKING:
     import torch
 
-    from ..model import Sam3D, SamConfig
+    from sammoe_core.model import Sam3D, SamConfig
 
 
 class FoundationMismatch(WeightsError):
@@ -91,7 +83,7 @@ class Expert:
         """A cheap check of the weights file: present, and its sha256 (remembered by size and
         mtime, so an unchanged file is not read again) the manifest's. None when it is intact;
         else what is wrong. :meth:`load_delta` and ``sammoe experts verify`` check everything."""
-        from ..hashing import cached_sha256, file_hash_cache
+        from sammoe_core.files.hashing import cached_sha256, file_hash_cache
 
         path = self.weights.path
         try:
@@ -140,7 +132,7 @@ class Expert:
 
     def build(self, foundation: Sam3D, foundation_sha256: str) -> Sam3D:
         """The expert's network: its delta over ``foundation`` (whose weights file has that sha256)."""
-        from .weights import compose
+        from sammoe_core.experts.weights import compose
 
         self.check_foundation(foundation_sha256)
         return compose(foundation, self.load_delta(foundation.device))
@@ -190,7 +182,7 @@ def copy_expert_folder(
     Only regular files are copied, and each must resolve (symlinks followed) inside ``inside``:
     by default the expert folder; a Hub snapshot's files are links into its repo's cache folder,
     which the caller passes. A symlink, to a file or a folder, that points outside is an
-    :class:`~sammoe_core.safe_paths.PathEscapeError` (an :class:`InputError`) naming the link; one
+    :class:`~sammoe_core.files.safe_paths.PathEscapeError` (an :class:`InputError`) naming the link; one
     that stays inside is followed, and the copy holds the regular files it points to, never a link.
     Anything else (a missing or special file, a folder linking back to one it is in) is an
     :class:`InputError` too. Every file is checked before anything is written.
@@ -198,8 +190,8 @@ def copy_expert_folder(
     The copy is made beside it under a temporary name and renamed into place, so a failed copy
     never leaves a half expert (nor, with ``overwrite``, loses the previous one).
     """
-    from ..errors import InputError
-    from ..safe_paths import resolve_inside
+    from sammoe_core.errors import InputError
+    from sammoe_core.files.safe_paths import resolve_inside
 
     root = (expert.folder if inside is None else inside).absolute()
     label = f"expert {expert.name!r}:"

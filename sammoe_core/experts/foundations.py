@@ -12,15 +12,15 @@ from typing import TYPE_CHECKING
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from ..errors import SammoeError, StateError
-from .manifest import SHA256
-from .registry import FoundationChoice, Registry
+from sammoe_core.errors import SammoeError, StateError
+from sammoe_core.experts.manifest import SHA256
+from sammoe_core.experts.registry import FoundationChoice, Registry
 
 if TYPE_CHECKING:
     import torch
 
-    from ..model import Sam3D
-    from ..plugins import PluginHost
+    from sammoe_core.model import Sam3D
+    from sammoe_core.plugins.host import PluginHost
 
 BUILTIN_FOUNDATION = "sammoe-small"
 
@@ -43,8 +43,10 @@ class FoundationSpec(BaseModel):
     @classmethod
     def from_file(cls, path: str | Path, name: str | None = None) -> FoundationSpec:
         """Describe a sammoe safetensors file (config from its header; hashes the file)."""
-        from ..hashing import sha256_file
-        from .weights import read_header
+        from sammoe_core.files.hashing import sha256_file
+        from sammoe_core.experts.weights import read_header
+
+        from sammoe_core.model.checkpoint import load_model
 
         path = Path(path).expanduser().resolve()
         _, meta = read_header(path)
@@ -52,12 +54,13 @@ class FoundationSpec(BaseModel):
             raise SammoeError(f"{path}: no sammoe config in its header; convert it with `sammoe convert` first")
         if meta.get("sammoe_kind") == "expert-delta":
             raise SammoeError(f"{path}: is an expert's delta, not a foundation")
+        load_model(path)  # every check a foundation gets when used: digest, finite values, strict keys
         return cls(name=name or path.stem, config=meta["sammoe_config"], weights=path, sha256=sha256_file(path))
 
     def load(self, device: str | torch.device = "cpu") -> Sam3D:
         """The network, strictly loaded after checking the file's sha256; eval mode."""
-        from ..devices import resolve_device
-        from ..model.checkpoint import load_model
+        from sammoe_core.devices import resolve_device
+        from sammoe_core.model.checkpoint import load_model
 
         model = load_model(self.weights, device=resolve_device(device), expected_sha256=self.sha256)
         if model.config.name != self.config:
@@ -75,7 +78,7 @@ def _accept(plugin: str, spec: FoundationSpec) -> tuple[str, FoundationSpec]:
 
 def registered_foundations(host: PluginHost | None = None) -> dict[str, FoundationSpec]:
     """Foundations registered by plugins (the built-in one among them, when it exists)."""
-    from ..plugins import get_host
+    from sammoe_core.plugins.host import get_host
 
     return dict(sorted((host or get_host()).collect("register_foundations", _accept).items()))
 
@@ -97,8 +100,8 @@ def _from_choice(choice: FoundationChoice, host: PluginHost | None) -> Foundatio
 
 
 def _from_hub(uri: str, config: str | None = None, progress: bool = False) -> FoundationSpec:
-    from ..hub.foundation import fetch_foundation
-    from ..hub.location import parse_hub_uri
+    from sammoe_core.hub.checkpoints import fetch_foundation
+    from sammoe_core.hub.location import parse_hub_uri
 
     return fetch_foundation(parse_hub_uri(uri, want_path=True), config=config, progress=progress)
 
@@ -107,7 +110,7 @@ def resolve_foundation(name: str | None = None, host: PluginHost | None = None) 
     """A registered foundation by name, a weights file by path or Hub location (``hf://ORG/REPO/FILE``,
     fetched and converted once), or (None) the one in use: the chosen one, else the built-in one;
     :class:`NoFoundation` if there is none."""
-    from ..hub.location import is_hub_uri
+    from sammoe_core.hub.location import is_hub_uri
 
     if name is not None and is_hub_uri(name):
         return _from_hub(name)
@@ -136,7 +139,7 @@ def choose_foundation(
 ) -> FoundationSpec:
     """Make a registered foundation (by name), a weights file (by path) or a Hub file
     (``hf://ORG/REPO[@REV]/FILE.pth``, converted with network ``config``, default detected) the one in use."""
-    from ..hub.location import is_hub_uri
+    from sammoe_core.hub.location import is_hub_uri
 
     if is_hub_uri(name_or_path):
         spec = _from_hub(name_or_path, config=config, progress=progress)

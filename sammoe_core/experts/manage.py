@@ -18,11 +18,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
-from ..errors import SammoeError
-from .catalog import available_experts, get_expert
-from .expert import Expert, ExpertSource
-from .manifest import MANIFEST_FILE
-from .registry import Registry
+from sammoe_core.errors import SammoeError
+from sammoe_core.experts.catalog import available_experts, get_expert
+from sammoe_core.experts.expert import Expert, ExpertSource
+from sammoe_core.experts.manifest import MANIFEST_FILE
+from sammoe_core.experts.registry import Registry
 
 
 @dataclass
@@ -51,7 +51,7 @@ def check_expert(expert: Expert) -> None:
 
 
 def _foundation_in_use() -> str | None:
-    from .foundations import NoFoundation, resolve_foundation
+    from sammoe_core.experts.foundations import NoFoundation, resolve_foundation
 
     try:
         return resolve_foundation().sha256
@@ -82,8 +82,8 @@ def add_expert_folder(folder: str | Path, overwrite: bool = False) -> AddResult:
 def add_hub_expert(uri: str, overwrite: bool = False, progress: bool = False) -> AddResult:
     """Fetch an expert repo (``hf://ORG/NAME[@REVISION]``; from the local Hub cache when offline),
     check it like a folder and copy it into SAMMOE_HOME. Afterwards it is an expert like any other."""
-    from ..hub.fetch import fetch_expert
-    from ..hub.location import parse_hub_uri
+    from sammoe_core.hub.fetch import fetch_expert
+    from sammoe_core.hub.location import parse_hub_uri
 
     ref = parse_hub_uri(uri, want_path=False)
     folder = fetch_expert(ref, progress=progress)
@@ -122,7 +122,7 @@ def add_expert_package(requirement: str, upgrade: bool = False, editable: bool =
     An installed plugin whose experts did not register (a name another plugin holds, an invalid
     manifest) is an error that names the problem: the package stays installed (pip uninstall
     removes it) but nothing is recorded for it."""
-    from ..plugins import PluginHost
+    from sammoe_core.plugins.host import PluginHost
 
     before_host = PluginHost().load()
     before = set(available_experts(before_host))
@@ -147,7 +147,7 @@ def add_expert(
 ) -> AddResult:
     """An expert folder or Hub repo (``hf://...``) is copied into SAMMOE_HOME; anything else goes
     to pip (see module doc). ``progress``: show download progress bars (Hub)."""
-    from ..hub.location import is_hub_uri
+    from sammoe_core.hub.location import is_hub_uri
 
     if is_hub_uri(source):
         if upgrade or editable:

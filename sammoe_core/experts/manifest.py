@@ -15,9 +15,9 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
-from ..atomic import write_text_atomic
-from ..errors import SammoeError
-from ..preprocessing import Preprocessing
+from sammoe_core.files.atomic import write_text_atomic
+from sammoe_core.errors import SammoeError
+from sammoe_core.segmentation.preprocessing import Preprocessing
 
 MANIFEST_FILE = "expert.json"
 WEIGHTS_FILE = "model.safetensors"
@@ -116,6 +116,13 @@ class ExpertManifest(_Strict):
     calibration: CalibrationSet | None = None
     evaluation: tuple[EvaluationRow, ...] = ()
 
+    @field_validator("name")
+    @classmethod
+    def _not_reserved(cls, v: str) -> str:
+        if v == "foundation":
+            raise ValueError("'foundation' is reserved (it names the foundation among the gate's candidates)")
+        return v
+
     @field_validator("description")
     @classmethod
     def _description(cls, v: str) -> str:
@@ -175,7 +182,7 @@ class ExpertManifest(_Strict):
         """Why the running sammoe cannot use this expert (too old), or None."""
         from packaging.version import Version
 
-        from .. import __version__
+        from sammoe_core import __version__
 
         if Version(__version__) < Version(self.min_sammoe_version):
             return (
@@ -203,8 +210,8 @@ def read_manifest(path: str | Path) -> ExpertManifest:
         data = json.loads(path.read_text(encoding="utf-8"))
     except FileNotFoundError:
         raise SammoeError(f"{path}: no expert manifest here") from None
-    except json.JSONDecodeError as e:
-        raise SammoeError(f"{path}: not JSON ({e})") from None
+    except (json.JSONDecodeError, UnicodeDecodeError, RecursionError) as e:
+        raise SammoeError(f"{path}: not a JSON manifest ({type(e).__name__}: {' '.join(str(e).split())[:120]})") from None
     return validate_manifest(data, str(path))
 
 

@@ -27,10 +27,10 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
-from ..atomic import write_text_atomic
-from ..errors import SammoeError, StateError
-from ..home import Home, home_dir
-from .expert import Expert, copy_expert_folder
+from sammoe_core.files.atomic import write_text_atomic
+from sammoe_core.errors import SammoeError, StateError
+from sammoe_core.home import Home, home_dir
+from sammoe_core.experts.expert import Expert, copy_expert_folder
 
 LOCK_TIMEOUT_S = 120
 STAGING_MAX_AGE_S = 600  # a staging folder older than this belongs to no running command
@@ -113,11 +113,13 @@ class Registry:
             text = self.state_path.read_text(encoding="utf-8")
         except (FileNotFoundError, NotADirectoryError):
             return RegistryState()
+        except UnicodeDecodeError:
+            raise StateError(f"{self.state_path}: unreadable sammoe state (not UTF-8 text); fix or delete it") from None
         except OSError as e:
             raise StateError(f"{self.state_path}: unreadable ({e.strerror or e})") from None
         try:
             return RegistryState.model_validate(json.loads(text))
-        except (json.JSONDecodeError, ValidationError, RecursionError) as e:
+        except (json.JSONDecodeError, ValidationError, RecursionError, UnicodeDecodeError) as e:
             raise StateError(
                 f"{self.state_path}: unreadable sammoe state ({type(e).__name__}); fix or delete it"
             ) from None
@@ -158,7 +160,7 @@ class Registry:
         destination = self.experts_dir / expert.name
         inside = None
         if source == "hub":
-            from ..hub.fetch import cached_repo_folder
+            from sammoe_core.hub.fetch import cached_repo_folder
 
             inside = cached_repo_folder(expert.folder)
         relative = destination.relative_to(self.home).as_posix()
@@ -291,7 +293,7 @@ class Registry:
 
     def set_gate(self, path: str | Path, experts: list[str], foundation_sha256: str | None) -> None:
         """Record a freshly trained gate (a folder inside ``SAMMOE_HOME``) as the current one."""
-        from ..safe_paths import resolve_inside
+        from sammoe_core.files.safe_paths import resolve_inside
 
         folder = resolve_inside(self.home, path, "gate folder")
         relative = folder.relative_to(self.home.resolve()).as_posix()

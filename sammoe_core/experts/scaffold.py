@@ -14,10 +14,10 @@ import shutil
 import tempfile
 from pathlib import Path
 
-from .. import __version__
-from ..errors import SammoeError
-from .expert import Expert, copy_expert_folder
-from .manage import check_expert
+from sammoe_core import __version__
+from sammoe_core.errors import SammoeError
+from sammoe_core.experts.expert import Expert, copy_expert_folder
+from sammoe_core.experts.manage import check_expert
 
 DATA_FOLDER = "expert-data"  # not an identifier: setuptools would warn that it is an unlisted package
 PROJECT_NAME = re.compile(r"^[a-z][a-z0-9]*(?:-[a-z0-9]+)*$")

@@ -16,12 +16,12 @@ from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from ..errors import SammoeError
+from sammoe_core.errors import SammoeError
 
 if TYPE_CHECKING:
     import torch
 
-    from ..model import Sam3D, SamConfig
+    from sammoe_core.model import Sam3D, SamConfig
 
 PART_PREFIXES = {
     "image_encoder": "image_encoder.",
@@ -95,8 +95,8 @@ def compose(foundation: Sam3D, delta: Mapping[str, torch.Tensor]) -> Sam3D:
     """
     import torch
 
-    from ..model import Sam3D
-    from ..model.checkpoint import check_state_dict
+    from sammoe_core.model import Sam3D
+    from sammoe_core.model.checkpoint import check_state_dict
 
     check_state_dict(dict(delta), foundation.config, "expert delta", partial=True)
     state = foundation.state_dict()
@@ -116,7 +116,7 @@ def save_delta(
     overwrite: bool = False,
 ) -> str:
     """Write a delta as safetensors (atomically), the foundation's hash in its header; return sha256."""
-    from ..model.checkpoint import check_state_dict, save_weights
+    from sammoe_core.model.checkpoint import check_state_dict, save_weights
 
     check_state_dict(dict(delta), config, str(path), partial=True)
     meta = {"sammoe_kind": DELTA_KIND, "sammoe_foundation_sha256": foundation_sha256}
@@ -167,8 +167,8 @@ class ExpertWeights:
 
     def verify(self) -> None:
         """Check the file against its expected sha256 (once per object; raises on mismatch)."""
-        from ..hashing import sha256_file
-        from ..model.checkpoint import WeightsError
+        from sammoe_core.files.hashing import sha256_file
+        from sammoe_core.model.checkpoint import WeightsError
 
         if self._verified:
             return
@@ -184,7 +184,7 @@ class ExpertWeights:
 
     def load(self, device: str | torch.device = "cpu") -> dict[str, torch.Tensor]:
         """The delta tensors, checked: file sha256, content digest, shapes against the header's config."""
-        from ..model.checkpoint import check_state_dict, config_from_metadata, load_weights
+        from sammoe_core.model.checkpoint import check_state_dict, config_from_metadata, load_weights
 
         self.verify()
         state, meta = load_weights(self.path, device=device)

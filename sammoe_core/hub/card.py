@@ -9,7 +9,7 @@ from __future__ import annotations
 import re
 from typing import TYPE_CHECKING
 
-from ..experts.manifest import MANIFEST_FILE, ExpertManifest
+from sammoe_core.experts.manifest import MANIFEST_FILE, ExpertManifest
 
 if TYPE_CHECKING:
     from huggingface_hub import ModelCard, ModelCardData

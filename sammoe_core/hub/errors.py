@@ -9,11 +9,11 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from ..errors import HubError, SammoeError
+from sammoe_core.errors import HubError, SammoeError
 
 if TYPE_CHECKING:
-    from .location import HubRef
-    from .settings import HubSettings
+    from sammoe_core.hub.location import HubRef
+    from sammoe_core.hub.settings import HubSettings
 
 
 class HubUnavailable(HubError):

@@ -11,17 +11,17 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from ..errors import SammoeError
-from ..experts.expert import Expert, copy_expert_folder
-from ..experts.manifest import MANIFEST_FILE
-from .card import expert_card
+from sammoe_core.errors import SammoeError
+from sammoe_core.experts.expert import Expert, copy_expert_folder
+from sammoe_core.experts.manifest import MANIFEST_FILE
+from sammoe_core.hub.card import expert_card
 
 CARD_FILE = "README.md"
 
 
 def find_expert(name_or_folder: str | Path) -> Expert:
     """An available expert by name, or the expert folder at that path (not added yet)."""
-    from ..experts.catalog import get_expert
+    from sammoe_core.experts.catalog import get_expert
 
     path = Path(name_or_folder)
     if (path / MANIFEST_FILE).is_file():
@@ -42,7 +42,7 @@ def export_expert(
     with ``overwrite``, a previous export is replaced as a whole). ``repo_id`` and ``revision``
     (default: the manifest's version), where it will be published, go into the card's usage
     lines. Returns the folder."""
-    from ..experts.manage import check_expert
+    from sammoe_core.experts.manage import check_expert
 
     directory = Path(directory)
     if directory.exists() and overwrite and not (directory / MANIFEST_FILE).is_file() and any(directory.iterdir()):

@@ -14,7 +14,7 @@ An expert is fetched in two steps: its manifest, then exactly the files the mani
 
 The refs asked for are checked already (:mod:`.location`); what comes back is checked too:
 every snapshot folder and cached file handed on resolves (links followed) inside the cache
-folder, else it is a :class:`~sammoe_core.safe_paths.PathEscapeError` naming it, and it is not
+folder, else it is a :class:`~sammoe_core.files.safe_paths.PathEscapeError` naming it, and it is not
 used.
 """
 
@@ -22,11 +22,11 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from ..experts.manifest import MANIFEST_FILE, read_manifest
-from ..safe_paths import resolve_inside
-from .errors import HubRefused, HubUnavailable, refused, unavailable, unreachable_reason
-from .location import HubRef
-from .settings import HubSettings, hub_progress
+from sammoe_core.experts.manifest import MANIFEST_FILE, read_manifest
+from sammoe_core.files.safe_paths import resolve_inside
+from sammoe_core.hub.errors import HubRefused, HubUnavailable, refused, unavailable, unreachable_reason
+from sammoe_core.hub.location import HubRef
+from sammoe_core.hub.settings import HubSettings, hub_progress
 
 EXPERT_FOLDER_ALTERNATIVE = "sammoe add-expert ./folder"
 
@@ -58,7 +58,7 @@ def snapshot(
     from huggingface_hub import snapshot_download
     from huggingface_hub.errors import HfHubHTTPError, LocalEntryNotFoundError, RevisionNotFoundError
 
-    from .. import __version__
+    from sammoe_core import __version__
 
     def missing(exc: BaseException | None) -> HubUnavailable:
         return unavailable(ref, what, unreachable_reason(exc, settings), settings, command, local_alternative)

@@ -18,7 +18,7 @@ import re
 from dataclasses import dataclass
 from pathlib import PureWindowsPath
 
-from ..errors import InputError
+from sammoe_core.errors import InputError
 
 HF_PREFIX = "hf://"
 DEFAULT_REVISION = "main"

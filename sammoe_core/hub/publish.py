@@ -14,12 +14,12 @@ import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
-from ..errors import SammoeError
-from ..experts.expert import Expert
-from .errors import HubUnavailable, refused, unreachable_reason
-from .export import export_expert
-from .location import HubRef
-from .settings import HubSettings, hub_progress
+from sammoe_core.errors import SammoeError
+from sammoe_core.experts.expert import Expert
+from sammoe_core.hub.errors import HubUnavailable, refused, unreachable_reason
+from sammoe_core.hub.export import export_expert
+from sammoe_core.hub.location import HubRef
+from sammoe_core.hub.settings import HubSettings, hub_progress
 
 
 @dataclass(frozen=True)

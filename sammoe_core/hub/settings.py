@@ -71,7 +71,7 @@ class HubSettings:
         """An ``HfApi`` on this endpoint; the token is the one huggingface_hub finds itself."""
         from huggingface_hub import HfApi
 
-        from .. import __version__
+        from sammoe_core import __version__
 
         return HfApi(endpoint=self.endpoint, library_name="sammoe", library_version=__version__)
 

@@ -23,11 +23,11 @@ import torch
 from safetensors import SafetensorError, safe_open
 from safetensors.torch import load_file, save_file
 
-from ..atomic import atomic_output
-from ..errors import SammoeError, WeightsError
-from ..hashing import sha256_file, sha256_tensors
-from .configs import SamConfig, get_config
-from .sam3d import Sam3D
+from sammoe_core.files.atomic import atomic_output
+from sammoe_core.errors import SammoeError, WeightsError
+from sammoe_core.files.hashing import sha256_file, sha256_tensors
+from sammoe_core.model.configs import SamConfig, get_config
+from sammoe_core.model.sam3d import Sam3D
 
 __all__ = ["WeightsError", "load_model", "load_weights", "save_weights"]
 
@@ -82,8 +82,10 @@ def check_state_dict(
 def read_official_checkpoint(path: str | Path) -> dict[str, torch.Tensor]:
     """Read an official SAM-Med3D ``.pth`` as a plain state dict (weights_only, module. stripped)."""
     path = Path(path)
-    if not path.is_file():
+    if not path.exists():
         raise WeightsError(f"{path}: no such file")
+    if not path.is_file():
+        raise WeightsError(f"{path}: not a regular file (a folder, pipe or device)")
     try:
         # train.py's full checkpoints also hold an argparse.Namespace; that one plain class is
         # allowed, nothing else that pickle could construct.
@@ -197,8 +199,10 @@ def load_weights(
     Every file sammoe writes carries the digest of its tensors; a file without one (made
     elsewhere), and any non-finite weight, is an error unless ``allow_unverified``."""
     path = Path(path)
-    if not path.is_file():
+    if not path.exists():
         raise WeightsError(f"{path}: no such file")
+    if not path.is_file():
+        raise WeightsError(f"{path}: not a regular file (a folder, pipe or device)")
     if expected_sha256 is not None:
         actual = sha256_file(path)
         if actual != expected_sha256:
@@ -259,6 +263,8 @@ def convert_checkpoint(
 ) -> ConvertResult:
     """Official ``.pth`` -> strict, self-describing safetensors file."""
     src, dst = Path(src), Path(dst)
+    if dst.exists() and dst.resolve() == src.resolve():
+        raise WeightsError(f"{dst}: the output would replace the checkpoint it converts; choose another path")
     state = read_official_checkpoint(src)
     cfg = config_for_state(state, config, str(src))
     check_state_dict(state, cfg, str(src))

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
-from ..errors import InputError, SammoeError
+from sammoe_core.errors import InputError, SammoeError
 
 
 class SamConfig(BaseModel):

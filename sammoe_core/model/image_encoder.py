@@ -13,9 +13,9 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from .configs import SamConfig
-from .layers import LayerNorm3d, MLPBlock
-from .relpos_attention import padded_window_attention_literal, relpos_attention
+from sammoe_core.model.configs import SamConfig
+from sammoe_core.model.layers import LayerNorm3d, MLPBlock
+from sammoe_core.model.relpos_attention import padded_window_attention_literal, relpos_attention
 
 AttentionMode = Literal["exact", "padded"]
 

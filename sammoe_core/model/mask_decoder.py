@@ -12,9 +12,9 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from .configs import SamConfig
-from .layers import MLP, LayerNorm3d
-from .transformer import TwoWayTransformer3D
+from sammoe_core.model.configs import SamConfig
+from sammoe_core.model.layers import MLP, LayerNorm3d
+from sammoe_core.model.transformer import TwoWayTransformer3D
 
 
 class MaskDecoder3D(nn.Module):

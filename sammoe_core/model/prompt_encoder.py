@@ -13,8 +13,8 @@ import math
 import torch
 from torch import nn
 
-from .configs import SamConfig
-from .layers import LayerNorm3d
+from sammoe_core.model.configs import SamConfig
+from sammoe_core.model.layers import LayerNorm3d
 
 
 class RandomFourierPE3D(nn.Module):

@@ -17,10 +17,10 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from .configs import SamConfig, get_config
-from .image_encoder import AttentionMode, ImageEncoder3D
-from .mask_decoder import MaskDecoder3D
-from .prompt_encoder import PromptEncoder3D
+from sammoe_core.model.configs import SamConfig, get_config
+from sammoe_core.model.image_encoder import AttentionMode, ImageEncoder3D
+from sammoe_core.model.mask_decoder import MaskDecoder3D
+from sammoe_core.model.prompt_encoder import PromptEncoder3D
 
 
 class Sam3D(nn.Module):

@@ -11,7 +11,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from .layers import MLPBlock
+from sammoe_core.model.layers import MLPBlock
 
 
 class ProjectedAttention(nn.Module):

@@ -17,7 +17,7 @@ import torch.nn.functional as F
 from pydantic import BaseModel, ConfigDict, Field
 from torch import nn
 
-from ..model import SamConfig
+from sammoe_core.model import SamConfig
 
 
 @dataclass

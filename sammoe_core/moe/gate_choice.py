@@ -18,9 +18,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Literal
 
-from ..errors import SammoeError
-from ..safe_paths import resolve_inside
-from .gatefile import GateManifest, read_gate_manifest
+from sammoe_core.errors import SammoeError
+from sammoe_core.files.safe_paths import resolve_inside
+from sammoe_core.moe.gatefile import GateManifest, read_gate_manifest
 
 SHIPPED_GATES = Path(__file__).resolve().parent.parent / "weights" / "gates"
 STALE_GATE = "the gate is stale: it was trained for another expert set (experts added, removed or changed); run `sammoe retrain-gate`"
@@ -95,9 +95,9 @@ def choose_gate(
 
 def current_gate_choice() -> GateChoice:
     """:func:`choose_gate` for the local state: the foundation in use and the enabled experts."""
-    from ..experts import enabled_experts
-    from ..experts.foundations import NoFoundation, resolve_foundation
-    from ..experts.registry import Registry
+    from sammoe_core.experts import enabled_experts
+    from sammoe_core.experts.foundations import NoFoundation, resolve_foundation
+    from sammoe_core.experts.registry import Registry
 
     registry = Registry()
     try:

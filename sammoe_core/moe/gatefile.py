@@ -14,8 +14,8 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
-from ..atomic import atomic_output, write_text_atomic
-from ..errors import SammoeError
+from sammoe_core.files.atomic import atomic_output, write_text_atomic
+from sammoe_core.errors import SammoeError
 
 GATE_MANIFEST = "gate.json"
 GATE_WEIGHTS = "gate.safetensors"
@@ -58,7 +58,7 @@ def save_gate(folder: str | Path, gate, manifest: GateManifest) -> GateManifest:
     """Write the gate's weights and manifest into ``folder`` (atomically, replacing a previous gate)."""
     from safetensors.torch import save_file
 
-    from ..hashing import sha256_file, sha256_tensors
+    from sammoe_core.files.hashing import sha256_file, sha256_tensors
 
     folder = Path(folder)
     folder.mkdir(parents=True, exist_ok=True)
@@ -74,9 +74,14 @@ def save_gate(folder: str | Path, gate, manifest: GateManifest) -> GateManifest:
 
 
 def read_gate_manifest(folder: str | Path) -> GateManifest:
+    from sammoe_core.io.limits import regular_file
+
     path = Path(folder) / GATE_MANIFEST
     try:
+        regular_file(path, "gate manifest")  # a FIFO would hang the read
         return GateManifest.model_validate(json.loads(path.read_text(encoding="utf-8")))
+    except RecursionError:
+        raise SammoeError(f"{path}: unreadable gate manifest (nested too deeply)") from None
     except FileNotFoundError:
         raise SammoeError(f"{path}: no gate here (run `sammoe retrain-gate`)") from None
     except (OSError, UnicodeDecodeError) as e:
@@ -98,7 +103,7 @@ def load_gate(folder: str | Path, factories: dict, config) -> tuple[Any, GateMan
     """
     import torch
 
-    from ..model.checkpoint import load_weights
+    from sammoe_core.model.checkpoint import load_weights
 
     manifest = read_gate_manifest(folder)
     where = str(Path(folder) / GATE_MANIFEST)
@@ -112,7 +117,7 @@ def load_gate(folder: str | Path, factories: dict, config) -> tuple[Any, GateMan
     if not manifest.weights_sha256:
         raise SammoeError(f"{where}: no weights_sha256 (a gate's weights are always checked)")
     arch = factories[manifest.architecture]
-    hparams = arch.validate(manifest.hparams, where)
+    hparams = arch.validate(manifest.hparams, where)  # unknown or out-of-range: an error, nothing built
     state, _ = load_weights(Path(folder) / GATE_WEIGHTS, expected_sha256=manifest.weights_sha256)
     try:
         with torch.device("meta"):

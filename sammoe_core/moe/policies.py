@@ -3,7 +3,8 @@
 Candidate 0 is always the foundation (the general expert). A policy returns a :class:`Selection`,
 the blend weights of the candidates it keeps (summing to 1); the MoE segmenter blends those
 candidates' low-res logits with these weights. Built-in policies are registered through the
-``register_policies`` hook like any plugin's.
+``register_policies`` hook like any plugin's, each with the pydantic model of its options (so a
+misspelt or foreign option is an error, never silently ignored).
 """
 
 from __future__ import annotations
@@ -12,7 +13,9 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Protocol
 
-from ..errors import SammoeError
+from pydantic import BaseModel, ConfigDict, Field
+
+from sammoe_core.errors import SammoeError
 
 FOUNDATION = "foundation"
 
@@ -109,11 +112,36 @@ class FoundationPolicy:
 
 PolicyFactory = Callable[..., Policy]
 
-# Factories take the CLI's options as keywords (tau, k, expert) and ignore those they don't use.
-BUILTIN_POLICIES: dict[str, PolicyFactory] = {
-    "threshold": lambda tau=0.5, **_: ThresholdPolicy(tau=tau),
-    "top1": lambda **_: Top1Policy(),
-    "topk-blend": lambda k=2, **_: TopKBlendPolicy(k=k),
-    "fixed": lambda expert=None, **_: FixedPolicy(expert=expert or ""),
-    "foundation": lambda **_: FoundationPolicy(),
+
+class NoOptions(BaseModel):
+    """A policy without options."""
+
+    model_config = ConfigDict(extra="forbid")
+
+
+class ThresholdOptions(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    tau: float = Field(0.5, ge=0.0, le=1.0, description="minimum gate probability for an expert")
+
+
+class TopKOptions(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    k: int = Field(2, ge=1, le=64, description="how many candidates to blend")
+
+
+class FixedOptions(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    expert: str = Field(min_length=1, description="the candidate always used")
+
+
+# name -> (factory taking the validated options as keywords, options model)
+BUILTIN_POLICIES: dict[str, tuple[PolicyFactory, type[BaseModel]]] = {
+    "threshold": (lambda tau=0.5: ThresholdPolicy(tau=tau), ThresholdOptions),
+    "top1": (lambda: Top1Policy(), NoOptions),
+    "topk-blend": (lambda k=2: TopKBlendPolicy(k=k), TopKOptions),
+    "fixed": (lambda expert: FixedPolicy(expert=expert), FixedOptions),
+    "foundation": (lambda: FoundationPolicy(), NoOptions),
 }

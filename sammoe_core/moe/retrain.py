@@ -19,18 +19,18 @@ from typing import TYPE_CHECKING, Any
 
 import torch
 
-from ..errors import SammoeError
-from .gatefile import GateCandidate, GateManifest, save_gate
-from .policies import FOUNDATION
-from .training import Candidate, CacheStats, GateCache, GateFit, fit_gate, gate_signature, iter_dataset_prompt_refs
+from sammoe_core.errors import SammoeError
+from sammoe_core.moe.gatefile import GateCandidate, GateManifest, save_gate
+from sammoe_core.moe.policies import FOUNDATION
+from sammoe_core.moe.gate_training import Candidate, CacheStats, GateCache, GateFit, fit_gate, gate_signature, iter_dataset_prompt_refs
 
 if TYPE_CHECKING:
     import torch
 
-    from ..experts import Expert
-    from ..experts.foundations import FoundationSpec
-    from ..model import Sam3D
-    from ..ray_support import RayOptions
+    from sammoe_core.experts import Expert
+    from sammoe_core.experts.foundations import FoundationSpec
+    from sammoe_core.model import Sam3D
+    from sammoe_core.distributed.ray_support import RayOptions
 
 
 @dataclass
@@ -88,8 +88,8 @@ class CandidateSet:
 def load_candidates(device: torch.device, names: list[str] | None = None) -> CandidateSet:
     """The candidates the local state names (only the experts ``names``, when given); the
     foundation is loaded on ``device``."""
-    from ..experts import enabled_experts
-    from ..experts.foundations import resolve_foundation
+    from sammoe_core.experts import enabled_experts
+    from sammoe_core.experts.foundations import resolve_foundation
 
     spec = resolve_foundation()
     experts = {n: e for n, e in sorted(enabled_experts().items()) if names is None or n in names}
@@ -124,9 +124,9 @@ def retrain_gate(
 
     ``ray``: fill the cache on a Ray actor pool first (a cluster, or a local Ray).
     """
-    from ..devices import resolve_device
-    from ..experts.registry import Registry
-    from ..factories import gate_factories
+    from sammoe_core.devices import resolve_device
+    from sammoe_core.experts.registry import Registry
+    from sammoe_core.plugins.factories import gate_factories
 
     dev = resolve_device(device)
     factories = gate_factories()
@@ -142,12 +142,12 @@ def retrain_gate(
         sources += [str(e.calibration_dir) for e in experts.values() if e.calibration_dir is not None]
     if not sources:
         raise SammoeError("no training data: pass --data DIR, or enable experts that ship calibration sets")
-    from ..datasets import LabelledDataset
+    from sammoe_core.io.datasets import LabelledDataset
 
     for src in dict.fromkeys(sources):  # every folder checked before anything is written
         if not LabelledDataset(src).cases:
             raise SammoeError(f"{src}: the labelled dataset holds no cases")
-    from ..preprocessing import Preprocessing
+    from sammoe_core.segmentation.preprocessing import Preprocessing
 
     pre = Preprocessing(crop_size=config.image_size)
     refs = list(itertools.chain.from_iterable(  # by reference: cheap, and it gives the progress bar its total
@@ -157,7 +157,7 @@ def retrain_gate(
     cache = GateCache(layout.gate_cache)
     ray_stats = CacheStats()
     if ray is not None:
-        from .ray_cache import fill_cache_on_ray
+        from sammoe_core.distributed.ray_gate_cache import fill_cache_on_ray
 
         ray_stats = fill_cache_on_ray(refs, cache, chosen.candidates, device, ray)  # type: ignore[arg-type]
     prompts = (ref.load() for ref in refs)
@@ -168,7 +168,7 @@ def retrain_gate(
     order = [FOUNDATION, *experts]
     with torch.random.fork_rng(devices=[]):  # the gate's initial weights depend on the seed alone
         torch.manual_seed(seed)
-        gate = factories[architecture].build(config, len(order), {})
+        gate = factories[architecture].build(config, len(order))
     fit = fit_gate(records, order, gate, config.image_size, epochs=epochs, margin=margin, holdout=holdout, seed=seed, device=dev)
     signature = gate_signature(spec.sha256, [(n, e.manifest.weights.sha256) for n, e in experts.items()])
     folder = registry.layout.gates_dir / signature[:16]

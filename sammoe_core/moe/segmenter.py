@@ -1,15 +1,16 @@
 """MoESegmenter: foundation + experts + gate + policy, as one :class:`CropPredictor`.
 
-Per crop the foundation's image encoder runs once. On a target's first click the foundation
-embeds the prompt, the gate scores every candidate from that embedding and the prompt tokens, and
-the policy picks the candidate(s); the target keeps that choice for its later clicks and for the
-extra crops edge extension adds (which may hold no click at all), so one structure is segmented
-by one consistent model. Segmentation announces each new target with :meth:`MoESegmenter.start_target`;
-without it, every decode that carries clicks routes afresh. Each chosen expert is composed over the foundation the first
-time it is used (its delta file is only then read); an expert that overrides only prompt-encoder
-or decoder tensors reuses the foundation's embedding, one with its own encoder runs it on this
-crop only when it is chosen. The chosen candidates' low-res logits are blended with the policy's
-weights; the gate's probabilities and the choice are returned with every prediction.
+Per crop the foundation's image encoder runs once. On a target's first decode the foundation
+embeds the prompt (a box counts as a click at its centre), the gate scores every candidate from
+that embedding and the prompt tokens, and the policy picks the candidate(s): the decode returns
+that choice as a :class:`~sammoe_core.segmentation.predictor.Route`, and the caller passes it into
+the target's later decodes (further clicks, the extra crops edge extension adds, which may hold
+no click at all), so one structure is segmented by one consistent model. The segmenter itself
+keeps no per-target state. Each chosen expert is composed over the foundation the first time it
+is used (its delta file is only then read); an expert that overrides only prompt-encoder or
+decoder tensors reuses the foundation's embedding, one with its own encoder runs it on this crop
+only when it is chosen. The chosen candidates' low-res logits are blended with the policy's
+weights; the route (gate probabilities and choice) is returned with every prediction.
 """
 
 from __future__ import annotations
@@ -22,12 +23,12 @@ from typing import Any
 
 import torch
 
-from ..errors import SammoeError
-from ..model import Sam3D
-from ..predictor import CropPrediction
-from ..preprocessing import Preprocessing
-from .gate import GateInput
-from .policies import FOUNDATION, Policy, Selection
+from sammoe_core.errors import InputError, SammoeError
+from sammoe_core.model import Sam3D
+from sammoe_core.segmentation.predictor import CropPrediction, Route
+from sammoe_core.segmentation.preprocessing import Preprocessing
+from sammoe_core.moe.gate import GateInput
+from sammoe_core.moe.policies import FOUNDATION, Policy, Selection
 
 
 
@@ -65,7 +66,7 @@ class MoESegmenter:
         preprocessing: Preprocessing | None = None,
         describe_extra: dict[str, Any] | None = None,
     ) -> None:
-        from .policies import FoundationPolicy
+        from sammoe_core.moe.policies import FoundationPolicy
 
         self.foundation = foundation
         self.config = foundation.config
@@ -84,8 +85,6 @@ class MoESegmenter:
         self.foundation_sha256 = foundation_sha256
         self._models: dict[str, Sam3D] = {FOUNDATION: foundation}
         self._extra = dict(describe_extra or {})
-        self._route: tuple[Selection, list[float] | None] | None = None
-        self._per_target = False
 
     # --- candidates ---------------------------------------------------------------------------
 
@@ -98,11 +97,11 @@ class MoESegmenter:
             self._models[name] = expert.build(self.foundation, self.foundation_sha256) if hasattr(expert, "build") else expert
         return self._models[name]
 
-    def _own_encoder(self, name: str) -> bool:
+    def uses_own_encoder(self, name: str) -> bool:
+        """Whether candidate ``name`` needs its own image-encoder pass (else it reuses the foundation's)."""
         if name == FOUNDATION:
             return False
-        expert = self.experts[name]
-        return bool(getattr(expert, "overrides_encoder", False))
+        return bool(self.experts[name].overrides_encoder)
 
     # --- CropPredictor ------------------------------------------------------------------------
 
@@ -122,34 +121,31 @@ class MoESegmenter:
             return None  # non-finite gate output (absurd input): nothing to route on
         return probs.tolist()
 
-    def start_target(self) -> None:
-        """A new structure begins: its first click decides the route it keeps."""
-        self._per_target = True
-        self._route = None
-
-    def _select(self, state: MoEState, points, point_labels) -> tuple[Selection, list[float] | None]:
-        if self._route is not None and (self._per_target or points is None):
-            return self._route
+    def route_for(self, state: MoEState, points, point_labels, boxes=None) -> Route:
+        """The route the gate and policy choose for these prompts (a box: its centre as a click)."""
+        if points is None and boxes is not None:
+            points = boxes.float().mean(dim=1, keepdim=True)
+            point_labels = torch.ones(points.shape[0], 1, dtype=torch.long, device=points.device)
         probs = self._probabilities(state, points, point_labels)
+        policy = getattr(self.policy, "name", type(self.policy).__name__)
         if probs is None and self.policy.needs_gate:
-            selection = Selection({FOUNDATION: 1.0})  # no (valid) gate or no click: nothing to route on
+            selection = Selection({FOUNDATION: 1.0})  # no (valid) gate or no prompt: nothing to route on
         else:
             uniform = [1.0 / len(self.candidates)] * len(self.candidates)
             selection = self.policy.select(probs if probs is not None else uniform, self.candidates)
-        if points is not None:
-            self._route = (selection, probs)
-        return selection, probs
+        gate = None if probs is None else dict(zip(self.candidates, probs))
+        return Route(dict(selection.weights), gate, policy)
 
     @torch.no_grad()
-    def decode(self, state: MoEState, points, point_labels, mask_prompt=None, boxes=None) -> CropPrediction:
+    def decode(self, state: MoEState, points, point_labels, mask_prompt=None, boxes=None, route=None) -> CropPrediction:
         dev = self.foundation.device
         mv = lambda t: None if t is None else t.to(dev)  # noqa: E731
         points, point_labels, mask_prompt, boxes = mv(points), mv(point_labels), mv(mask_prompt), mv(boxes)
-        selection, probs = self._select(state, points, point_labels)
+        route = route or self.route_for(state, points, point_labels, boxes)
         blended = None
-        for name, weight in selection.weights.items():
+        for name, weight in route.weights.items():
             model = self.model_of(name)
-            if self._own_encoder(name):
+            if self.uses_own_encoder(name):
                 if name not in state.expert_embeddings:
                     state.expert_embeddings[name] = model.encode(state.crop)
                 embedding = state.expert_embeddings[name]
@@ -157,11 +153,7 @@ class MoESegmenter:
                 embedding = state.embedding
             logits = model.decode(embedding, points, point_labels, mask_prompt, boxes)
             blended = logits * weight if blended is None else blended + logits * weight
-        info: dict[str, Any] = {"policy": getattr(self.policy, "name", type(self.policy).__name__),
-                                "chosen": {k: round(v, 4) for k, v in selection.weights.items()}}
-        if probs is not None:
-            info["gate"] = {n: round(p, 4) for n, p in zip(self.candidates, probs)}
-        return CropPrediction(blended, info)
+        return CropPrediction(blended, route.to_dict(), route)
 
     @torch.no_grad()
     def upsample(self, low_res_logits: torch.Tensor) -> torch.Tensor:
@@ -184,8 +176,7 @@ class MoESegmenter:
 def build_from_registry(
     device: str = "auto",
     policy: str = "threshold",
-    tau: float = 0.5,
-    k: int = 2,
+    policy_options: Mapping[str, Any] | None = None,
     expert: str | None = None,
     strict: bool = False,
     foundation: str | None = None,
@@ -195,16 +186,17 @@ def build_from_registry(
     Which gate serves the enabled experts is decided by :func:`~.gate_choice.choose_gate`; a
     missing, stale or broken gate falls back to the foundation (a :class:`StaleGateWarning`), or
     is an error under ``strict``. An expert whose weights fail their (cached) sha256 check is left
-    out with an :class:`ExpertSkippedWarning` (an error under ``strict``). ``expert`` forces one
-    expert (policy ``fixed``).
+    out with an :class:`ExpertSkippedWarning` (an error under ``strict``). ``policy_options`` are
+    validated against the policy's options model (an unknown option is an error). ``expert``
+    forces one expert (policy ``fixed``).
     """
-    from ..devices import resolve_device
-    from ..experts import enabled_experts
-    from ..experts.foundations import resolve_foundation
-    from ..experts.registry import Registry
-    from ..factories import gate_factories, policy_factories
-    from .gate_choice import GateChoice, choose_gate
-    from .gatefile import load_gate
+    from sammoe_core.devices import resolve_device
+    from sammoe_core.experts import enabled_experts
+    from sammoe_core.experts.foundations import resolve_foundation
+    from sammoe_core.experts.registry import Registry
+    from sammoe_core.plugins.factories import gate_factories, policy_factories
+    from sammoe_core.moe.gate_choice import GateChoice, choose_gate
+    from sammoe_core.moe.gatefile import load_gate
 
     dev = resolve_device(device)
     spec = resolve_foundation(foundation)
@@ -233,15 +225,18 @@ def build_from_registry(
             continue
         experts[name] = ex
     factories = policy_factories()
+    options = dict(policy_options or {})
     if expert is not None:
-        policy = "fixed"
-    if policy == "fixed" and expert is None:
-        raise SammoeError("policy fixed needs the expert to use (--expert NAME)")
-    if expert is not None and expert not in experts:
-        raise SammoeError(f"no enabled expert {expert!r}; enabled: {', '.join(sorted(experts)) or 'none'}")
+        policy, options = "fixed", {**options, "expert": expert}
+    if policy == "fixed" and options.get("expert") not in experts:
+        wanted = options.get("expert")
+        raise InputError(
+            f"policy fixed: no enabled expert {wanted!r}; enabled: {', '.join(sorted(experts)) or 'none'}"
+            if wanted else "policy fixed needs the expert to use"
+        )
     if policy not in factories:
-        raise SammoeError(f"unknown policy {policy!r}; installed: {', '.join(sorted(factories))}")
-    chosen_policy = factories[policy](tau=tau, k=k, expert=expert)
+        raise InputError(f"unknown policy {policy!r}; installed: {', '.join(sorted(factories))}")
+    chosen_policy = factories[policy].build(options=options)
     registry = Registry()
     state = registry.read()
     gate = None

@@ -10,14 +10,14 @@ Label values (fixed): 1 body (remaining soft tissue, fat, muscle, bone), 2 lung_
 10 spinal_cord, 11 esophagus, 12 hip_left, 13 hip_right (proximal femurs). See docs/phantoms.md.
 
     >>> phantom = generate_phantom(seed=0)            # one case, deterministic per seed
-    >>> write_phantom_dataset("out", n=10, seed=0)    # a labelled dataset (sammoe_core.datasets)
+    >>> write_phantom_dataset("out", n=10, seed=0)    # a labelled dataset (sammoe_core.io.datasets)
 """
 
 from __future__ import annotations
 
-from .generator import DEFAULT_MAX_VOXELS, Phantom, generate_phantom
-from .labels import GENERAL_STRUCTURES, LABEL_NAMES, LABELS, SPECIFIC_STRUCTURES
-from .writer import phantom_case_seed, write_phantom_dataset
+from sammoe_core.phantoms.generator import DEFAULT_MAX_VOXELS, Phantom, generate_phantom
+from sammoe_core.phantoms.labels import GENERAL_STRUCTURES, LABEL_NAMES, LABELS, SPECIFIC_STRUCTURES
+from sammoe_core.phantoms.writer import phantom_case_seed, write_phantom_dataset
 
 __all__ = [
     "DEFAULT_MAX_VOXELS",

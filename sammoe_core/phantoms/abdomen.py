@@ -11,11 +11,11 @@ from __future__ import annotations
 
 import numpy as np
 
-from .body import BODY, Diaphragm, Torso
-from .canvas import Canvas, Region
-from .intensities import Tissue
-from .labels import LABELS
-from .shapes import Blob, Capsule, Tube, paint_each, random_blob, union_level
+from sammoe_core.phantoms.body import BODY, Diaphragm, Torso
+from sammoe_core.phantoms.canvas import Canvas, Region
+from sammoe_core.phantoms.tissues import Tissue
+from sammoe_core.phantoms.labels import LABELS
+from sammoe_core.phantoms.shapes import Blob, Capsule, Tube, paint_each, random_blob, union_level
 
 LIVER = LABELS["liver"]
 SPLEEN = LABELS["spleen"]

@@ -12,9 +12,9 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from .canvas import Canvas
-from .intensities import Tissue
-from .labels import LABELS
+from sammoe_core.phantoms.canvas import Canvas
+from sammoe_core.phantoms.tissues import Tissue
+from sammoe_core.phantoms.labels import LABELS
 
 BODY = LABELS["body"]
 

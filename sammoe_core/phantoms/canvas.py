@@ -11,7 +11,7 @@ from collections.abc import Iterable
 
 import numpy as np
 
-from .geometry import Grid, Pose
+from sammoe_core.phantoms.placement import Grid, Pose
 
 
 class Region:

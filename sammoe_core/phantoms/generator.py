@@ -7,14 +7,14 @@ from typing import TYPE_CHECKING, Literal
 
 import numpy as np
 
-from ..errors import SammoeError
-from .anatomy import paint_anatomy
-from .body import draw_torso
-from .canvas import Canvas
-from .geometry import Grid, Pose, draw_orientation, draw_spacing, reorient, rotation_matrix
-from .intensities import form_image
-from .labels import LABEL_NAMES
-from .styles import get_style
+from sammoe_core.errors import SammoeError
+from sammoe_core.phantoms.anatomy import paint_anatomy
+from sammoe_core.phantoms.body import draw_torso
+from sammoe_core.phantoms.canvas import Canvas
+from sammoe_core.phantoms.placement import Grid, Pose, draw_orientation, draw_spacing, reorient, rotation_matrix
+from sammoe_core.phantoms.tissues import form_image
+from sammoe_core.phantoms.labels import LABEL_NAMES
+from sammoe_core.phantoms.styles import get_style
 
 if TYPE_CHECKING:
     import nibabel as nib

@@ -11,8 +11,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from .canvas import Canvas, Region
-from .geometry import rotation_matrix
+from sammoe_core.phantoms.canvas import Canvas, Region
+from sammoe_core.phantoms.placement import rotation_matrix
 
 _WARP_REACH = 1.3  # a blob never reaches beyond this many radii from its centre
 

@@ -12,11 +12,11 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from .body import BODY, Torso
-from .canvas import Canvas, Region
-from .intensities import Tissue
-from .labels import LABELS
-from .shapes import Blob, Capsule, Tube, random_blob, union_level
+from sammoe_core.phantoms.body import BODY, Torso
+from sammoe_core.phantoms.canvas import Canvas, Region
+from sammoe_core.phantoms.tissues import Tissue
+from sammoe_core.phantoms.labels import LABELS
+from sammoe_core.phantoms.shapes import Blob, Capsule, Tube, random_blob, union_level
 
 SPINAL_CORD = LABELS["spinal_cord"]
 VERTEBRAE = LABELS["vertebrae"]

@@ -41,7 +41,7 @@ STYLES: dict[str, PhantomStyle] = {
 
 
 def get_style(name: str) -> PhantomStyle:
-    from ..errors import SammoeError
+    from sammoe_core.errors import SammoeError
 
     if name not in STYLES:
         raise SammoeError(f"phantom style {name!r}: expected one of {', '.join(STYLES)}")

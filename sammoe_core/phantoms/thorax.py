@@ -10,12 +10,12 @@ from __future__ import annotations
 
 import numpy as np
 
-from .body import BODY, Diaphragm, Torso
-from .canvas import Canvas
-from .intensities import Tissue
-from .labels import LABELS
-from .shapes import Capsule, Tube, paint_each, random_blob
-from .skeleton import Spine
+from sammoe_core.phantoms.body import BODY, Diaphragm, Torso
+from sammoe_core.phantoms.canvas import Canvas
+from sammoe_core.phantoms.tissues import Tissue
+from sammoe_core.phantoms.labels import LABELS
+from sammoe_core.phantoms.shapes import Capsule, Tube, paint_each, random_blob
+from sammoe_core.phantoms.skeleton import Spine
 
 LUNG = {+1: LABELS["lung_right"], -1: LABELS["lung_left"]}
 ESOPHAGUS = LABELS["esophagus"]

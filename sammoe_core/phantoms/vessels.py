@@ -10,12 +10,12 @@ from __future__ import annotations
 
 import numpy as np
 
-from .body import BODY, Torso
-from .canvas import Canvas
-from .intensities import Tissue
-from .labels import LABELS
-from .shapes import Capsule, Tube, paint_each
-from .skeleton import Spine
+from sammoe_core.phantoms.body import BODY, Torso
+from sammoe_core.phantoms.canvas import Canvas
+from sammoe_core.phantoms.tissues import Tissue
+from sammoe_core.phantoms.labels import LABELS
+from sammoe_core.phantoms.shapes import Capsule, Tube, paint_each
+from sammoe_core.phantoms.skeleton import Spine
 
 AORTA = LABELS["aorta"]
 IVC = LABELS["ivc"]

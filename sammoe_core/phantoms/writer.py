@@ -1,4 +1,4 @@
-"""Write a dataset of phantoms in the labelled-dataset layout (see :mod:`sammoe_core.datasets`)."""
+"""Write a dataset of phantoms in the labelled-dataset layout (see :mod:`sammoe_core.io.datasets`)."""
 
 from __future__ import annotations
 
@@ -9,11 +9,11 @@ from typing import Literal
 
 import numpy as np
 
-from ..atomic import atomic_output, write_text_atomic
-from ..errors import SammoeError
-from .generator import DEFAULT_MAX_VOXELS, generate_phantom
-from .labels import dataset_label_classes
-from .styles import get_style
+from sammoe_core.files.atomic import atomic_output, write_text_atomic
+from sammoe_core.errors import SammoeError
+from sammoe_core.phantoms.generator import DEFAULT_MAX_VOXELS, generate_phantom
+from sammoe_core.phantoms.labels import dataset_label_classes
+from sammoe_core.phantoms.styles import get_style
 
 CASE_NAME = "phantom_{index:04d}"
 _CASE_FILE = re.compile(r"phantom_\d{4,}\.nii\.gz")

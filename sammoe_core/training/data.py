@@ -1,7 +1,7 @@
 """Training crops from labelled datasets, prepared along the same path as segmentation.
 
 Each case is resampled once onto the model lattice (the input's closest-RAS axes at the model
-spacing, :class:`~sammoe_core.volumes.Lattice`, with the same :func:`~sammoe_core.volumes.resample`
+spacing, :class:`~sammoe_core.io.volumes.Lattice`, with the same :func:`~sammoe_core.io.volumes.resample`
 segmentation uses: linear for the image, nearest for labels) and cached as ``.npy`` files,
 memory-mapped afterwards, with a random subset of each class's voxels. A dataset's optional
 ``tissues/`` maps (tissue classes on the image grid, as the phantoms write them) are cached the
@@ -10,7 +10,7 @@ same way. A sample picks a case, a class and a target voxel, cuts the 128³ crop
 elastic deformation) and then either synthesises the image from the label and tissue maps
 (``synthesis=True``: :mod:`.synthesis`, domain randomisation) or augments the stored intensities
 (bias field for MR, scale/shift/noise). It is normalised with
-:func:`~sammoe_core.intensity.normalize_crop` (CT clamp, z-score over voxels > 0). The first
+:func:`~sammoe_core.segmentation.intensity.normalize_crop` (CT clamp, z-score over voxels > 0). The first
 click is the target voxel nearest the crop centre half of the time (inference centres the crop
 on the user's click), else a uniformly random target voxel (the official rule).
 """
@@ -25,13 +25,13 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from ..atomic import atomic_output
-from ..datasets import LabelledDataset
-from ..errors import SammoeError
-from ..hashing import sha256_file
-from ..intensity import normalize_crop
-from ..preprocessing import Preprocessing
-from ..volumes import Lattice, as_volume, input_extent, resample
+from sammoe_core.files.atomic import atomic_output
+from sammoe_core.io.datasets import LabelledDataset
+from sammoe_core.errors import SammoeError
+from sammoe_core.files.hashing import sha256_file
+from sammoe_core.segmentation.intensity import normalize_crop
+from sammoe_core.segmentation.preprocessing import Preprocessing
+from sammoe_core.io.volumes import Lattice, as_volume, input_extent, resample
 
 MIN_TARGET_VOXELS = 300
 ELASTIC_PROB = 0.02
@@ -92,7 +92,6 @@ def prepare_dataset(
     if unknown:
         raise SammoeError(f"{root}: unknown classes {unknown}; dataset has {sorted(ds.classes)}")
     cache = Path(cache_dir)
-    cache.mkdir(parents=True, exist_ok=True)
     out = []
     for case in ds.cases:
         tissue_path = ds.tissue_path(case)
@@ -106,6 +105,7 @@ def prepare_dataset(
             image_vol, labels_vol = ds.load(case)  # the checked reader: CRC, header, finite values
             tissues_vol = ds.load_tissues(case) if tissue_path is not None else None
             arrays = dict(zip(parts, to_model_lattice(image_vol, labels_vol, preprocessing.spacing_mm, tissues_vol)))
+            cache.mkdir(parents=True, exist_ok=True)  # only once there is something to keep
             for part, arr in arrays.items():
                 with atomic_output(paths[part], overwrite=True) as tmp:
                     np.save(tmp, arr)
@@ -275,7 +275,7 @@ class CropSampler:
 
     def _synthesised(self, seed: int) -> dict[str, torch.Tensor]:
         """A crop whose image is synthesised from its label (and tissue) maps."""
-        from .synthesis import synthesize
+        from sammoe_core.training.synthesis import synthesize
 
         rng = np.random.default_rng(seed)
         s = self.pre.crop_size

@@ -13,9 +13,9 @@ import shutil
 from collections.abc import Sequence
 from pathlib import Path
 
-from .. import __version__
-from ..errors import SammoeError
-from .loop import DataSource, TrainConfig, train
+from sammoe_core import __version__
+from sammoe_core.errors import SammoeError
+from sammoe_core.training.loop import DataSource, TrainConfig, train
 
 
 def finetune_expert(
@@ -49,11 +49,11 @@ def finetune_expert(
     contrasts (:mod:`.synthesis`) instead of the stored images. ``box_prob``: share of box-started
     interactions (default: 0.25 on a box-capable foundation, else 0).
     """
-    from ..experts.expert import save_expert
-    from ..experts.foundations import resolve_foundation
-    from ..experts.weights import make_delta
-    from ..model import get_config
-    from ..model.checkpoint import load_weights
+    from sammoe_core.experts.expert import save_expert
+    from sammoe_core.experts.foundations import resolve_foundation
+    from sammoe_core.experts.weights import make_delta
+    from sammoe_core.model import get_config
+    from sammoe_core.model.checkpoint import load_weights
 
     out = Path(out_dir)
     if out.exists() and any(out.iterdir()) and not overwrite:
@@ -61,7 +61,7 @@ def finetune_expert(
     if not classes:
         raise SammoeError("finetune needs the classes the expert is for (--classes)")
     if calibration is not None:
-        from ..datasets import LabelledDataset
+        from sammoe_core.io.datasets import LabelledDataset
 
         LabelledDataset(calibration)  # a bad calibration set fails now, not after training
     spec = resolve_foundation(foundation)
@@ -83,7 +83,7 @@ def finetune_expert(
     )
     run = Path(run_dir) if run_dir else out.with_name(out.name + ".run")
     if cache_dir is None:
-        from ..experts.registry import Registry
+        from sammoe_core.experts.registry import Registry
 
         cache_dir = Registry().layout.volume_cache
     summary = train(cfg, run, cache_dir=cache_dir, progress=progress)

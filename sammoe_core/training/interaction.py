@@ -21,8 +21,8 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
-from ..metrics import batch_dice
-from ..model import Sam3D
+from sammoe_core.evaluation.metrics import batch_dice
+from sammoe_core.model import Sam3D
 
 
 def sample_voxels(mask: torch.Tensor, gen: torch.Generator) -> torch.Tensor:

@@ -12,6 +12,7 @@ from __future__ import annotations
 import json
 import math
 import os
+import shutil
 import time
 from pathlib import Path
 from typing import Literal
@@ -19,11 +20,11 @@ from typing import Literal
 import torch
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
-from ..atomic import write_text_atomic
-from ..errors import SammoeError
-from ..model import Sam3D, get_config
-from ..model.checkpoint import load_model, save_weights
-from ..preprocessing import Preprocessing
+from sammoe_core.files.atomic import write_text_atomic
+from sammoe_core.errors import SammoeError
+from sammoe_core.model import Sam3D, get_config
+from sammoe_core.model.checkpoint import load_model, save_weights
+from sammoe_core.segmentation.preprocessing import Preprocessing
 
 Parts = Literal["all", "decoder"]
 
@@ -81,7 +82,7 @@ class TrainConfig(BaseModel):
 
 def _trainable(model: Sam3D, parts: Parts) -> tuple[list, list]:
     """(image-encoder parameters, other parameters) that train for ``parts``; the rest freeze."""
-    from ..experts.weights import part_prefixes
+    from sammoe_core.experts.weights import part_prefixes
 
     prefixes = part_prefixes(parts)
     encoder, other = [], []
@@ -114,7 +115,7 @@ def _seed(*parts: object) -> int:
 
 def build_sampler(cfg: TrainConfig, cache_dir: Path):
     """Prepare every data source and weight it: each source's pairs share its ``weight``."""
-    from .data import CropSampler, prepare_dataset
+    from sammoe_core.training.data import CropSampler, prepare_dataset
 
     cases = []
     for src in cfg.data:
@@ -146,15 +147,22 @@ def train(cfg: TrainConfig, run_dir: str | Path, cache_dir: str | Path | None = 
     """Run (or resume) a training run in ``run_dir``; returns a summary dict."""
     from monai.losses import DiceCELoss
 
-    from ..devices import resolve_device
-    from .interaction import interactive_loss
+    from sammoe_core.devices import resolve_device
+    from sammoe_core.training.interaction import interactive_loss
 
     run = Path(run_dir)
-    run.mkdir(parents=True, exist_ok=True)
     ckpt = run / "checkpoint"
     saved = run / "run.json"
     if saved.exists() and _identity(TrainConfig.model_validate_json(saved.read_text())) != _identity(cfg):
         raise SammoeError(f"{run}: holds a different training run (run.json differs); use a new folder")
+    fresh = not run.exists()
+    try:  # the data first: a bad dataset fails before the run folder is made
+        sampler = build_sampler(cfg, Path(cache_dir or run / "cache"))
+    except BaseException:
+        if fresh:
+            shutil.rmtree(run, ignore_errors=True)
+        raise
+    run.mkdir(parents=True, exist_ok=True)
     write_text_atomic(saved, cfg.model_dump_json(indent=2), overwrite=True)
     device = resolve_device(cfg.device)
     torch.manual_seed(cfg.seed)
@@ -185,7 +193,6 @@ def train(cfg: TrainConfig, run_dir: str | Path, cache_dir: str | Path | None = 
     if last is not None:
         opt.load_state_dict(torch.load(last / "optimizer.pt", map_location=device, weights_only=True))
 
-    sampler = build_sampler(cfg, Path(cache_dir or run / "cache"))
     loader = torch.utils.data.DataLoader(
         _Samples(sampler, cfg.seed, start, cfg.batch_size),
         batch_size=None,

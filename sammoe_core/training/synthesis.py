@@ -28,7 +28,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from ..phantoms.intensities import CT_HU, Tissue
+from sammoe_core.phantoms.tissues import CT_HU, Tissue
 
 STYLE_PROBABILITIES = {"random": 0.45, "ct": 0.35, "own": 0.20}
 THICK_SLICE_PROB = 0.35

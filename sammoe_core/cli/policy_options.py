@@ -1,0 +1,62 @@
+"""The MoE flags every command shares, mapped onto a policy's options and back.
+
+``--tau`` and ``--top-k`` become the options ``tau`` and ``k`` only when given on the command
+line (a policy that does not take them then says so, instead of ignoring them); ``--policy-option
+KEY=VALUE`` passes any option of a plugin's policy. An option error from the core names the
+option; :func:`flag_error` names the flag the user typed instead.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import click
+from click.core import ParameterSource
+
+FLAG_OF = {"tau": "--tau", "k": "--top-k", "expert": "--expert"}
+
+
+def moe_options(fn: Any) -> Any:
+    """The shared options: --policy, --tau, --top-k, --policy-option, --expert."""
+    options = [
+        click.option("--policy", default="threshold", show_default=True,
+                     help="Expert selection: threshold, top1, topk-blend, foundation, fixed (or a plugin's)."),
+        click.option("--tau", type=float, default=0.5, show_default=True, help="Threshold policy: minimum gate probability for an expert."),
+        click.option("--top-k", "top_k", type=click.IntRange(min=1), default=2, show_default=True, help="topk-blend: how many candidates to blend."),
+        click.option("--policy-option", "policy_option", multiple=True, metavar="KEY=VALUE",
+                     help="An option of the policy (JSON value or text), e.g. for a plugin's policy; repeatable."),
+        click.option("--expert", default=None, help="Force one expert (policy fixed)."),
+    ]
+    for option in reversed(options):
+        fn = option(fn)
+    return fn
+
+
+def policy_options(ctx: click.Context, tau: float, top_k: int, pairs: tuple[str, ...]) -> dict[str, Any]:
+    """The options the user gave: --tau / --top-k when typed, and every --policy-option."""
+    out: dict[str, Any] = {}
+    if ctx.get_parameter_source("tau") == ParameterSource.COMMANDLINE:
+        out["tau"] = tau
+    if ctx.get_parameter_source("top_k") == ParameterSource.COMMANDLINE:
+        out["k"] = top_k
+    for pair in pairs:
+        key, sep, value = pair.partition("=")
+        if not sep or not key.strip():
+            raise click.BadParameter(f"{pair!r} is not KEY=VALUE", param_hint="--policy-option")
+        try:
+            out[key.strip()] = json.loads(value)
+        except json.JSONDecodeError:
+            out[key.strip()] = value
+    return out
+
+
+def flag_error(error: Exception) -> Exception:
+    """An option error from the core, reworded with the flag that set the option."""
+    from sammoe_core.cli.errors import Failure
+    from sammoe_core.plugins.factories import OptionError
+
+    if isinstance(error, OptionError):
+        flag = FLAG_OF.get(error.option, f"--policy-option {error.option}=...")
+        return Failure(f"{flag}: {error}")
+    return error

@@ -1,1 +1,0 @@
-"""Core features implemented as plugins, registered before any installed one (see plugins.py)."""

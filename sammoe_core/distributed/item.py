@@ -1,0 +1,204 @@
+"""One volume of a batch: the per-volume function every runner calls, and its batch wrapper.
+
+:func:`segment_file` is the unit of work: one input path and prompts in, the output files
+(written atomically) and a JSON-able record out, nothing else touched. :func:`run_item` is what
+every batch engine (the local loop, Ray actors, Slurm shards) calls per item: it finds the
+item's prompts, calls :func:`segment_file`, and turns a failure into a ``failed`` record so the
+run goes on. There is no second code path for distributed runs.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from sammoe_core.io.outputs import check_outputs, output_paths, write_result
+from sammoe_core.segmentation.prompts import PromptError, Target, load_prompts
+from sammoe_core.distributed.inputs import PROMPTS_SUFFIX, BatchItem
+
+if TYPE_CHECKING:
+    from sammoe_core.io.volumes import Volume
+    from sammoe_core.segmentation.predictor import CropPredictor
+
+
+def segment_file(
+    input_path: str | Path,
+    output_path: str | Path,
+    predictor: CropPredictor,
+    prompts: Any,
+    *,
+    modality: str = "auto",
+    clicks: str = "newest",
+    preview: str | Path | bool | None = None,
+    probabilities: bool = False,
+    overwrite: bool = False,
+    max_crops: int | None = None,
+    progress: bool = False,
+    box_as_click: bool = False,
+    volume: Volume | None = None,
+) -> dict[str, Any]:
+    """Segment one volume file to its outputs; return the record of the run.
+
+    ``volume``: the file, already read (the CLI reads it before loading the model).
+
+    ``progress`` counts crops on a bar when stderr is a terminal. The outputs are checked before any work (existing files without ``overwrite``, missing or
+    unwritable folders), so a bad output location fails fast and leaves nothing behind.
+    """
+    from sammoe_core.segmentation.pipeline import DEFAULT_MAX_CROPS, segment
+
+    started = time.perf_counter()
+    check_outputs(output_paths(output_path, preview, probabilities), overwrite, inputs=(input_path,))
+    result = segment(
+        input_path if volume is None else volume,
+        prompts,
+        predictor,
+        modality=modality,
+        clicks=clicks,  # type: ignore[arg-type]
+        probabilities=probabilities,
+        max_crops=max_crops or DEFAULT_MAX_CROPS,
+        progress=progress,
+        box_as_click=box_as_click,
+    )
+    paths = write_result(result, output_path, preview=preview, probabilities=probabilities, overwrite=overwrite)
+    return {
+        "input": str(input_path),
+        "status": "done",
+        "outputs": paths.to_dict(),
+        "modality": result.modality.modality,
+        "targets": [
+            {"name": t.name, "label": t.label, "voxel_count": t.voxel_count, "volume_ml": round(t.volume_ml, 3), "crops": len(t.crops)}
+            for t in result.targets
+        ],
+        "seconds": round(time.perf_counter() - started, 3),
+    }
+
+
+@dataclass(frozen=True)
+class SegmentSettings:
+    """How every volume of a batch is segmented (picklable: it travels to Ray actors).
+
+    ``prompts`` are used for every volume when given; otherwise each item's own prompts file.
+    """
+
+    prompts: tuple[Target, ...] | None = None
+    modality: str = "auto"
+    clicks: str = "newest"
+    preview: bool = False
+    probabilities: bool = False
+    overwrite: bool = False
+    max_crops: int | None = None
+    box_as_click: bool = False
+
+    def to_dict(self) -> dict[str, Any]:
+        """The settings for a run report (shared prompts by target name)."""
+        out = asdict(self)
+        out["prompts"] = None if self.prompts is None else [t.name for t in self.prompts]
+        return out
+
+    def digest(self, description: dict[str, Any]) -> str:
+        """sha256 of everything besides the weights that shapes an output: these settings (the
+        shared prompts in full) and the predictor's policy; a rerun redoes outputs it changes."""
+        import hashlib
+        import json
+
+        out = {k: v for k, v in asdict(self).items() if k not in ("overwrite", "prompts")}
+        out["prompts"] = None if self.prompts is None else [t.model_dump(mode="json") for t in self.prompts]
+        out["policy"] = [description.get("policy"), description.get("policy_settings")]
+        return hashlib.sha256(json.dumps(out, sort_keys=True, default=str).encode()).hexdigest()
+
+
+def item_prompts_digest(item: BatchItem, settings: SegmentSettings) -> str | None:
+    """sha256 of the prompts file an item uses (None when the batch shares its prompts, which the
+    settings digest covers, or when the item has none)."""
+    from sammoe_core.files.hashing import sha256_file
+
+    if settings.prompts is not None or item.prompts is None or not item.prompts.is_file():
+        return None
+    return sha256_file(item.prompts)
+
+
+def weights_hashes(description: dict[str, Any], prefix: str = "") -> dict[str, str]:
+    """Every ``*sha256`` entry of a predictor's ``describe()``, flattened (``experts.x.weights_sha256``).
+
+    These identify the weights an output was made with: the foundation, each expert, the gate.
+    """
+    found: dict[str, str] = {}
+    for key, value in description.items():
+        if isinstance(value, dict):
+            found.update(weights_hashes(value, f"{prefix}{key}."))
+        elif key.endswith("sha256") and isinstance(value, str):
+            found[f"{prefix}{key}"] = value
+    return dict(sorted(found.items()))
+
+
+def describe_predictor(predictor: Any) -> dict[str, Any]:
+    """``predictor.describe()``, or nothing for a predictor that cannot describe itself."""
+    describe = getattr(predictor, "describe", None)
+    return describe() if callable(describe) else {}
+
+
+def _make_folders(folder: Path) -> list[Path]:
+    """Create ``folder`` and its missing parents; return the ones made, outermost first."""
+    missing = []
+    while not folder.exists():
+        missing.append(folder)
+        folder = folder.parent
+    missing.reverse()
+    for path in missing:
+        path.mkdir(exist_ok=True)
+    return missing
+
+
+def _one_line(error: BaseException) -> str:
+    text = " ".join(str(error).split())
+    return text if isinstance(error, (ValueError, OSError)) else f"{type(error).__name__}: {text}"
+
+
+def run_item(item: BatchItem, predictor: CropPredictor, settings: SegmentSettings) -> dict[str, Any]:
+    """Segment one batch item with :func:`segment_file`; a failure becomes a ``failed`` record.
+
+    Any exception but an interrupt is caught, so one bad volume (unreadable, no prompts, out of
+    memory) never stops the volumes after it; the record says what went wrong. The record holds
+    the item's key, the status, and the hashes of the weights used (:func:`weights_hashes`).
+    """
+    started = time.perf_counter()
+    base = {"key": item.key, "input": str(item.input)}
+    made: list[Path] = []
+    try:
+        if settings.prompts is not None:
+            targets: Any = list(settings.prompts)
+        elif item.prompts is not None:
+            targets = load_prompts(item.prompts)
+        else:
+            raise PromptError(
+                f"{item.input}: no prompts (give points, put {item.name}{PROMPTS_SUFFIX} beside it, or name a file in the manifest's 'prompts')"
+            )
+        made = _make_folders(item.output.parent)
+        record = segment_file(
+            item.input,
+            item.output,
+            predictor,
+            targets,
+            modality=settings.modality,
+            clicks=settings.clicks,
+            preview=settings.preview,
+            probabilities=settings.probabilities,
+            overwrite=settings.overwrite,
+            max_crops=settings.max_crops,
+            box_as_click=settings.box_as_click,
+        )
+    except Exception as e:  # noqa: BLE001 - recorded; the batch goes on
+        record = {"status": "failed", "error": _one_line(e), "seconds": round(time.perf_counter() - started, 3)}
+        for folder in reversed(made):  # a failed item leaves no empty folders
+            try:
+                folder.rmdir()
+            except OSError:
+                break
+    description = describe_predictor(predictor)
+    identity = {**weights_hashes(description), "settings_sha256": settings.digest(description)}
+    prompts = item_prompts_digest(item, settings)
+    if prompts is not None:
+        identity["prompts_sha256"] = prompts
+    return {**base, **record, "weights": identity}

@@ -1,0 +1,63 @@
+"""Atomic file output: write to a temporary file beside the target, then rename over it.
+
+Every file sammoe writes for a user (label maps, reports, weights, registry state) goes through
+:func:`atomic_output`, so a crash or a bad input never leaves a partial file behind and nothing
+is overwritten unless the caller asked for it.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import tempfile
+from collections.abc import Iterator
+from pathlib import Path
+
+from sammoe_core.errors import OutputExistsError
+
+__all__ = ["OutputExistsError", "atomic_output", "usual_mode", "write_text_atomic"]
+
+
+def _umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
+
+
+def usual_mode(directory: bool = False) -> int:
+    """The mode a new file (or folder) gets from the umask; temporary ones start at 0600/0700."""
+    return (0o777 if directory else 0o666) & ~_umask()
+
+
+@contextlib.contextmanager
+def atomic_output(path: str | Path, overwrite: bool = False) -> Iterator[Path]:
+    """Yield a temporary path in the target's folder; on success rename it onto ``path``.
+
+    The temporary name keeps the target's suffixes (``.nii.gz`` writers pick the format from
+    them). On any exception the temporary file is removed and the target is left untouched.
+    """
+    path = Path(path)
+    if path.exists() and not overwrite:
+        raise OutputExistsError(path)
+    folder = path.parent if str(path.parent) else Path(".")
+    if not folder.is_dir():
+        raise FileNotFoundError(f"{folder}: output folder does not exist")
+    suffix = "".join(path.suffixes) or ".tmp"
+    fd, tmp_name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=f".part{suffix}", dir=folder)
+    os.close(fd)
+    os.chmod(tmp_name, usual_mode())  # mkstemp makes 0600; outputs get the usual mode
+    tmp = Path(tmp_name)
+    try:
+        yield tmp
+        if not overwrite and path.exists():
+            raise OutputExistsError(path)
+        os.replace(tmp, path)
+    finally:
+        with contextlib.suppress(FileNotFoundError):
+            tmp.unlink()
+
+
+def write_text_atomic(path: str | Path, text: str, overwrite: bool = False) -> None:
+    """Write ``text`` to ``path`` atomically (see :func:`atomic_output`)."""
+    with atomic_output(path, overwrite=overwrite) as tmp:
+        tmp.write_text(text, encoding="utf-8")

@@ -1,0 +1,371 @@
+"""Gate training: run every candidate once per training prompt, cache, and fit the gate.
+
+A training prompt is a labelled crop centred on a click inside a target, cut from the volume
+resampled once onto segmentation's closest-RAS lattice (at most half a voxel away from the crop
+segmentation would resample around that click) and normalised as segmentation normalises. For each prompt the foundation's image embedding and
+prompt tokens are cached (keyed by the prompt and the foundation's weight hash), and each
+candidate's low-res logits and Dice are cached under that candidate's weight hash. Retraining
+after adding one expert therefore computes only the new expert's column. The gate then learns to
+pick, per prompt, the candidate with the best Dice; ties and near-ties (within ``margin``) go to
+the foundation. Experts and foundation stay frozen; only the gate's few weights train.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import random
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import torch
+from safetensors.torch import load_file, save_file
+
+from sammoe_core.files.atomic import atomic_output
+from sammoe_core.model import Sam3D
+from sammoe_core.segmentation.preprocessing import Preprocessing
+from sammoe_core.evaluation.metrics import dice as dice_score
+from sammoe_core.moe.gate import GateInput
+
+
+@dataclass
+class Candidate:
+    """A frozen model the gate can route to. ``model()`` builds it lazily."""
+
+    name: str
+    weights_sha256: str
+    model: Callable[[], Sam3D]
+    own_encoder: bool = False
+
+
+@dataclass
+class TrainingPrompt:
+    key: str  # stable identity: dataset, case, class, click, preprocessing
+    image: torch.Tensor  # (1, S, S, S) normalised crop centred on the click
+    target: torch.Tensor  # (S, S, S) bool
+    click: torch.Tensor  # (3,) crop voxel
+    group: str  # the case's content key: held-out splits never share a case
+    class_name: str = ""
+
+
+@dataclass(frozen=True)
+class PromptRef:
+    """Where a training prompt comes from, without its voxels: a prepared case in the volume
+    cache, a class and a lattice voxel. Small and picklable (it travels to Ray actors);
+    :meth:`load` cuts and normalises the crop."""
+
+    key: str
+    group: str
+    class_name: str
+    class_values: tuple[int, ...]
+    centre: tuple[int, int, int]
+    case_name: str
+    modality: str
+    cache_dir: str
+    preprocessing: str  # Preprocessing as JSON
+
+    def load(self) -> TrainingPrompt:
+        from sammoe_core.segmentation.intensity import normalize_crop
+        from sammoe_core.training.data import PreparedCase, case_array_path, cut_crop
+
+        pre = Preprocessing.model_validate_json(self.preprocessing)
+        arrays = {part: np.load(case_array_path(self.cache_dir, self.group, part), mmap_mode="r") for part in ("image", "labels")}
+        case = PreparedCase(self.case_name, self.modality, arrays["image"], arrays["labels"], {},
+                            {self.class_name: self.class_values}, self.group)
+        s = pre.crop_size
+        image, target = cut_crop(case, np.asarray(self.centre), s, self.class_name)
+        return TrainingPrompt(
+            key=self.key,
+            image=normalize_crop(image, self.modality, pre)[None],
+            target=target,
+            click=torch.tensor([s // 2] * 3),
+            group=self.group,
+            class_name=self.class_name,
+        )
+
+
+def iter_dataset_prompt_refs(
+    root: str | Path,
+    preprocessing: Preprocessing,
+    cache_dir: str | Path,
+    classes: Sequence[str] | None = None,
+    prompts_per_class: int = 4,
+    seed: int = 0,
+    first_click: str = "random",
+) -> Iterator[PromptRef]:
+    """Prompts from a labelled dataset, by reference: a click drawn uniformly inside each present
+    class, or with ``first_click="deepest"`` one click per class and case at the voxel farthest
+    from the structure's border, as a user clicks (the dataset is resampled into ``cache_dir``
+    first, once)."""
+    from sammoe_core.training.data import prepare_dataset
+
+    if first_click not in ("random", "deepest"):
+        raise ValueError(f"first click {first_click!r}: expected 'random' or 'deepest'")
+    cases = prepare_dataset(root, cache_dir, preprocessing, list(classes) if classes else None, seed)
+    rng = np.random.default_rng(seed)
+    settings = preprocessing.model_dump_json()
+    for case in cases:
+        for name, voxels in sorted(case.class_voxels.items()):
+            if first_click == "deepest":
+                voxels = _deepest_voxel(case.labels, case.class_values[name])
+                picks = np.zeros(1, dtype=int)
+            else:
+                picks = rng.choice(len(voxels), size=min(prompts_per_class, len(voxels)), replace=False)
+            for i in picks:
+                key = hashlib.sha256(
+                    f"{case.content_key}|{case.class_values[name]}|{tuple(voxels[i])}|{settings}".encode()
+                ).hexdigest()[:24]
+                centre = tuple(int(v) for v in voxels[i])
+                yield PromptRef(key, case.content_key, name, tuple(case.class_values[name]), centre,  # type: ignore[arg-type]
+                                case.name, case.modality, str(cache_dir), settings)
+
+
+def _deepest_voxel(labels: np.ndarray, values: tuple[int, ...]) -> np.ndarray:
+    """(1, 3) lattice voxel of the structure farthest from its border (ties: the first)."""
+    from scipy import ndimage
+
+    mask = np.isin(labels, values)
+    box = ndimage.find_objects(mask.astype(np.uint8))[0]
+    depth = ndimage.distance_transform_edt(np.pad(mask[box], 1))[1:-1, 1:-1, 1:-1]
+    local = np.unravel_index(int(np.argmax(depth)), depth.shape)
+    return np.array([[s.start + i for s, i in zip(box, local)]], dtype=np.int32)
+
+
+@dataclass
+class CacheStats:
+    encoder_passes: int = 0
+    candidate_passes: dict[str, int] = field(default_factory=dict)
+
+    def add(self, other: CacheStats) -> None:
+        self.encoder_passes += other.encoder_passes
+        for name, n in other.candidate_passes.items():
+            self.candidate_passes[name] = self.candidate_passes.get(name, 0) + n
+
+
+class CandidateModels:
+    """Candidates' networks on ``device``, each built on first use and kept."""
+
+    def __init__(self, device: torch.device) -> None:
+        self.device = device
+        self._models: dict[str, Sam3D] = {}
+
+    def get(self, candidate: Candidate) -> Sam3D:
+        if candidate.name not in self._models:
+            self._models[candidate.name] = candidate.model().to(self.device).eval()
+        return self._models[candidate.name]
+
+
+class GateCache:
+    """On-disk cache: features per prompt (foundation-keyed), logits + Dice per candidate."""
+
+    def __init__(self, root: str | Path) -> None:
+        self.root = Path(root)
+
+    def _features_path(self, foundation_sha: str, key: str) -> Path:
+        return self.root / "features" / foundation_sha[:16] / f"{key}.safetensors"
+
+    def _candidate_path(self, cand_sha: str, key: str) -> Path:
+        return self.root / "candidates" / cand_sha[:16] / f"{key}.safetensors"
+
+    @staticmethod
+    def _write(path: Path, tensors: dict[str, torch.Tensor], meta: dict[str, str]) -> None:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        with atomic_output(path, overwrite=True) as tmp:
+            save_file({k: v.contiguous().cpu() for k, v in tensors.items()}, str(tmp), metadata=meta)
+
+    def complete(self, key: str, candidates: Sequence[Candidate]) -> bool:
+        """Whether prompt ``key`` has its features (first candidate: the foundation) and every
+        candidate's entry cached."""
+        return self._features_path(candidates[0].weights_sha256, key).exists() and all(
+            self._candidate_path(c.weights_sha256, key).exists() for c in candidates
+        )
+
+    def build(
+        self,
+        prompts: Iterable[TrainingPrompt],
+        foundation: Candidate,
+        experts: Sequence[Candidate],
+        device: torch.device,
+        progress: bool = False,
+        total: int | None = None,
+    ) -> tuple[list[dict], CacheStats]:
+        """Fill what is missing; return one record per prompt (features + Dice per candidate).
+        ``progress``: a bar with ``total`` and an ETA on a terminal."""
+        stats = CacheStats()
+        models = CandidateModels(device)
+        records = []
+        bar = None
+        if progress:
+            from tqdm import tqdm
+
+            bar = tqdm(desc="gate cache", unit="prompt", total=total, disable=None)
+        seen = set()
+        for p in prompts:
+            if p.key in seen:  # the same case shipped twice (e.g. identical calibration sets)
+                continue
+            seen.add(p.key)
+            records.append(self.entry(p, foundation, experts, models, stats))
+            if bar is not None:
+                bar.update(1)
+        if bar is not None:
+            bar.close()
+        return records, stats
+
+    def entry(
+        self, p: TrainingPrompt, foundation: Candidate, experts: Sequence[Candidate], models: CandidateModels, stats: CacheStats
+    ) -> dict:
+        """The record of one prompt, computing (and caching) only what is missing."""
+        from safetensors import safe_open
+
+        get, device = models.get, models.device
+        ones = torch.ones(1, 1, dtype=torch.long, device=device)
+        click = p.click[None, None].float().to(device)
+        fpath = self._features_path(foundation.weights_sha256, p.key)
+        if fpath.exists():
+            feats = load_file(str(fpath))
+        else:
+            fm = get(foundation)
+            with torch.no_grad():
+                emb = fm.encode(p.image[None].to(device))
+                sparse, _ = fm.embed_prompts(click, ones)
+            stats.encoder_passes += 1
+            feats = {"embedding": emb[0].float().cpu(), "sparse": sparse[0].float().cpu(), "click": p.click.float()}
+            self._write(fpath, feats, {"group": p.group})
+        dice = {}
+        for c in [foundation, *experts]:
+            cpath = self._candidate_path(c.weights_sha256, p.key)
+            if cpath.exists():
+                with safe_open(str(cpath), framework="pt") as f:
+                    dice[c.name] = float(f.metadata()["dice"])
+                continue
+            m = get(c)
+            with torch.no_grad():
+                if c.own_encoder:
+                    emb = m.encode(p.image[None].to(device))
+                    stats.encoder_passes += 1
+                else:
+                    emb = feats["embedding"][None].to(device)
+                low = m.decode(emb, click, ones)
+                d = dice_score(m.upsample(low)[0, 0].cpu() > 0, p.target)
+            stats.candidate_passes[c.name] = stats.candidate_passes.get(c.name, 0) + 1
+            dice[c.name] = d
+            self._write(cpath, {"low_res_logits": low[0].half()}, {"dice": repr(d)})
+        return {"key": p.key, "group": p.group, "features": feats, "dice": dice}
+
+
+def best_candidate(dice: dict[str, float], order: Sequence[str], margin: float) -> int:
+    """Index of the best candidate; the foundation (index 0) wins ties within ``margin``."""
+    best = max(range(len(order)), key=lambda i: dice[order[i]])
+    if dice[order[0]] >= dice[order[best]] - margin:
+        return 0
+    return best
+
+
+@dataclass
+class GateFit:
+    gate: torch.nn.Module
+    train_accuracy: float
+    heldout_accuracy: float | None
+    heldout_size: int
+    label_counts: dict[str, int]
+    heldout_table: list[dict]  # per candidate: true count, predicted count, correct
+
+
+def _batch(records: list[dict], crop_size: int, device) -> GateInput:
+    emb = torch.stack([r["features"]["embedding"] for r in records]).float().to(device)
+    sparse = torch.stack([r["features"]["sparse"] for r in records]).float().to(device)
+    click = torch.stack([r["features"]["click"] for r in records]).float().to(device)
+    return GateInput(emb, sparse, click[:, None, :], torch.ones(len(records), 1, dtype=torch.long, device=device), crop_size)
+
+
+def fit_gate(
+    records: list[dict],
+    order: Sequence[str],
+    gate: torch.nn.Module,
+    crop_size: int,
+    epochs: int = 60,
+    lr: float = 3e-3,
+    margin: float = 0.02,
+    holdout: float = 0.2,
+    seed: int = 0,
+    device: torch.device | str = "cpu",
+) -> GateFit:
+    """Train ``gate`` to predict the best candidate; hold out whole cases for the accuracy.
+
+    A gate with fixed ``features`` and a trainable ``head`` is trained on features computed once;
+    any other gate module is trained end to end on the cached inputs.
+    """
+    labels = [best_candidate(r["dice"], order, margin) for r in records]
+    groups = sorted({r["group"] for r in records})
+    random.Random(seed).shuffle(groups)
+    n_hold = int(round(len(groups) * holdout)) if len(groups) > 1 else 0
+    held = set(groups[:n_hold])
+    tr = [i for i, r in enumerate(records) if r["group"] not in held]
+    te = [i for i, r in enumerate(records) if r["group"] in held]
+    torch.manual_seed(seed)
+    gate = gate.to(device)
+    y = torch.tensor(labels, device=device)
+    counts = torch.bincount(y[tr], minlength=len(order)).float()
+    weight = (counts.sum() / (len(order) * counts.clamp(min=1))).clamp(max=10.0)
+    split = hasattr(gate, "features") and hasattr(gate, "head")
+
+    def inputs(idx: list[int]):
+        parts = []
+        for start in range(0, len(idx), 256):
+            batch = _batch([records[i] for i in idx[start:start + 256]], crop_size, device)
+            if not split:
+                return batch if len(idx) <= 256 else _batch([records[i] for i in idx], crop_size, device)
+            with torch.no_grad():
+                parts.append(gate.features(batch))
+        return torch.cat(parts) if parts else None
+
+    def scores(x, rows=None):
+        if split:
+            return gate.head(x if rows is None else x[rows])
+        if rows is None:
+            return gate(x)
+        return gate(GateInput(x.embedding[rows], x.sparse[rows], x.points[rows], x.point_labels[rows], crop_size))
+
+    x_tr = inputs(tr)
+    opt = torch.optim.AdamW(gate.parameters(), lr=lr, weight_decay=0.01)
+    for _ in range(epochs):
+        gate.train()
+        perm = torch.randperm(len(tr), device=device)
+        for start in range(0, len(tr), 256):
+            rows = perm[start:start + 256]
+            loss = torch.nn.functional.cross_entropy(scores(x_tr, rows), y[tr][rows], weight=weight)
+            opt.zero_grad()
+            loss.backward()
+            opt.step()
+    gate.eval()
+    with torch.no_grad():
+        train_acc = (scores(x_tr).argmax(1) == y[tr]).float().mean().item() if tr else 0.0
+        table = []
+        held_acc = None
+        if te:
+            pred = scores(inputs(te)).argmax(1)
+            held_acc = (pred == y[te]).float().mean().item()
+            for k, name in enumerate(order):
+                table.append({
+                    "candidate": name,
+                    "best": int((y[te] == k).sum()),
+                    "routed": int((pred == k).sum()),
+                    "correct": int(((pred == k) & (y[te] == k)).sum()),
+                })
+    return GateFit(
+        gate=gate.cpu(),
+        train_accuracy=train_acc,
+        heldout_accuracy=held_acc,
+        heldout_size=len(te),
+        label_counts={name: int((y == k).sum()) for k, name in enumerate(order)},
+        heldout_table=table,
+    )
+
+
+def gate_signature(foundation_sha: str, experts: Sequence[tuple[str, str]]) -> str:
+    """Identity of an expert set: the foundation hash plus sorted (name, weight hash) pairs."""
+    return hashlib.sha256(json.dumps([foundation_sha, sorted(experts)]).encode()).hexdigest()
+
+

@@ -1,0 +1,480 @@
+"""One-model segmentation of one volume: crops around prompts, clicks, edge extension, paste-back.
+
+:func:`segment` talks to the network only through a :class:`~sammoe_core.segmentation.predictor.CropPredictor`
+(the foundation model, or later the mixture of experts). For each target:
+
+1. its prompts are checked against the volume and put on a lattice with the input's closest-RAS
+   axes at the predictor's spacing, index 0 on the box centre or first positive click;
+2. an S³ crop of that lattice centred there is sampled from the input (trilinear, 0 outside),
+   CT-clamped when the volume is CT, and z-scored over its voxels > 0;
+3. the predictor encodes the crop once and decodes once per click, each time with the previous
+   low-res logits as the mask prompt (the first with none: the official all-zero prompt);
+4. where the mask touches a crop face that has more volume behind it, a half-overlapping crop in
+   that direction is added (it gets the prompts it holds, and the previous crop's logits, shifted,
+   as its mask prompt), up to ``max_crops``; the crops are blended with smooth weights;
+5. the blend is sampled back onto the input grid: nearest neighbour for the label map, linear for
+   the optional probabilities. Several targets share the voxels as
+   :mod:`~sammoe_core.segmentation.target_resolution` says.
+
+:func:`segment` runs all of that for a set of targets; :func:`prepare`, :func:`segment_target` and
+:func:`assemble` are its three steps, which the interactive
+:class:`~sammoe_core.segmentation.session.Session` reuses to redo one target at a time with cached
+crop embeddings. :func:`write_result` (in :mod:`sammoe_core.io.outputs`) writes a
+:class:`SegmentationResult`.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+import time
+from collections import deque
+from collections.abc import Callable, MutableMapping
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+import numpy as np
+import torch
+from tqdm import tqdm
+
+from sammoe_core import __version__
+from sammoe_core.segmentation.blending import LatticeAccumulator, crop_window
+from sammoe_core.segmentation.intensity import ModalityDecision, decide_modality, normalize_crop
+from sammoe_core.segmentation.predictor import CropPredictor, Route
+from sammoe_core.segmentation.prompts import (
+    PromptError,
+    ResolvedClick,
+    ResolvedTarget,
+    Target,
+    clicks_in_crop,
+    make_targets,
+    resolve_target,
+)
+from sammoe_core.segmentation.target_resolution import TargetClaim, resolve_targets
+from sammoe_core.io.volumes import Lattice, Volume, as_volume, input_extent, resample
+
+ClickPolicy = Literal["all", "newest"]
+DEFAULT_MAX_CROPS = 27
+_FACES = ("R", "A", "S")
+
+
+@dataclass
+class TargetResult:
+    """What happened for one target: prompts, crops, predictor facts, size, timings."""
+
+    name: str
+    label: int
+    clicks: list[ResolvedClick]
+    box: dict[str, Any] | None
+    box_handling: str | None
+    crops: list[dict[str, Any]]
+    crops_truncated: bool
+    timings: dict[str, float]
+    voxel_count: int = 0
+    volume_ml: float = 0.0
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "name": self.name,
+            "label": self.label,
+            "clicks": [c.to_dict() for c in self.clicks],
+            **({"box": self.box, "box_handling": self.box_handling} if self.box else {}),
+            "voxel_count": self.voxel_count,
+            "volume_ml": round(self.volume_ml, 3),
+            "crops": self.crops,
+            "crops_truncated": self.crops_truncated,
+            "timings_s": {k: round(v, 4) for k, v in self.timings.items()},
+        }
+
+
+@dataclass
+class SegmentationResult:
+    """A label map on the input grid, optional probabilities, and the record of how it was made."""
+
+    volume: Volume
+    label_map: np.ndarray
+    probabilities: np.ndarray | None
+    targets: list[TargetResult]
+    modality: ModalityDecision
+    model: dict[str, Any]
+    settings: dict[str, Any]
+    timings: dict[str, float] = field(default_factory=dict)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "sammoe_version": __version__,
+            "input": self.volume.source,
+            "shape": list(self.volume.shape),
+            "labels": {str(t.label): t.name for t in self.targets},
+            "modality": self.modality.to_dict(),
+            **({"model": self.model} if self.model else {}),
+            "settings": self.settings,
+            "targets": [t.to_dict() for t in self.targets],
+            "timings_s": {k: round(v, 4) for k, v in self.timings.items()},
+        }
+
+    def to_json(self, indent: int = 2) -> str:
+        return json.dumps(self.to_dict(), indent=indent, allow_nan=False)
+
+
+@dataclass
+class _PastedTarget:
+    """One target's blended prediction sampled onto a block of the input grid."""
+
+    block: tuple[slice, slice, slice]
+    nearest: np.ndarray
+    linear: np.ndarray | None
+
+
+def _box_capable(predictor: CropPredictor) -> bool:
+    return bool(getattr(getattr(predictor, "config", None), "box_prompts", False))
+
+
+def _decode_steps(
+    points: np.ndarray, labels: np.ndarray, policy: ClickPolicy
+) -> list[tuple[torch.Tensor | None, torch.Tensor | None]]:
+    """(points, labels) tensors for each decode call on one crop, per the click policy."""
+    if len(points) == 0:
+        return [(None, None)]
+    p = torch.as_tensor(points, dtype=torch.float32)[None]
+    lab = torch.as_tensor(labels, dtype=torch.int64)[None]
+    if policy == "all":
+        return [(p[:, : k + 1], lab[:, : k + 1]) for k in range(p.shape[1])]
+    return [(p[:, k : k + 1], lab[:, k : k + 1]) for k in range(p.shape[1])]
+
+
+def _shifted_seed(low_res: torch.Tensor, axis: int, direction: int, crop_size: int) -> torch.Tensor | None:
+    """Low-res logits of a crop, moved into its neighbour half a crop away (zeros elsewhere)."""
+    size = low_res.shape[-1]
+    shift = crop_size // 2 * size / crop_size
+    if shift != int(shift):
+        return None
+    shift, keep, dim = int(shift), size - int(shift), 2 + axis
+    seed = torch.zeros_like(low_res)
+    source, target = (shift, 0) if direction > 0 else (0, shift)
+    seed.narrow(dim, target, keep).copy_(low_res.narrow(dim, source, keep))
+    return seed
+
+
+def _touched_faces(mask: torch.Tensor) -> list[tuple[int, int]]:
+    """(axis, direction) of each crop face the mask reaches."""
+    faces = []
+    for axis in range(3):
+        if mask.select(axis, 0).any():
+            faces.append((axis, -1))
+        if mask.select(axis, mask.shape[axis] - 1).any():
+            faces.append((axis, +1))
+    return faces
+
+
+def _box_in_crop(resolved: ResolvedTarget, lattice: Lattice, start: np.ndarray, size: int) -> torch.Tensor:
+    corners = lattice.index_of(resolved.box_mm_corners) - start
+    box = np.stack([corners.min(axis=0), corners.max(axis=0)]).clip(0, size - 1)
+    return torch.as_tensor(box, dtype=torch.float32)[None]
+
+
+def _predict_target(
+    image: torch.Tensor,
+    volume: Volume,
+    resolved: ResolvedTarget,
+    predictor: CropPredictor,
+    modality: ModalityDecision,
+    policy: ClickPolicy,
+    max_crops: int,
+    pass_box: bool,
+    on_crop: Callable[[], Any],
+    encodings: MutableMapping[Any, Any] | None = None,
+) -> tuple[LatticeAccumulator, Lattice, list[dict[str, Any]], bool, dict[str, float]]:
+    """Run the crops of one target; return the blend, its lattice, crop records, truncation, timings.
+
+    ``encodings``: crop embeddings by (lattice anchor, crop start); a crop found there is not
+    sampled or encoded again (the interactive session keeps one per volume)."""
+    prep = predictor.preprocessing
+    size, half = prep.crop_size, prep.crop_size // 2
+    lattice = Lattice.anchored(volume.affine, resolved.anchor_mm, prep.spacing_mm)
+    lattice_to_input = np.linalg.inv(volume.affine) @ lattice.affine
+    volume_lo, volume_hi = input_extent(volume.shape, np.linalg.inv(lattice_to_input))
+    points = lattice.index_of(np.array([c.mm for c in resolved.clicks]).reshape(-1, 3))
+    labels = np.array([1 if c.positive else 0 for c in resolved.clicks])
+    window = crop_window(size)
+    blend = LatticeAccumulator()
+    timings = {"sample_s": 0.0, "encode_s": 0.0, "decode_s": 0.0}
+    route: Route | None = None  # this target's routing, decided by its first decode
+    queue: deque[tuple[tuple[int, int, int], torch.Tensor | None, int | None]] = deque([((0, 0, 0), None, None)])
+    seen = {(0, 0, 0)}
+    records: list[dict[str, Any]] = []
+    while queue and len(records) < max_crops:
+        offset, seed, parent = queue.popleft()
+        start = np.asarray(offset) * half - half
+        t0 = time.perf_counter()
+        key = (tuple(np.round(resolved.anchor_mm, 3)), tuple(int(s) for s in start), modality.modality)
+        cached = None if encodings is None else encodings.get(key)
+        if cached is None:
+            raw, inside = resample(image, lattice_to_input, (size,) * 3, start, "linear", return_inside=True)
+            crop = normalize_crop(raw, modality.modality, prep)
+            t1 = time.perf_counter()
+            state = predictor.encode(crop[None, None])
+            if encodings is not None:
+                encodings[key] = (state, inside)
+        else:
+            state, inside = cached
+            t1 = time.perf_counter()
+        t2 = time.perf_counter()
+        coords, held = clicks_in_crop(points, start, size)
+        has_box = pass_box and resolved.box_mm_corners is not None
+        boxes = _box_in_crop(resolved, lattice, start, size) if has_box and not records else None
+        low_res, infos = seed, []
+        for step_points, step_labels in _decode_steps(coords[held], labels[held], policy):
+            prediction = predictor.decode(state, step_points, step_labels, mask_prompt=low_res, boxes=boxes, route=route)
+            low_res = prediction.low_res_logits
+            route = route or prediction.route  # the target keeps the route of its first decode
+            infos.append(prediction.info)
+        logits = predictor.upsample(low_res)[0, 0].float().cpu()
+        t3 = time.perf_counter()
+        blend.add(start, torch.sigmoid(logits), window)
+        touched = _touched_faces((logits > 0) & inside)
+        for axis, direction in touched:
+            beyond = start[axis] + size - 0.5 < volume_hi[axis] if direction > 0 else start[axis] - 0.5 > volume_lo[axis]
+            neighbour = tuple(int(o + direction * (a == axis)) for a, o in enumerate(offset))
+            if beyond and neighbour not in seen:
+                seen.add(neighbour)
+                queue.append((neighbour, _shifted_seed(low_res, axis, direction, size), len(records)))
+        record: dict[str, Any] = {
+            "offset_half_crops": list(offset),
+            "centre_mm": [round(float(v), 3) for v in lattice.mm_of(start + size / 2 - 0.5)],
+            "clicks": int(held.sum()),
+            "box": boxes is not None,
+            "mask_prompt": "official zero prompt" if seed is None else f"seeded from crop {parent}",
+            "touches": [("+" if d > 0 else "-") + _FACES[a] for a, d in touched],
+        }
+        if any(infos):
+            record["predictor_info"] = infos
+        records.append(record)
+        timings["sample_s"] += t1 - t0
+        timings["encode_s"] += t2 - t1
+        timings["decode_s"] += t3 - t2
+        on_crop()
+    return blend, lattice, records, bool(queue), timings
+
+
+def _paste_back(blend: LatticeAccumulator, lattice: Lattice, volume: Volume, linear: bool) -> _PastedTarget:
+    """Sample the blended prediction onto the part of the input grid the crops covered.
+
+    The first crop is centred on a prompt inside the volume, so that part is never empty.
+    """
+    probabilities, lower = blend.blended()
+    to_blend = np.eye(4)
+    to_blend[:3, 3] = -lower
+    input_to_blend = to_blend @ np.linalg.inv(lattice.affine) @ volume.affine
+    lo, hi = input_extent(tuple(probabilities.shape), np.linalg.inv(input_to_blend))
+    first = np.maximum(0, np.ceil(lo)).astype(int)
+    last = np.minimum(np.asarray(volume.shape), np.floor(hi).astype(int) + 1)
+    shape = tuple(int(n) for n in last - first)
+    block = tuple(slice(int(a), int(b)) for a, b in zip(first, last))
+    nearest = resample(probabilities, input_to_blend, shape, first, "nearest").numpy()
+    smooth = resample(probabilities, input_to_blend, shape, first, "linear").numpy() if linear else None
+    return _PastedTarget(block, nearest, smooth)  # type: ignore[arg-type]
+
+
+def _claim(label: int, pasted: _PastedTarget, resolved: ResolvedTarget) -> TargetClaim:
+    """What a target claims on the input grid: its probabilities and where its prompts are."""
+    clicks = [tuple(int(v) for v in np.rint(c.voxel)) for c in resolved.clicks if c.positive and not c.from_box]
+    box = None if resolved.box_voxel is None else (resolved.box_voxel[0], resolved.box_voxel[1])
+    return TargetClaim(label, pasted.block, pasted.nearest, clicks, box)
+
+
+def _box_record(resolved: ResolvedTarget) -> dict[str, Any] | None:
+    if resolved.box_voxel is None:
+        return None
+    return {
+        "voxel": [[round(float(v), 3) for v in corner] for corner in resolved.box_voxel],
+        "mm_bounds": [
+            [round(float(v), 3) for v in resolved.box_mm_corners.min(axis=0)],
+            [round(float(v), 3) for v in resolved.box_mm_corners.max(axis=0)],
+        ],
+    }
+
+
+@dataclass
+class Prepared:
+    """A volume ready for targets: its tensor, the CT/MR decision, the predictor's abilities."""
+
+    volume: Volume
+    image: torch.Tensor
+    modality: ModalityDecision
+    box_capable: bool
+    box_as_click: bool
+    read_s: float
+
+
+@dataclass
+class TargetOutput:
+    """One target segmented: what it claims on the input grid, its record, its probabilities."""
+
+    claim: TargetClaim
+    result: TargetResult
+    probabilities: np.ndarray | None  # linear-interpolated, on the claim's block
+
+
+def prepare(
+    image: Any, predictor: CropPredictor, *, affine: Any = None, modality: str = "auto", box_as_click: bool = False
+) -> Prepared:
+    """Read and check the volume and decide CT or MR (step 1 of :func:`segment`)."""
+    t_start = time.perf_counter()
+    volume = as_volume(image, affine)
+    decision = decide_modality(volume.array, modality)
+    return Prepared(volume, torch.from_numpy(volume.array), decision, _box_capable(predictor), box_as_click,
+                    time.perf_counter() - t_start)
+
+
+def resolve(prepared: Prepared, target: Target, predictor: CropPredictor) -> ResolvedTarget:
+    """A target's prompts checked against the volume (a box on a box-less network refused unless
+    ``box_as_click``)."""
+    volume = prepared.volume
+    if target.box is not None and not prepared.box_capable and not prepared.box_as_click:
+        config = getattr(getattr(predictor, "config", None), "name", "this network")
+        raise PromptError(
+            f"{volume.source}: target {target.name!r}: a box needs a network with box embeddings, and {config} has "
+            "none; pass --box-as-click (box_as_click=True) to use the box centre as a click"
+        )
+    return resolve_target(target, volume.affine, volume.shape, volume.source, not prepared.box_capable)
+
+
+def segment_target(
+    prepared: Prepared,
+    target: Target,
+    predictor: CropPredictor,
+    *,
+    clicks: ClickPolicy = "newest",
+    max_crops: int = DEFAULT_MAX_CROPS,
+    probabilities: bool = False,
+    encodings: MutableMapping[Any, Any] | None = None,
+    on_crop: Callable[[], Any] = lambda: None,
+) -> TargetOutput:
+    """Segment one target on a prepared volume (step 2 of :func:`segment`)."""
+    res = resolve(prepared, target, predictor)
+    volume = prepared.volume
+    t0 = time.perf_counter()
+    with torch.no_grad():
+        blend, lattice, crops, truncated, timings = _predict_target(
+            prepared.image, volume, res, predictor, prepared.modality, clicks, max_crops, prepared.box_capable,
+            on_crop, encodings,
+        )
+    t1 = time.perf_counter()
+    pasted = _paste_back(blend, lattice, volume, probabilities)
+    timings["paste_s"] = time.perf_counter() - t1
+    timings["total_s"] = time.perf_counter() - t0
+    handling = None
+    if res.box_voxel is not None:
+        handling = (
+            "box corners passed to the network's box embeddings in the first crop"
+            if prepared.box_capable
+            else "the network has no box embeddings: the box centre is the first positive "
+            "click and the first crop is centred on the box"
+        )
+    result = TargetResult(target.name, target.label, res.clicks, _box_record(res), handling, crops, truncated, timings)
+    return TargetOutput(_claim(target.label, pasted, res), result, pasted.linear)
+
+
+def assemble(
+    prepared: Prepared,
+    outputs: list[TargetOutput],
+    predictor: CropPredictor,
+    *,
+    clicks: ClickPolicy = "newest",
+    max_crops: int = DEFAULT_MAX_CROPS,
+    probabilities: bool = False,
+    segment_s: float = 0.0,
+) -> SegmentationResult:
+    """The label map of all targets on the input grid, and the result record (step 3 of :func:`segment`)."""
+    volume = prepared.volume
+    label_dtype = np.uint8 if max((o.result.label for o in outputs), default=1) <= 255 else np.uint16
+    label_map = resolve_targets(volume.shape, [o.claim for o in outputs], label_dtype)
+    voxel_ml = float(np.prod(volume.spacing)) / 1000.0
+    results = []
+    for output in outputs:
+        result = output.result
+        result.voxel_count = int(np.count_nonzero(label_map == result.label))
+        result.volume_ml = result.voxel_count * voxel_ml
+        results.append(result)
+    stacked = None
+    if probabilities:
+        maps = []
+        for output in outputs:
+            full = np.zeros(volume.shape, dtype=np.float32)
+            full[output.claim.block] = output.probabilities
+            maps.append(full)
+        stacked = maps[0] if len(maps) == 1 else np.stack(maps, axis=-1)
+    settings = {
+        "clicks": clicks,
+        "max_crops": max_crops,
+        "preprocessing": predictor.preprocessing.model_dump(mode="json"),
+        "lattice": "input axes reordered/flipped to closest RAS, isotropic spacing, centred on the prompt",
+        "overlaps": "a target claims only mask pieces its own prompts reach; where claims overlap the most "
+        "probable target wins; every positive click keeps its own target",
+    }
+    return SegmentationResult(
+        volume=volume,
+        label_map=label_map,
+        probabilities=stacked,
+        targets=results,
+        modality=prepared.modality,
+        model=predictor.describe(),
+        settings=settings,
+        timings={"read_s": prepared.read_s, "segment_s": segment_s},
+    )
+
+
+def segment(
+    image: Any,
+    prompts: Any,
+    predictor: CropPredictor,
+    *,
+    affine: Any = None,
+    modality: str = "auto",
+    clicks: ClickPolicy = "newest",
+    probabilities: bool = False,
+    max_crops: int = DEFAULT_MAX_CROPS,
+    progress: bool = False,
+    box_as_click: bool = False,
+) -> SegmentationResult:
+    """Segment the prompted targets of one volume; the label map lies on the input grid.
+
+    image: a path (NIfTI file or DICOM series folder), a nibabel image, a :class:`Volume`, or
+    an array with ``affine`` (voxel indices -> RAS mm). prompts: a :class:`~.prompts.Target`,
+    a list of them, or a prompts-file dict. modality: 'auto', 'ct' or 'mr'. clicks: 'newest'
+    (default) passes each click alone with the previous logits as mask prompt, as every official
+    model was trained (and as the maintainers advise); 'all' passes every click so far at each
+    step (the current official inference script). probabilities: also return float probabilities
+    on the input grid (one map per target, stacked on a last axis when there are several).
+    max_crops: bound on the crops per target (edge extension). progress: a progress bar over the
+    targets (shown only when stderr is a terminal). box_as_click: on a network without box
+    embeddings, use a box's centre as its first positive click (otherwise such a box is an error).
+    """
+    if max_crops < 1:
+        raise ValueError("max_crops must be at least 1")
+    if clicks not in ("all", "newest"):
+        raise ValueError(f"clicks must be 'all' or 'newest', not {clicks!r}")
+    prepared = prepare(image, predictor, affine=affine, modality=modality, box_as_click=box_as_click)
+    targets = make_targets(prompts)
+    for target in targets:  # every prompt checked before any crop is encoded
+        resolve(prepared, target, predictor)
+    t0 = time.perf_counter()
+    bar = tqdm(desc="segment", unit="target", total=len(targets), disable=not progress or not sys.stderr.isatty(), leave=False)
+    crops_done, current = 0, ""
+
+    def crop_done() -> None:
+        nonlocal crops_done
+        crops_done += 1
+        bar.set_postfix_str(f"{current}: {crops_done} crops so far")
+
+    outputs = []
+    with bar:
+        for target in targets:
+            current = target.name
+            bar.set_postfix_str(current)
+            outputs.append(segment_target(prepared, target, predictor, clicks=clicks, max_crops=max_crops,
+                                          probabilities=probabilities, on_crop=crop_done))
+            bar.update(1)
+    return assemble(prepared, outputs, predictor, clicks=clicks, max_crops=max_crops, probabilities=probabilities,
+                    segment_s=time.perf_counter() - t0)

@@ -1,0 +1,104 @@
+"""The seam between geometry and networks: something that segments one prepared crop.
+
+Segmentation code (cropping, edge extension, paste-back) talks only to a :class:`CropPredictor`.
+The plain foundation model is one (:class:`FoundationPredictor`); the mixture of experts is
+another. A predictor encodes a crop once and then decodes any number of prompts on it.
+
+Routing is explicit state owned by the caller: a decode returns the :class:`Route` it took (the
+MoE's choice of candidates; None for a single network), and the caller passes that route back
+into every later decode of the same target (further clicks, extra crops of edge extension), so
+one structure is segmented by one consistent model.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+import torch
+
+from sammoe_core.model import Sam3D, SamConfig
+from sammoe_core.segmentation.preprocessing import Preprocessing
+
+
+@dataclass(frozen=True)
+class Route:
+    """Which candidates segment a target: blend weights by name, and the gate's probabilities
+    when a gate chose them."""
+
+    weights: dict[str, float]
+    probabilities: dict[str, float] | None = None
+    policy: str = ""
+
+    def to_dict(self) -> dict[str, Any]:
+        out: dict[str, Any] = {"policy": self.policy, "chosen": {k: round(v, 4) for k, v in self.weights.items()}}
+        if self.probabilities is not None:
+            out["gate"] = {k: round(v, 4) for k, v in self.probabilities.items()}
+        return out
+
+
+@dataclass
+class CropPrediction:
+    """Low-res logits (1, 1, L, L, L) for one prompt set, the route taken (None for a single
+    network), and JSON-able facts for the sidecar."""
+
+    low_res_logits: torch.Tensor
+    info: dict[str, Any] = field(default_factory=dict)
+    route: Route | None = None
+
+
+class CropPredictor(Protocol):
+    config: SamConfig
+    preprocessing: Preprocessing
+
+    def encode(self, crop: torch.Tensor) -> Any:
+        """(1, 1, S, S, S) normalised crop -> opaque per-crop state (embeddings)."""
+
+    def decode(
+        self,
+        state: Any,
+        points: torch.Tensor | None,
+        point_labels: torch.Tensor | None,
+        mask_prompt: torch.Tensor | None = None,
+        boxes: torch.Tensor | None = None,
+        route: Route | None = None,
+    ) -> CropPrediction:
+        """Prompts in crop-voxel coordinates (tensor-axis order) -> prediction for that crop.
+        ``route``: the route an earlier decode of the same target returned (None: choose one)."""
+
+    def upsample(self, low_res_logits: torch.Tensor) -> torch.Tensor:
+        """Low-res logits -> (1, 1, S, S, S) crop logits."""
+
+    def describe(self) -> dict[str, Any]:
+        """JSON-able facts for reports and sidecars (network, weights hashes, device)."""
+
+
+class FoundationPredictor:
+    """A single :class:`Sam3D` network as a :class:`CropPredictor`."""
+
+    def __init__(
+        self, model: Sam3D, preprocessing: Preprocessing | None = None, source: dict[str, str] | None = None
+    ) -> None:
+        self.model = model
+        self.config = model.config
+        self.preprocessing = preprocessing or Preprocessing(crop_size=model.config.image_size)
+        self.source = dict(source or {})
+
+    def describe(self) -> dict[str, Any]:
+        """JSON-able facts for reports: the network config and where its weights came from."""
+        return {"predictor": "foundation", "config": self.config.name, "device": str(self.model.device), **self.source}
+
+    @torch.no_grad()
+    def encode(self, crop: torch.Tensor) -> torch.Tensor:
+        return self.model.encode(crop.to(self.model.device))
+
+    @torch.no_grad()
+    def decode(self, state, points, point_labels, mask_prompt=None, boxes=None, route=None) -> CropPrediction:
+        dev = self.model.device
+        mv = lambda t: None if t is None else t.to(dev)  # noqa: E731
+        logits = self.model.decode(state, mv(points), mv(point_labels), mv(mask_prompt), mv(boxes))
+        return CropPrediction(logits)
+
+    @torch.no_grad()
+    def upsample(self, low_res_logits: torch.Tensor) -> torch.Tensor:
+        return self.model.upsample(low_res_logits)

@@ -1,0 +1,69 @@
+"""A small, picklable recipe for a predictor, so each batch worker builds its own model once.
+
+A :class:`PredictorSpec` names either one network (``weights``, a sammoe .safetensors file) or
+the mixture of experts the local state describes (foundation in use, enabled experts, current
+gate, a policy). :meth:`PredictorSpec.build` is the one place a predictor is made from such
+settings: the CLI calls it, and each Ray actor calls it once in its own process (the model never
+travels through the object store).
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, replace
+from typing import TYPE_CHECKING, Any
+
+from sammoe_core.errors import InputError, SammoeError
+
+if TYPE_CHECKING:
+    from sammoe_core.segmentation.predictor import CropPredictor
+
+
+@dataclass(frozen=True)
+class PredictorSpec:
+    """Which model to build, and on which device (``auto``: the GPU Ray or CUDA_VISIBLE_DEVICES gives)."""
+
+    weights: str | None = None
+    config: str | None = None
+    device: str = "auto"
+    policy: str = "threshold"
+    policy_options: tuple[tuple[str, Any], ...] = ()  # (option, value) pairs, validated by the policy
+    expert: str | None = None
+    strict: bool = False
+    allow_unverified: bool = False
+
+    def on(self, device: str) -> PredictorSpec:
+        """The same model on another device."""
+        return replace(self, device=device)
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+    def build(self) -> CropPredictor:
+        """The predictor: ``weights`` alone, else the MoE from the local registry.
+
+        A stale or missing gate warns (:class:`~sammoe_core.moe.segmenter.StaleGateWarning`) and
+        falls back to the foundation, or raises under ``strict``.
+        """
+        from pathlib import Path
+
+        from sammoe_core.devices import resolve_device
+        from sammoe_core.files.hashing import sha256_file
+        from sammoe_core.model.checkpoint import load_model
+        from sammoe_core.segmentation.predictor import FoundationPredictor
+
+        dev = resolve_device(self.device)
+        if self.weights is None:
+            from sammoe_core.moe.segmenter import build_from_registry
+
+            return build_from_registry(
+                dev, policy=self.policy, policy_options=dict(self.policy_options), expert=self.expert, strict=self.strict
+            )
+        if self.expert is not None or self.policy != "threshold" or self.policy_options or self.strict:
+            raise InputError("a weights file runs that one network alone; a policy, an expert and strict apply to the "
+                             "mixture of experts (leave the weights out)")
+        try:
+            model = load_model(self.weights, config=self.config, device=dev, allow_unverified=self.allow_unverified)
+        except KeyError as e:  # an unknown config name given by the caller
+            raise SammoeError(f"config {self.config!r}: {e.args[0]}") from None
+        source = {"weights": Path(self.weights).name, "weights_sha256": sha256_file(self.weights)}
+        return FoundationPredictor(model, source=source)
