@@ -16,7 +16,7 @@ import torch
 
 from sammoe_core.model import Sam3D, get_config
 from sammoe_core.model.checkpoint import load_weights, save_weights
-from sammoe_core.hashing import sha256_file
+from sammoe_core.files.hashing import sha256_file
 
 NEW_KEYS = {"prompt_encoder.point_embeddings.2.weight", "prompt_encoder.point_embeddings.3.weight"}
 

@@ -17,7 +17,7 @@ import shutil
 import sys
 from pathlib import Path
 
-from sammoe_core.hashing import sha256_file
+from sammoe_core.files.hashing import sha256_file
 from sammoe_core.model.checkpoint import read_metadata
 
 WEIGHTS = Path(__file__).resolve().parents[2] / "sammoe_core" / "weights"

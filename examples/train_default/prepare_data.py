@@ -29,7 +29,7 @@ import numpy as np
 from scipy import ndimage
 
 from sammoe_core.phantoms import write_phantom_dataset
-from sammoe_core.phantoms.intensities import Tissue
+from sammoe_core.phantoms.tissues import Tissue
 
 MRICRON = Path("/usr/share/mricron/templates")
 
