@@ -76,8 +76,10 @@ def row(name: str, workers: int, report: dict, startup: float) -> str:
     n = max(len(done), 1)
     overhead = (report["seconds"] * workers - inside) / n
     steady = ((report["seconds"] - startup) * workers - inside) / n
-    return (f"{name:<12}{workers:>8}{len(done):>8}{report['seconds']:>8.2f}{len(done) * 60 / report['seconds']:>12.1f}"
-            f"{inside / n:>10.3f}{startup:>10.2f}{overhead:>12.3f}{steady:>12.3f}")
+    return (
+        f"{name:<12}{workers:>8}{len(done):>8}{report['seconds']:>8.2f}{len(done) * 60 / report['seconds']:>12.1f}"
+        f"{inside / n:>10.3f}{startup:>10.2f}{overhead:>12.3f}{steady:>12.3f}"
+    )
 
 
 def main() -> None:
@@ -96,8 +98,8 @@ def main() -> None:
 
     from sammoe_core.distributed import LocalEngine, segment_batch
     from sammoe_core.distributed.ray_engine import RayEngine
-    from sammoe_core.segmentation.predictor_spec import PredictorSpec
     from sammoe_core.distributed.ray_support import RayOptions, import_ray
+    from sammoe_core.segmentation.predictor_spec import PredictorSpec
     from sammoe_core.testing import make_test_foundation
 
     with tempfile.TemporaryDirectory() as tmp:
@@ -107,11 +109,15 @@ def main() -> None:
         spec = PredictorSpec(weights=str(weights), device=args.device)
         threads = args.threads or max(1, int(args.cpus_per_worker))
         torch.set_num_threads(threads)
-        print(f"config {args.config}, {args.volumes} volumes of {args.size}^3, device {args.device}, "
-              f"local loop on {threads} torch thread(s), Ray actors on {args.cpus_per_worker:g} CPU(s) "
-              f"and {args.gpus_per_worker:g} GPU(s) each")
-        header = (f"{'engine':<12}{'workers':>8}{'volumes':>8}{'wall s':>8}{'volumes/min':>12}{'fn s/vol':>10}"
-                  f"{'start s':>10}{'overhead':>12}{'after start':>12}")
+        print(
+            f"config {args.config}, {args.volumes} volumes of {args.size}^3, device {args.device}, "
+            f"local loop on {threads} torch thread(s), Ray actors on {args.cpus_per_worker:g} CPU(s) "
+            f"and {args.gpus_per_worker:g} GPU(s) each"
+        )
+        header = (
+            f"{'engine':<12}{'workers':>8}{'volumes':>8}{'wall s':>8}{'volumes/min':>12}{'fn s/vol':>10}"
+            f"{'start s':>10}{'overhead':>12}{'after start':>12}"
+        )
         lines = [header]
         clock = time.perf_counter()
         engine = Timed(LocalEngine(spec.build()))
@@ -126,8 +132,9 @@ def main() -> None:
         ray_start = time.perf_counter() - started
         description = local["model"]
         for workers in args.workers:
-            options = RayOptions(workers=workers, gpus_per_worker=args.gpus_per_worker,
-                                 cpus_per_worker=args.cpus_per_worker, quiet=True)
+            options = RayOptions(
+                workers=workers, gpus_per_worker=args.gpus_per_worker, cpus_per_worker=args.cpus_per_worker, quiet=True
+            )
             engine = Timed(RayEngine(spec, options, description))
             report = segment_batch(root / "in", root / f"out-ray-{workers}", engine, quiet=True)
             lines.append(row("ray", workers, report, engine.first_result))

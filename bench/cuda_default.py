@@ -41,9 +41,19 @@ def main() -> None:
     segs, times = {}, {}
     for key, device in (("gpu", gpu), ("cpu", "cpu"), ("gpu", gpu)):  # the second GPU run is the warm one
         seg = out / f"seg_{key}.nii.gz"
-        times[key] = sammoe("segment", str(EXAMPLE / "phantom_ct.nii.gz"), "--prompts",
-                               str(EXAMPLE / "phantom_ct.prompts.json"), "-o", str(seg), "--device", device,
-                               "-q", "--overwrite", *(["--preview", str(out / "seg_gpu.png")] if key == "gpu" else []))
+        times[key] = sammoe(
+            "segment",
+            str(EXAMPLE / "phantom_ct.nii.gz"),
+            "--prompts",
+            str(EXAMPLE / "phantom_ct.prompts.json"),
+            "-o",
+            str(seg),
+            "--device",
+            device,
+            "-q",
+            "--overwrite",
+            *(["--preview", str(out / "seg_gpu.png")] if key == "gpu" else []),
+        )
         segs[key] = np.asanyarray(nib.load(seg).dataobj)
     print(f"segment (CLI, whole process, warm): {gpu} {times['gpu']:.1f} s, cpu {times['cpu']:.1f} s")
     print(f"target          dice_cpu  dice_{gpu}  voxels_differing")
@@ -56,15 +66,32 @@ def main() -> None:
     sammoe("phantoms", str(held), "--n", n, "--seed", "9000", "-q", "--overwrite")
     means = {}
     for key, device in (("gpu", gpu), ("cpu", "cpu")):
-        took = sammoe("evaluate", "--data", str(held), "--clicks", "1,3", "--device", device, "-q",
-                      "-o", str(out / f"eval_{key}"), "--overwrite")
+        took = sammoe(
+            "evaluate",
+            "--data",
+            str(held),
+            "--clicks",
+            "1,3",
+            "--device",
+            device,
+            "-q",
+            "-o",
+            str(out / f"eval_{key}"),
+            "--overwrite",
+        )
         means[key] = json.loads((out / f"eval_{key}" / "evaluation.json").read_text())["dice"]
         print(f"evaluate {n} held-out phantom(s) ({device}): {took:.1f} s")
-    worst = max(abs(means["cpu"][c][m][k] - means["gpu"][c][m][k])
-                for c in means["cpu"] for m in means["cpu"][c] for k in means["cpu"][c][m])
+    worst = max(
+        abs(means["cpu"][c][m][k] - means["gpu"][c][m][k])
+        for c in means["cpu"]
+        for m in means["cpu"][c]
+        for k in means["cpu"][c][m]
+    )
     print(f"evaluate: largest |Dice cpu - Dice {gpu}| over structures, methods, clicks: {worst:.4f}")
-    print(f"moe Dice at 1 click (cpu / {gpu}):",
-          {c: (means["cpu"][c]["moe"]["1"], means["gpu"][c]["moe"]["1"]) for c in sorted(means["cpu"])})
+    print(
+        f"moe Dice at 1 click (cpu / {gpu}):",
+        {c: (means["cpu"][c]["moe"]["1"], means["gpu"][c]["moe"]["1"]) for c in sorted(means["cpu"])},
+    )
 
 
 if __name__ == "__main__":

@@ -41,14 +41,19 @@ def main() -> None:
         emb = ours.encode(dev[0])
         sp, de = ref.prompt_encoder(points=(dev[1], dev[2]), boxes=None, masks=dev[3])
         low_ref, _ = ref.mask_decoder(
-            image_embeddings=emb_ref, image_pe=ref.prompt_encoder.get_dense_pe(),
-            sparse_prompt_embeddings=sp, dense_prompt_embeddings=de,
+            image_embeddings=emb_ref,
+            image_pe=ref.prompt_encoder.get_dense_pe(),
+            sparse_prompt_embeddings=sp,
+            dense_prompt_embeddings=de,
         )
         low = ours.decode(emb_ref, dev[1], dev[2], dev[3])
     scale = emb_ref.abs().max().item()
     print(f"CUDA fp32 (tf32 off), {torch.cuda.get_device_name()}, torch {torch.__version__}")
     print(f"embedding  sammoe vs medim: max|diff| {(emb - emb_ref).abs().max().item():.2e} (scale {scale:.2f})")
-    print(f"low-res    sammoe vs medim: max|diff| {(low - low_ref).abs().max().item():.2e} (scale {low_ref.abs().max().item():.2f})")
+    print(
+        f"low-res    sammoe vs medim: max|diff| {(low - low_ref).abs().max().item():.2e} "
+        f"(scale {low_ref.abs().max().item():.2f})"
+    )
     print(f"embedding  sammoe CUDA vs CPU: max|diff| {(emb.cpu() - cpu_emb).abs().max().item():.2e}")
     low_own = ours.decode(emb, dev[1], dev[2], dev[3])
     print(f"low-res    sammoe CUDA vs CPU: max|diff| {(low_own.cpu() - cpu_low).abs().max().item():.2e}")

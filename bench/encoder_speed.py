@@ -47,7 +47,11 @@ def _run_variant(variant: str, device: str, repeats: int, out: str) -> None:
     dev = torch.device(device)
     encoder = encoder.to(dev).eval()
     image = torch.randn(1, 1, 128, 128, 128, generator=torch.Generator().manual_seed(99)).to(dev)
-    ctx = torch.autocast(dev.type, dtype=torch.bfloat16, cache_enabled=variant != "bf16-graph") if variant.startswith("bf16") else torch.autocast(dev.type, enabled=False)
+    ctx = (
+        torch.autocast(dev.type, dtype=torch.bfloat16, cache_enabled=variant != "bf16-graph")
+        if variant.startswith("bf16")
+        else torch.autocast(dev.type, enabled=False)
+    )
     sync = torch.cuda.synchronize if dev.type == "cuda" else (lambda: None)
     times = []
     run = encoder
@@ -68,6 +72,7 @@ def _run_variant(variant: str, device: str, repeats: int, out: str) -> None:
             def run(_image):
                 graph.replay()
                 return static_out
+
         if dev.type == "cuda":
             torch.cuda.reset_peak_memory_stats()
         for _ in range(repeats):
@@ -110,8 +115,18 @@ def main() -> None:
             reps = args.medim_repeats if variant in ("medim", "padded") else args.repeats
             out = os.path.join(tmp, variant)
             subprocess.run(
-                [sys.executable, __file__, "--variant", variant, "--device", args.device,
-                 "--repeats", str(reps), "--out", out],
+                [
+                    sys.executable,
+                    __file__,
+                    "--variant",
+                    variant,
+                    "--device",
+                    args.device,
+                    "--repeats",
+                    str(reps),
+                    "--out",
+                    out,
+                ],
                 check=True,
             )
             with open(out + ".json") as f:

@@ -29,7 +29,7 @@ def _child(home: Path, volume: Path, click: list[int]) -> None:
     from sammoe_core.moe.segmenter import build_from_registry
 
     seg = build_from_registry("cpu", expert="expert-00")
-    sammoe_core.segmentation.pipeline(volume, sammoe_core.Target(name="liver", points=[click]), seg, max_crops=1)
+    sammoe_core.segment(volume, sammoe_core.Target(name="liver", points=[click]), seg, max_crops=1)
     peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     print(json.dumps({"peak_mib": peak, "experts": len(seg.candidates) - 1, "composed": len(seg._models) - 1}))
 
@@ -50,11 +50,22 @@ def main() -> None:
             home = tmp / f"home{n}"
             make_home(home, args.config, n)
             delta = sum(p.stat().st_size for p in (home / "experts").rglob("model.safetensors")) / 2**20
-            out = subprocess.run([sys.executable, __file__, "--child", str(home), str(volume), json.dumps(click)],
-                                 check=True, capture_output=True, text=True).stdout.strip().splitlines()[-1]
+            out = (
+                subprocess.run(
+                    [sys.executable, __file__, "--child", str(home), str(volume), json.dumps(click)],
+                    check=True,
+                    capture_output=True,
+                    text=True,
+                )
+                .stdout.strip()
+                .splitlines()[-1]
+            )
             peaks[n] = json.loads(out)
-            print(f"{n:>2} experts installed ({delta:.0f} MiB of deltas on disk): peak RSS {peaks[n]['peak_mib']:.0f} MiB, "
-                  f"{peaks[n]['composed']} expert(s) read")
+            print(
+                f"{n:>2} experts installed ({delta:.0f} MiB of deltas on disk): "
+                f"peak RSS {peaks[n]['peak_mib']:.0f} MiB, "
+                f"{peaks[n]['composed']} expert(s) read"
+            )
     print(f"ratio 20 / 1: {peaks[20]['peak_mib'] / peaks[1]['peak_mib']:.3f} (goal <= 1.10)")
 
 

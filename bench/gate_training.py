@@ -42,26 +42,42 @@ def main() -> None:
         best = i % len(order)
         emb = torch.randn(c, g, g, g, generator=gen)
         emb[best % c] += 2.0  # make the best candidate learnable
-        records.append({
-            "group": f"case{i // 4}",
-            "features": {"embedding": emb, "sparse": torch.randn(2, c, generator=gen), "click": torch.full((3,), s / 2)},
-            "dice": {name: (0.9 if k == best else 0.5) for k, name in enumerate(order)},
-        })
+        records.append(
+            {
+                "group": f"case{i // 4}",
+                "features": {
+                    "embedding": emb,
+                    "sparse": torch.randn(2, c, generator=gen),
+                    "click": torch.full((3,), s / 2),
+                },
+                "dice": {name: (0.9 if k == best else 0.5) for k, name in enumerate(order)},
+            }
+        )
     t0 = time.perf_counter()
     fit = fit_gate(records, order, MlpGate(cfg, len(order)), s, epochs=80, device=args.device)
     fit_s = time.perf_counter() - t0
-    print(f"fit: {args.samples} cached samples, {len(order)} candidates, 80 epochs: {fit_s:.2f} s "
-          f"(goal <= 10 s); held-out accuracy {fit.heldout_accuracy:.1%}")
+    print(
+        f"fit: {args.samples} cached samples, {len(order)} candidates, 80 epochs: {fit_s:.2f} s "
+        f"(goal <= 10 s); held-out accuracy {fit.heldout_accuracy:.1%}"
+    )
 
     with tempfile.TemporaryDirectory() as tmp:
         tmp = Path(tmp)
         spec = make_test_foundation(tmp / "f.safetensors", config=args.config)
         foundation = spec.load(args.device)
         experts = [make_test_expert(tmp / f"e{i}", spec, name=f"expert-{i}", seed=10 + i) for i in range(args.experts)]
-        cands = [Candidate(e.name, e.manifest.weights.sha256, (lambda e=e: e.build(foundation, spec.sha256))) for e in experts]
+        cands = [
+            Candidate(e.name, e.manifest.weights.sha256, (lambda e=e: e.build(foundation, spec.sha256)))
+            for e in experts
+        ]
         prompts = [
-            TrainingPrompt(key=f"p{i}", image=torch.randn(1, s, s, s, generator=gen),
-                           target=torch.rand(s, s, s, generator=gen) > 0.9, click=torch.full((3,), s // 2), group=f"g{i}")
+            TrainingPrompt(
+                key=f"p{i}",
+                image=torch.randn(1, s, s, s, generator=gen),
+                target=torch.rand(s, s, s, generator=gen) > 0.9,
+                click=torch.full((3,), s // 2),
+                group=f"g{i}",
+            )
             for i in range(args.cache_prompts)
         ]
         cache = GateCache(tmp / "cache")
@@ -71,8 +87,10 @@ def main() -> None:
         t0 = time.perf_counter()
         cache.build(prompts, Candidate("foundation", spec.sha256, lambda: foundation), cands, torch.device(args.device))
         reread_s = (time.perf_counter() - t0) / len(prompts)
-    print(f"cache: {build_s:.3f} s per prompt to build ({1 + args.experts} candidates, {args.config}), "
-          f"{reread_s:.4f} s per prompt when cached")
+    print(
+        f"cache: {build_s:.3f} s per prompt to build ({1 + args.experts} candidates, {args.config}), "
+        f"{reread_s:.4f} s per prompt when cached"
+    )
 
 
 if __name__ == "__main__":

@@ -29,10 +29,10 @@ def main() -> None:
     import torch
 
     import sammoe_core
+    from sammoe_core.experts import enabled_experts
     from sammoe_core.moe.gate import MlpGate
     from sammoe_core.moe.policies import Top1Policy
     from sammoe_core.moe.segmenter import MoESegmenter
-    from sammoe_core.experts import enabled_experts
     from sammoe_core.segmentation.predictor import FoundationPredictor
 
     with tempfile.TemporaryDirectory() as tmp:
@@ -50,17 +50,19 @@ def main() -> None:
         runs = {"foundation": plain, "moe (3 experts)": moe}
         times: dict[str, list[float]] = {name: [] for name in runs}
         last = {}
-        for name, predictor in runs.items():  # warm-up (the MoE composes the chosen expert once)
-            sammoe_core.segmentation.pipeline(volume, target, predictor, max_crops=1)
+        for predictor in runs.values():  # warm-up (the MoE composes the chosen expert once)
+            sammoe_core.segment(volume, target, predictor, max_crops=1)
         for _ in range(args.repeats):
             for name, predictor in runs.items():
                 t0 = time.perf_counter()
-                last[name] = sammoe_core.segmentation.pipeline(volume, target, predictor, max_crops=1)
+                last[name] = sammoe_core.segment(volume, target, predictor, max_crops=1)
                 times[name].append(time.perf_counter() - t0)
         for name, ts in times.items():
             chosen = last[name].targets[0].crops[0].get("predictor_info", [{}])[0].get("chosen")
-            print(f"{name:<18} median {statistics.median(ts):.3f} s over {args.repeats} (min {min(ts):.3f})"
-                  + (f", routed to {chosen}" if chosen else ""))
+            print(
+                f"{name:<18} median {statistics.median(ts):.3f} s over {args.repeats} (min {min(ts):.3f})"
+                + (f", routed to {chosen}" if chosen else "")
+            )
     ratio = statistics.median(times["moe (3 experts)"]) / statistics.median(times["foundation"])
     print(f"ratio moe / foundation: {ratio:.3f} (goal <= 1.05)")
 

@@ -18,9 +18,9 @@ import torch
 
 from sammoe_core.devices import resolve_device
 from sammoe_core.model import Sam3D, config_names
+from sammoe_core.segmentation.pipeline import segment
 from sammoe_core.segmentation.predictor import FoundationPredictor
 from sammoe_core.segmentation.prompts import Target
-from sammoe_core.segmentation.pipeline import segment
 
 
 def synthetic_ct(size: int, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:

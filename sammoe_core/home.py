@@ -83,7 +83,9 @@ class Home:
             if self.root.exists() and not self.root.is_dir():
                 raise StateError(f"{ENV_VAR} {self.root} is a file, not a folder; point {ENV_VAR} at a folder")
         except PermissionError:
-            raise StateError(f"{ENV_VAR} {self.root}: permission denied; point {ENV_VAR} at a folder you can read") from None
+            raise StateError(
+                f"{ENV_VAR} {self.root}: permission denied; point {ENV_VAR} at a folder you can read"
+            ) from None
 
     def ensure_writable(self) -> None:
         """Create the home if needed; a home that cannot be written is a clear error."""

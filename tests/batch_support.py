@@ -28,7 +28,9 @@ def write_cases(folder: Path, count: int, seed: int, shape=(24, 22, 18)) -> list
         path = folder / f"case{i}.nii.gz"
         nib.Nifti1Image(ct_like(shape, seed + i), np.diag([1.5, 1.5, 2.0, 1.0])).to_filename(str(path))
         click = [shape[0] // 2 + i % 3, shape[1] // 2, shape[2] // 2]
-        (folder / f"case{i}.prompts.json").write_text(json.dumps({"targets": [{"name": "core", "label": 3, "points": [click]}]}))
+        (folder / f"case{i}.prompts.json").write_text(
+            json.dumps({"targets": [{"name": "core", "label": 3, "points": [click]}]})
+        )
         paths.append(path)
     return paths
 

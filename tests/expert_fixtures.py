@@ -87,8 +87,14 @@ def calibrated_expert(tmp_path, test_foundation):
 
     def make(name: str, seed: int):
         folder = tmp_path / "experts" / name
-        expert = make_test_expert(folder, test_foundation, name=name, seed=seed,
-                                  targets=[{"name": "sphere"}], calibration={"path": "calibration", "classes": ["sphere"]})
+        make_test_expert(
+            folder,
+            test_foundation,
+            name=name,
+            seed=seed,
+            targets=[{"name": "sphere"}],
+            calibration={"path": "calibration", "classes": ["sphere"]},
+        )
         shutil.copytree(data, folder / "calibration")
         return folder
 

@@ -16,6 +16,7 @@ import pytest
 from batch_support import label_bytes, write_cases, write_corrupt
 from click.testing import CliRunner
 
+from sammoe_core.cli import main
 from sammoe_core.distributed import (
     LocalEngine,
     SegmentSettings,
@@ -24,10 +25,8 @@ from sammoe_core.distributed import (
     manifest_items,
     manifest_path,
     read_manifest,
-    run_batch,
     segment_batch,
 )
-from sammoe_core.cli import main
 from sammoe_core.errors import SammoeError
 from sammoe_core.files.hashing import sha256_file
 from sammoe_core.segmentation.predictor_spec import PredictorSpec
@@ -73,7 +72,9 @@ def test_manifests_list_items_in_file_order_with_paths_resolved(tmp_path):
         ("case2.nii.gz", data / "scans" / "case2.nii.gz", data / "scans" / "case2.prompts.json", out / "case2.nii.gz"),
         ("renamed.nii.gz", data / "scans" / "case0.nii.gz", None, out / "renamed.nii.gz"),
     ]
-    (data / "list.jsonl").write_text('{"image": "scans/case1.nii.gz"}\n\n{"image": "scans/case0.nii.gz", "output": "sub/zero.nii.gz"}\n')
+    (data / "list.jsonl").write_text(
+        '{"image": "scans/case1.nii.gz"}\n\n{"image": "scans/case0.nii.gz", "output": "sub/zero.nii.gz"}\n'
+    )
     items = manifest_items(data / "list.jsonl", out)
     assert [i.key for i in items] == ["case1.nii.gz", "sub/zero.nii.gz"] and items[1].name == "zero"
 
@@ -84,8 +85,16 @@ def test_manifests_list_items_in_file_order_with_paths_resolved(tmp_path):
         ("d.jsonl", '{"image": "x.nii.gz"}\n[1]\n', "d.jsonl:2: each line must be a JSON object"),
         ("e.jsonl", '{"image": "x.nii.gz", "output": "x.png"}\n', "must end in .nii.gz or .nii"),
         ("f.jsonl", "", "lists no volumes"),
-        ("g.csv", "image,output\nx.nii.gz,../../escaped.nii.gz\n", "g.csv:2: output '../../escaped.nii.gz' resolves outside"),
-        ("h.jsonl", json.dumps({"image": "x.nii.gz", "output": str(tmp_path / "abs.nii.gz")}) + "\n", "h.jsonl:1: output"),
+        (
+            "g.csv",
+            "image,output\nx.nii.gz,../../escaped.nii.gz\n",
+            "g.csv:2: output '../../escaped.nii.gz' resolves outside",
+        ),
+        (
+            "h.jsonl",
+            json.dumps({"image": "x.nii.gz", "output": str(tmp_path / "abs.nii.gz")}) + "\n",
+            "h.jsonl:1: output",
+        ),
     ):
         (data / name).write_text(text)
         with pytest.raises(SammoeError, match=re.escape(problem)):
@@ -122,7 +131,9 @@ def test_shards_partition_the_inputs_exactly(tmp_path, predictor, monkeypatch):
     calls = _count_segment_file_calls(monkeypatch)
     report = segment_batch(cases, out, engine, quiet=True)
     assert calls == [] and report["counts"] == {"done": 0, "failed": 0, "skipped": 5}
-    assert {c["reason"] for c in report["cases"]} == {"done in an earlier run with the same weights, settings and prompts"}
+    assert {c["reason"] for c in report["cases"]} == {
+        "done in an earlier run with the same weights, settings and prompts"
+    }
 
 
 def test_failures_are_recorded_the_run_goes_on_and_a_rerun_retries_them(tmp_path, predictor, tiny_weights, monkeypatch):
@@ -133,7 +144,12 @@ def test_failures_are_recorded_the_run_goes_on_and_a_rerun_retries_them(tmp_path
     out = tmp_path / "segs"
     report = segment_batch(cases, out, LocalEngine(predictor), quiet=True)
     status = {c["key"]: c["status"] for c in report["cases"]}
-    assert status == {"broken.nii.gz": "failed", "case0.nii.gz": "done", "case1.nii.gz": "failed", "case2.nii.gz": "done"}
+    assert status == {
+        "broken.nii.gz": "failed",
+        "case0.nii.gz": "done",
+        "case1.nii.gz": "failed",
+        "case2.nii.gz": "done",
+    }
     assert report["counts"] == {"done": 2, "failed": 2, "skipped": 0} and report["volumes_per_minute"] > 0
     manifest = read_manifest(manifest_path(out))
     assert {k: e["status"] for k, e in manifest.items()} == status
@@ -158,7 +174,8 @@ def test_failures_are_recorded_the_run_goes_on_and_a_rerun_retries_them(tmp_path
     calls.clear()
     report = segment_batch(cases, out, engine, quiet=True)
     assert {c["reason"] for c in report["cases"] if c["status"] == "skipped"} == {
-        "output exists, made with other weights (pass --overwrite to redo it)"}
+        "output exists, made with other weights (pass --overwrite to redo it)"
+    }
     assert calls == [] and report["counts"] == {"done": 0, "failed": 1, "skipped": 3}
     report = segment_batch(cases, out, engine, SegmentSettings(overwrite=True), quiet=True)
     assert report["counts"] == {"done": 3, "failed": 1, "skipped": 0} and len(calls) == 3
@@ -170,7 +187,8 @@ def test_failures_are_recorded_the_run_goes_on_and_a_rerun_retries_them(tmp_path
     calls.clear()
     report = segment_batch(cases, out, engine, SegmentSettings(clicks="all"), quiet=True)
     assert calls == [] and {c["reason"] for c in report["cases"] if c["status"] == "skipped"} == {
-        "output exists, made with other settings (pass --overwrite to redo it)"}
+        "output exists, made with other settings (pass --overwrite to redo it)"
+    }
 
 
 def test_a_rerun_with_changed_prompts_says_why_it_skips(tmp_path, tiny_weights):
@@ -185,7 +203,9 @@ def test_a_rerun_with_changed_prompts_says_why_it_skips(tmp_path, tiny_weights):
     prompts.write_text(prompts.read_text().replace('"core"', '"moved"'))
     changed = CliRunner().invoke(main, args)
     assert changed.exit_code == 0
-    assert changed.stderr.strip() == "case1: skipped: output exists, made with other prompts (pass --overwrite to redo it)"
+    assert (
+        changed.stderr.strip() == "case1: skipped: output exists, made with other prompts (pass --overwrite to redo it)"
+    )
     redone = CliRunner().invoke(main, [*args, "--overwrite"])
     assert redone.exit_code == 0 and redone.stderr == ""
 
@@ -208,14 +228,18 @@ def test_a_killed_run_is_finished_by_rerunning_it(tmp_path, tiny_weights, predic
                 os._exit(9)
             return original(*args, **kwargs)
         volume.segment_file = dying
-        segment_folder({str(cases)!r}, {str(out)!r}, PredictorSpec(weights={str(tiny_weights)!r}, device="cpu").build(), quiet=True)
+        predictor = PredictorSpec(weights={str(tiny_weights)!r}, device="cpu").build()
+        segment_folder({str(cases)!r}, {str(out)!r}, predictor, quiet=True)
     """)
     killed = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=300)
     assert killed.returncode == 9, killed.stderr
     entries = read_manifest(manifest_path(out))
     assert sorted((k, e["status"]) for k, e in entries.items()) == [
-        ("case0.nii.gz", "done"), ("case1.nii.gz", "done"),
-        ("case2.nii.gz", "pending"), ("case3.nii.gz", "pending"), ("case4.nii.gz", "pending"),
+        ("case0.nii.gz", "done"),
+        ("case1.nii.gz", "done"),
+        ("case2.nii.gz", "pending"),
+        ("case3.nii.gz", "pending"),
+        ("case4.nii.gz", "pending"),
     ]
     calls = _count_segment_file_calls(monkeypatch)
     report = segment_batch(cases, out, LocalEngine(predictor), quiet=True)
@@ -250,8 +274,21 @@ def test_a_manifest_row_cannot_write_outside_the_output_folder(tmp_path, tiny_we
     listing = tmp_path / "data" / "list.csv"
     listing.write_text("image,output\nscans/case0.nii.gz,../../escaped.nii.gz\n")
     out = tmp_path / "deep" / "out"
-    result = CliRunner().invoke(main, ["segment", str(listing), "-o", str(out), "--point", "10,10,8",
-                                       "--weights", str(tiny_weights), "--device", "cpu"])
+    result = CliRunner().invoke(
+        main,
+        [
+            "segment",
+            str(listing),
+            "-o",
+            str(out),
+            "--point",
+            "10,10,8",
+            "--weights",
+            str(tiny_weights),
+            "--device",
+            "cpu",
+        ],
+    )
     assert result.exit_code == 2 and "list.csv:2: output '../../escaped.nii.gz' resolves outside" in result.output
     assert not list(tmp_path.rglob("escaped.nii.gz")) and not out.exists()
 
@@ -262,8 +299,23 @@ def test_cli_batch_from_a_manifest_with_a_shard(tmp_path, tiny_weights):
     listing.write_text("image\n" + "".join(f"scans/case{i}.nii.gz\n" for i in range(4)))
     out = tmp_path / "out"
     run = CliRunner().invoke
-    result = run(main, ["segment", str(listing), "-o", str(out), "--point", "10,10,8", "--weights", str(tiny_weights),
-                        "--device", "cpu", "--shard", "1/2"])
+    result = run(
+        main,
+        [
+            "segment",
+            str(listing),
+            "-o",
+            str(out),
+            "--point",
+            "10,10,8",
+            "--weights",
+            str(tiny_weights),
+            "--device",
+            "cpu",
+            "--shard",
+            "1/2",
+        ],
+    )
     assert result.exit_code == 0, result.output
     expected = {i.key for i in Shard(1, 2).select(manifest_items(listing, out))}
     assert {p.name for p in out.glob("*.nii.gz")} == expected
@@ -273,12 +325,27 @@ def test_cli_batch_from_a_manifest_with_a_shard(tmp_path, tiny_weights):
         (["--shard", "2/2"], "Error: shard 2/2"),
         (["--shard", "x"], "Error: --shard x: expected I/N"),
     ):
-        result = run(main, ["segment", str(listing), "-o", str(out), "--point", "10,10,8", "--weights", str(tiny_weights), *args])
+        result = run(
+            main, ["segment", str(listing), "-o", str(out), "--point", "10,10,8", "--weights", str(tiny_weights), *args]
+        )
         assert result.exit_code == 2 and result.output.strip().splitlines() == [result.output.strip()], result.output
         assert problem in result.output
     single = tmp_path / "scans" / "case0.nii.gz"
-    result = run(main, ["segment", str(single), "-o", str(tmp_path / "one.nii.gz"), "--point", "5,5,5",
-                        "--weights", str(tiny_weights), "--engine", "ray"])
+    result = run(
+        main,
+        [
+            "segment",
+            str(single),
+            "-o",
+            str(tmp_path / "one.nii.gz"),
+            "--point",
+            "5,5,5",
+            "--weights",
+            str(tiny_weights),
+            "--engine",
+            "ray",
+        ],
+    )
     assert result.exit_code == 2 and "take a folder of volumes or a manifest" in result.output
 
 
@@ -288,7 +355,12 @@ def test_a_batch_of_garbage_leaves_no_partial_output_folders(tmp_path, predictor
     write_corrupt(scans / "junk.nii.gz")
     (scans / "junk.prompts.json").write_text((scans / "case0.prompts.json").read_text())
     listing = tmp_path / "list.jsonl"
-    listing.write_text(json.dumps({"image": "scans/junk.nii.gz", "prompts": "scans/junk.prompts.json", "output": "deep/er/junk.nii.gz"}) + "\n")
+    listing.write_text(
+        json.dumps(
+            {"image": "scans/junk.nii.gz", "prompts": "scans/junk.prompts.json", "output": "deep/er/junk.nii.gz"}
+        )
+        + "\n"
+    )
     out = tmp_path / "out"
     report = segment_batch(listing, out, LocalEngine(predictor), quiet=True)
     assert report["counts"]["failed"] == 1

@@ -16,7 +16,11 @@ def test_cache_info_and_clear(sammoe_home):
     (sammoe_home / "cache" / "gate" / "b").write_bytes(b"y" * 1_000_000)
     info = CliRunner().invoke(main, ["cache", "info"]).output.splitlines()
     assert info[0].split() == ["CACHE", "MB", "PATH"]
-    assert info[1].split()[:2] == ["volumes", "2.0"] and info[2].split()[:2] == ["gate", "1.0"] and info[-1].split() == ["total", "3.0"]
+    assert (
+        info[1].split()[:2] == ["volumes", "2.0"]
+        and info[2].split()[:2] == ["gate", "1.0"]
+        and info[-1].split() == ["total", "3.0"]
+    )
     cleared = CliRunner().invoke(main, ["cache", "clear", "gate"])
     assert cleared.exit_code == 0 and "cleared gate: 1.0 MB" in cleared.output
     assert not (sammoe_home / "cache" / "gate").exists() and (sammoe_home / "cache" / "volumes" / "a.npy").exists()

@@ -86,12 +86,18 @@ def test_refuses_arbitrary_pickled_objects(tmp_path, tiny_state, capsys):
 
 def test_missing_extra_and_wrong_shape_keys_are_named(tmp_path, tiny_state):
     cases = {
-        "missing": ({k: v for k, v in tiny_state.items() if k != "mask_decoder.iou_token.weight"},
-                    "missing keys: mask_decoder.iou_token.weight"),
-        "extra": ({**tiny_state, "image_encoder.extra.weight": torch.zeros(2)},
-                  "unexpected keys: image_encoder.extra.weight"),
-        "shape": ({**tiny_state, "image_encoder.pos_embed": torch.zeros(1, 2, 2, 2, 48)},
-                  "wrong shapes: image_encoder.pos_embed (1, 2, 2, 2, 48)"),
+        "missing": (
+            {k: v for k, v in tiny_state.items() if k != "mask_decoder.iou_token.weight"},
+            "missing keys: mask_decoder.iou_token.weight",
+        ),
+        "extra": (
+            {**tiny_state, "image_encoder.extra.weight": torch.zeros(2)},
+            "unexpected keys: image_encoder.extra.weight",
+        ),
+        "shape": (
+            {**tiny_state, "image_encoder.pos_embed": torch.zeros(1, 2, 2, 2, 48)},
+            "wrong shapes: image_encoder.pos_embed (1, 2, 2, 2, 48)",
+        ),
     }
     for name, (state, message) in cases.items():
         src = tmp_path / f"{name}.pth"
@@ -151,8 +157,8 @@ def test_tampered_and_truncated_safetensors_are_refused(tmp_path, tiny_state):
 
 
 def test_safetensors_load_is_strict(tmp_path, tiny_state):
-    from sammoe_core.model.checkpoint import save_weights
     from sammoe_core.model import get_config
+    from sammoe_core.model.checkpoint import save_weights
 
     path = tmp_path / "partial.safetensors"
     partial = {k: v for k, v in tiny_state.items() if not k.startswith("mask_decoder.")}

@@ -49,8 +49,10 @@ def test_a_symlink_loop_is_a_clean_error(tmp_path, no_model):
     assert result.exit_code == 2 and "Traceback" not in result.output and "internal error" not in result.output
 
 
-@pytest.mark.parametrize(("tag", "value"), [("ImageOrientationPatient", [1, 0, 0, 0, 1]),
-                                            ("ImagePositionPatient", [0, 0]), ("PixelSpacing", [1.0])])
+@pytest.mark.parametrize(
+    ("tag", "value"),
+    [("ImageOrientationPatient", [1, 0, 0, 0, 1]), ("ImagePositionPatient", [0, 0]), ("PixelSpacing", [1.0])],
+)
 def test_malformed_dicom_geometry_names_the_tag(tmp_path, tag, value):
     import pydicom
     from segment_support import write_dicom_series
@@ -164,7 +166,9 @@ def test_small_state_and_header_checks(tmp_path, volume, make_expert):
         make_expert("foundation")
     fifo = tmp_path / "w.safetensors"
     os.mkfifo(fifo)  # before: "no such file"
-    one_line(run("segment", volume, "-o", tmp_path / "o.nii.gz", "--point", "1,1,1", "--weights", fifo), "not a regular file")
+    one_line(
+        run("segment", volume, "-o", tmp_path / "o.nii.gz", "--point", "1,1,1", "--weights", fifo), "not a regular file"
+    )
 
 
 def test_a_point_outside_the_volume_is_refused_before_the_model(volume, tmp_path, no_model):

@@ -8,8 +8,8 @@ import nibabel as nib
 import numpy as np
 import pytest
 
-from sammoe_core.io.datasets import LabelledDataset
 from sammoe_core.errors import SammoeError
+from sammoe_core.io.datasets import LabelledDataset
 
 
 def write_case(root, case, shape=(6, 5, 4), label_shape=None, label_affine=None):

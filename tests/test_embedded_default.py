@@ -12,8 +12,8 @@ import torch
 from click.testing import CliRunner
 
 from sammoe_core.cli import main
-from sammoe_core.files.hashing import sha256_file
 from sammoe_core.evaluation.metrics import dice
+from sammoe_core.files.hashing import sha256_file
 from sammoe_core.phantoms import LABEL_NAMES
 
 REPO = Path(__file__).resolve().parent.parent
@@ -59,8 +59,20 @@ def test_the_default_moe_segments_the_example_volume(tmp_path, monkeypatch):
     prompts["targets"] = [t for t in prompts["targets"] if t["name"] in keep]
     (tmp_path / "prompts.json").write_text(json.dumps(prompts))
     out = tmp_path / "seg.nii.gz"
-    r = CliRunner().invoke(main, ["segment", str(EXAMPLE / "phantom_ct.nii.gz"), "--prompts", str(tmp_path / "prompts.json"),
-                                  "-o", str(out), "--device", "cpu", "-q"])
+    r = CliRunner().invoke(
+        main,
+        [
+            "segment",
+            str(EXAMPLE / "phantom_ct.nii.gz"),
+            "--prompts",
+            str(tmp_path / "prompts.json"),
+            "-o",
+            str(out),
+            "--device",
+            "cpu",
+            "-q",
+        ],
+    )
     assert r.exit_code == 0, r.output
     seg = np.asanyarray(nib.load(out).dataobj)
     truth = np.asanyarray(nib.load(EXAMPLE / "phantom_ct_labels.nii.gz").dataobj)

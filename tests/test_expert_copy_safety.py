@@ -62,8 +62,9 @@ def _secret_survived(outside: Path) -> bool:
 
 
 @pytest.mark.parametrize("link_out", LINKS)
-def test_add_expert_refuses_a_link_out_of_the_folder(link_out, sammoe_home, no_builtin_foundation, calibrated_expert,
-                                                     outside):
+def test_add_expert_refuses_a_link_out_of_the_folder(
+    link_out, sammoe_home, no_builtin_foundation, calibrated_expert, outside
+):
     folder = calibrated_expert("alpha", 1)
     link = link_out(folder, outside)
     failed = run("add-expert", str(folder), ok=False).output
@@ -75,8 +76,9 @@ def test_add_expert_refuses_a_link_out_of_the_folder(link_out, sammoe_home, no_b
 
 
 @pytest.mark.parametrize("link_out", LINKS)
-def test_export_refuses_a_link_out_of_the_folder_and_writes_nothing(link_out, tmp_path, sammoe_home, plugin_host,
-                                                                    calibrated_expert, outside):
+def test_export_refuses_a_link_out_of_the_folder_and_writes_nothing(
+    link_out, tmp_path, sammoe_home, plugin_host, calibrated_expert, outside
+):
     folder = calibrated_expert("alpha", 1)
     link = link_out(folder, outside)
     exports = tmp_path / "exports"
@@ -90,8 +92,9 @@ def test_export_refuses_a_link_out_of_the_folder_and_writes_nothing(link_out, tm
     assert _secret_survived(outside)
 
 
-def test_an_added_expert_that_gained_a_link_is_not_exported(tmp_path, sammoe_home, no_builtin_foundation,
-                                                            calibrated_expert, outside):
+def test_an_added_expert_that_gained_a_link_is_not_exported(
+    tmp_path, sammoe_home, no_builtin_foundation, calibrated_expert, outside
+):
     run("add-expert", str(calibrated_expert("alpha", 1)))
     copy = sammoe_home / "experts" / "alpha"
     link = _link_calibration_file(copy, outside)
@@ -100,8 +103,9 @@ def test_an_added_expert_that_gained_a_link_is_not_exported(tmp_path, sammoe_hom
     assert not (tmp_path / "export").exists() and _secret_survived(outside)
 
 
-def test_links_inside_the_folder_are_copied_as_the_files_they_point_to(tmp_path, sammoe_home, no_builtin_foundation,
-                                                                        calibrated_expert):
+def test_links_inside_the_folder_are_copied_as_the_files_they_point_to(
+    tmp_path, sammoe_home, no_builtin_foundation, calibrated_expert
+):
     folder = calibrated_expert("alpha", 1)
     shutil.move(folder / "calibration", folder / "data")
     (folder / "calibration").symlink_to("data", target_is_directory=True)
@@ -123,8 +127,9 @@ def test_links_inside_the_folder_are_copied_as_the_files_they_point_to(tmp_path,
     assert not any(p.is_symlink() for p in (tmp_path / "export").rglob("*"))
 
 
-def test_a_linked_weights_file_or_manifest_is_refused(tmp_path, sammoe_home, no_builtin_foundation, make_expert,
-                                                      outside):
+def test_a_linked_weights_file_or_manifest_is_refused(
+    tmp_path, sammoe_home, no_builtin_foundation, make_expert, outside
+):
     folder = make_expert("kidney").folder
     shutil.move(folder / "model.safetensors", outside / "model.safetensors")
     (folder / "model.safetensors").symlink_to(outside / "model.safetensors")
@@ -142,6 +147,8 @@ def test_a_relative_expert_folder_is_copied(make_expert, tmp_path, monkeypatch):
 
     expert = make_expert("liver")
     monkeypatch.chdir(expert.folder.parent)
-    made = CliRunner().invoke(main, ["new-plugin", "sammoe-expert-rel", "--expert", "liver", "-o", str(tmp_path / "out")])
+    made = CliRunner().invoke(
+        main, ["new-plugin", "sammoe-expert-rel", "--expert", "liver", "-o", str(tmp_path / "out")]
+    )
     assert made.exit_code == 0, made.output
     assert (tmp_path / "out" / "sammoe-expert-rel" / "sammoe_expert_rel" / "expert-data" / "expert.json").is_file()

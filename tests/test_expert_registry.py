@@ -38,9 +38,13 @@ def _write_gate_manifest(home, foundation_sha256: str, experts: dict[str, str]):
 
     folder = home / "gates" / "g"
     folder.mkdir(parents=True, exist_ok=True)
-    manifest = GateManifest(network_config="sammoe-tiny", foundation_sha256=foundation_sha256, weights_sha256="0" * 64,
-                            candidates=[GateCandidate(name="foundation", weights_sha256=foundation_sha256)]
-                            + [GateCandidate(name=n, weights_sha256=s) for n, s in experts.items()])
+    manifest = GateManifest(
+        network_config="sammoe-tiny",
+        foundation_sha256=foundation_sha256,
+        weights_sha256="0" * 64,
+        candidates=[GateCandidate(name="foundation", weights_sha256=foundation_sha256)]
+        + [GateCandidate(name=n, weights_sha256=s) for n, s in experts.items()],
+    )
     (folder / "gate.json").write_text(manifest.model_dump_json())
     return folder
 
@@ -115,7 +119,9 @@ def test_disable_enable_and_the_stale_gate(home, make_expert, test_foundation):
     run("add-expert", str(spleen.folder))
     registry = Registry()
     shas = {"liver": liver.manifest.weights.sha256, "spleen": spleen.manifest.weights.sha256}
-    registry.set_gate(_write_gate_manifest(home, test_foundation.sha256, shas), ["liver", "spleen"], test_foundation.sha256)
+    registry.set_gate(
+        _write_gate_manifest(home, test_foundation.sha256, shas), ["liver", "spleen"], test_foundation.sha256
+    )
     assert registry.read().gate.path == "gates/g"  # stored relative to SAMMOE_HOME
     assert current_gate_choice().kind == "trained"
     assert "disabled liver; the gate is stale" in run("experts", "disable", "liver").output

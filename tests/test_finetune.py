@@ -20,8 +20,15 @@ def _loss(model, samples):
     fn = DiceCELoss(sigmoid=True, squared_pred=True)
     with torch.no_grad():
         return sum(
-            interactive_loss(model, s["image"][None], s["target"][None], 1, fn, torch.Generator().manual_seed(0),
-                             first_click=s["first_click"][None]).loss.item()
+            interactive_loss(
+                model,
+                s["image"][None],
+                s["target"][None],
+                1,
+                fn,
+                torch.Generator().manual_seed(0),
+                first_click=s["first_click"][None],
+            ).loss.item()
             for s in samples
         ) / len(samples)
 
@@ -38,10 +45,29 @@ def test_finetune_lowers_the_loss_and_writes_a_valid_expert(tmp_path, sammoe_hom
     cases = prepare_dataset(data, tmp_path / "cache", pre, ["sphere"], 0)
     samples = [CropSampler(cases, pre, augment=False).sample(i) for i in range(4)]
     out = tmp_path / "sphere-expert"
-    r = CliRunner().invoke(main, [
-        "finetune", "--data", str(data), "--name", "sphere", "--classes", "sphere", "-o", str(out),
-        "--steps", "30", "--lr", "1e-2", "--clicks", "3", "--device", "cpu", "--quiet",
-    ])
+    r = CliRunner().invoke(
+        main,
+        [
+            "finetune",
+            "--data",
+            str(data),
+            "--name",
+            "sphere",
+            "--classes",
+            "sphere",
+            "-o",
+            str(out),
+            "--steps",
+            "30",
+            "--lr",
+            "1e-2",
+            "--clicks",
+            "3",
+            "--device",
+            "cpu",
+            "--quiet",
+        ],
+    )
     assert r.exit_code == 0, r.output
     summary = json.loads(r.output)
     assert summary["steps"] == 30
@@ -52,10 +78,30 @@ def test_finetune_lowers_the_loss_and_writes_a_valid_expert(tmp_path, sammoe_hom
     after = _loss(expert.build(test_foundation.load(), test_foundation.sha256), samples)
     assert after < 0.9 * before, (before, after)
     # the run folder resumes: a second call with the same settings has nothing left to train
-    r2 = CliRunner().invoke(main, [
-        "finetune", "--data", str(data), "--name", "sphere", "--classes", "sphere", "-o", str(out),
-        "--steps", "30", "--lr", "1e-2", "--clicks", "3", "--device", "cpu", "--quiet", "--overwrite",
-    ])
+    r2 = CliRunner().invoke(
+        main,
+        [
+            "finetune",
+            "--data",
+            str(data),
+            "--name",
+            "sphere",
+            "--classes",
+            "sphere",
+            "-o",
+            str(out),
+            "--steps",
+            "30",
+            "--lr",
+            "1e-2",
+            "--clicks",
+            "3",
+            "--device",
+            "cpu",
+            "--quiet",
+            "--overwrite",
+        ],
+    )
     assert r2.exit_code == 0, r2.output
     assert json.loads(r2.output)["steps"] == 30
 
@@ -66,6 +112,21 @@ def test_finetune_refuses_unknown_classes(tmp_path, sammoe_home, test_foundation
     data = tmp_path / "spheres"
     write_sphere_dataset(data, n=1)
     choose_foundation(str(test_foundation.weights))
-    r = CliRunner().invoke(main, ["finetune", "--data", str(data), "--name", "x", "--classes", "liver",
-                                  "-o", str(tmp_path / "x"), "--steps", "2", "--quiet"])
+    r = CliRunner().invoke(
+        main,
+        [
+            "finetune",
+            "--data",
+            str(data),
+            "--name",
+            "x",
+            "--classes",
+            "liver",
+            "-o",
+            str(tmp_path / "x"),
+            "--steps",
+            "2",
+            "--quiet",
+        ],
+    )
     assert r.exit_code == 2 and "unknown classes" in r.output, r.output

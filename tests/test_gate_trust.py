@@ -94,9 +94,26 @@ def test_segment_with_a_bad_gate_warns_in_one_line_or_fails_under_strict(trained
     runner = CliRunner()
     out = tmp_path / "seg.nii.gz"
     r = runner.invoke(main, ["segment", str(image), "--point", "20,22,18", "-o", str(out), "--device", "cpu", "-q"])
-    assert r.exit_code == 0 and "Warning: the current gate (trained) is unusable" in r.output and "Traceback" not in r.output
-    r = runner.invoke(main, ["segment", str(image), "--point", "20,22,18", "-o", str(tmp_path / "s2.nii.gz"),
-                             "--device", "cpu", "-q", "--strict"])
+    assert (
+        r.exit_code == 0
+        and "Warning: the current gate (trained) is unusable" in r.output
+        and "Traceback" not in r.output
+    )
+    r = runner.invoke(
+        main,
+        [
+            "segment",
+            str(image),
+            "--point",
+            "20,22,18",
+            "-o",
+            str(tmp_path / "s2.nii.gz"),
+            "--device",
+            "cpu",
+            "-q",
+            "--strict",
+        ],
+    )
     assert r.exit_code == 2 and r.output.startswith("Error: ") and len(r.output.strip().splitlines()) == 1
 
 
@@ -112,13 +129,18 @@ def test_gate_training_is_bit_reproducible(trained):
     again = retrain_gate(epochs=3, device="cpu", prompts_per_class=1, progress=False, seed=3)
     second = load_file(str(again.gate_dir / "gate.safetensors"))
     assert first.keys() == second.keys() and all(torch.equal(first[k], second[k]) for k in first)
-    assert json.loads((again.gate_dir / "gate.json").read_text())["trained"]["heldout_accuracy"] == first_manifest["trained"]["heldout_accuracy"]
+    assert (
+        json.loads((again.gate_dir / "gate.json").read_text())["trained"]["heldout_accuracy"]
+        == first_manifest["trained"]["heldout_accuracy"]
+    )
     with warnings.catch_warnings():
         warnings.simplefilter("error", StaleGateWarning)
         assert build_from_registry("cpu").gate is not None
 
 
-def test_a_damaged_expert_is_flagged_and_left_out_of_the_mixture(sammoe_home, plugin_host, test_foundation, calibrated_expert):
+def test_a_damaged_expert_is_flagged_and_left_out_of_the_mixture(
+    sammoe_home, plugin_host, test_foundation, calibrated_expert
+):
     """Before: list/show/plugins said nothing, and every MoE segment exited 2 because of it."""
     from sammoe_core.experts.foundations import choose_foundation
     from sammoe_core.moe.retrain import retrain_gate

@@ -14,10 +14,10 @@ import numpy as np
 import pytest
 from click.testing import CliRunner
 
-from sammoe_core.files.atomic import usual_mode
 from sammoe_core.cli import main
 from sammoe_core.experts import enabled_experts
 from sammoe_core.experts.registry import Registry
+from sammoe_core.files.atomic import usual_mode
 from sammoe_core.testing import make_test_expert
 from tests.hub_double import HubDouble, UnreachableHub
 
@@ -156,9 +156,7 @@ def test_publish_then_add_expert_round_trips_byte_for_byte(hub, liver, sammoe_ho
     commits = [path for method, path in hub.requests if method == "POST" and "/commit/" in path]
     assert commits == ["/api/models/lab/liver/commit/main"]  # one upload commit
     on_hub = hub.files("lab/liver", "0.1.0")
-    assert sorted(on_hub) == sorted(
-        [".gitattributes", "README.md", *files_under(liver.folder)]
-    )
+    assert sorted(on_hub) == sorted([".gitattributes", "README.md", *files_under(liver.folder)])
 
     added = json.loads(run("add-expert", "hf://lab/liver@0.1.0").output)
     assert added == {"source": "hf://lab/liver@0.1.0", "kind": "hub", "experts": ["liver"], "problems": []}
@@ -330,6 +328,7 @@ def test_foundation_set_from_the_hub_converts_once_and_is_cached(hub, official_p
     commit = hub.seed("uni/tiny-sam", {"tiny_turbo.pth": official_pth.read_bytes()}, tag="v1")
     conversions = []
     real_convert = checkpoint.convert_checkpoint
+
     def counted_convert(*args, **kwargs):
         conversions.append(args)
         return real_convert(*args, **kwargs)
@@ -374,9 +373,10 @@ def test_foundation_from_the_hub_errors(hub, official_pth, monkeypatch):
     not_weights = run("foundation", "set", "hf://uni/tiny-sam/notes.txt", ok=False).output
     assert "a .pth checkpoint or a sammoe .safetensors" in not_weights
     assert "name a file in the repo" in run("foundation", "set", "hf://uni/tiny-sam", ok=False).output
-    assert "--config applies to checkpoints fetched from the Hub" in run(
-        "foundation", "set", "x.safetensors", "--config", "sammoe-tiny", ok=False
-    ).output
+    assert (
+        "--config applies to checkpoints fetched from the Hub"
+        in run("foundation", "set", "x.safetensors", "--config", "sammoe-tiny", ok=False).output
+    )
     monkeypatch.setenv("SAMMOE_OFFLINE", "1")
     offline = run("foundation", "set", "hf://uni/tiny-sam/tiny_turbo.pth", ok=False).output
     assert "hf://uni/tiny-sam/tiny_turbo.pth: tiny_turbo.pth is not in the local Hub cache" in offline
@@ -478,8 +478,9 @@ def test_a_reference_out_of_the_cache_is_refused_before_any_request(hub, test_fo
     assert outside.read_bytes() == test_foundation.weights.read_bytes()
 
 
-def test_cached_files_linking_out_of_the_cache_are_never_used(hub, liver, test_foundation, sammoe_home, tmp_path,
-                                                              monkeypatch):
+def test_cached_files_linking_out_of_the_cache_are_never_used(
+    hub, liver, test_foundation, sammoe_home, tmp_path, monkeypatch
+):
     hub.seed("lab/foundations", {"tiny.safetensors": test_foundation.weights.read_bytes()})
     run("foundation", "set", "hf://lab/foundations/tiny.safetensors")
     run("publish", str(liver.folder), "--repo-id", "lab/liver")

@@ -63,8 +63,11 @@ def test_a_small_gzip_declaring_a_huge_volume_is_refused_from_its_header(tmp_pat
         f.write(header.binaryblock + b"\0" * 4 + bytes(1 << 20))
     result = _segment(path, "-o", tmp_path / "o.nii.gz", "--point", "1,1,1")
     _one_line_exit_2(result, "1,073,741,824 voxels", "exceed the limit", "--max-voxels")
-    ok = CliRunner().invoke(main, ["segment", str(path), "-o", str(tmp_path / "o.nii.gz"), "--point", "1,1,1"],
-                            env={"SAMMOE_MAX_VOXELS": "2e9"})
+    ok = CliRunner().invoke(
+        main,
+        ["segment", str(path), "-o", str(tmp_path / "o.nii.gz"), "--point", "1,1,1"],
+        env={"SAMMOE_MAX_VOXELS": "2e9"},
+    )
     _one_line_exit_2(ok, "truncated")  # past the budget, the file is still checked in full
 
 

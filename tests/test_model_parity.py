@@ -8,11 +8,10 @@ from __future__ import annotations
 
 import pytest
 import torch
+from medim.models import sam_med3d  # noqa: E402  (test dependency: the official model code)
 
 from sammoe_core.model import Sam3D, SamConfig
 from tests.conftest import randomize_weights
-
-from medim.models import sam_med3d  # noqa: E402  (test dependency: the official model code)
 
 TOL = 1e-4
 
@@ -67,8 +66,11 @@ def _check_all(ref, ours, seed: int, batch: int = 1) -> None:
             _close(sp, sp_ref, f"sparse prompt embedding, {n_clicks} clicks")
             _close(de, de_ref, f"dense prompt embedding, {n_clicks} clicks")
             low_ref, _ = ref.mask_decoder(
-                image_embeddings=emb_ref, image_pe=pe_ref,
-                sparse_prompt_embeddings=sp_ref, dense_prompt_embeddings=de_ref, multimask_output=False,
+                image_embeddings=emb_ref,
+                image_pe=pe_ref,
+                sparse_prompt_embeddings=sp_ref,
+                dense_prompt_embeddings=de_ref,
+                multimask_output=False,
             )
             low_res = ours.decode(emb_ref, pts, lab, prev)
             _close(low_res, low_ref, f"low-res logits, {n_clicks} clicks + mask prompt")
@@ -80,8 +82,10 @@ def _check_all(ref, ours, seed: int, batch: int = 1) -> None:
         zero = torch.zeros(batch, 1, low, low, low)
         sp_ref, de_ref = ref.prompt_encoder(points=(pts, lab), boxes=None, masks=zero)
         low_ref, _ = ref.mask_decoder(
-            image_embeddings=emb_ref, image_pe=pe_ref,
-            sparse_prompt_embeddings=sp_ref, dense_prompt_embeddings=de_ref,
+            image_embeddings=emb_ref,
+            image_pe=pe_ref,
+            sparse_prompt_embeddings=sp_ref,
+            dense_prompt_embeddings=de_ref,
         )
         _close(ours.decode(emb_ref, pts, lab), low_ref, "first click (zero mask prompt)")
         # no_mask_embed path (never used officially, still part of the checkpoint)
@@ -123,7 +127,9 @@ def test_full_size_model_matches_medim(part, fresh_seed):
             prev = torch.randn(1, 1, 32, 32, 32, generator=gen)
             sp, de = ref.prompt_encoder(points=(pts, lab), boxes=None, masks=prev)
             low_ref, _ = ref.mask_decoder(
-                image_embeddings=emb, image_pe=ref.prompt_encoder.get_dense_pe(),
-                sparse_prompt_embeddings=sp, dense_prompt_embeddings=de,
+                image_embeddings=emb,
+                image_pe=ref.prompt_encoder.get_dense_pe(),
+                sparse_prompt_embeddings=sp,
+                dense_prompt_embeddings=de,
             )
             _close(ours.decode(emb, pts, lab, prev), low_ref, "full low-res logits")

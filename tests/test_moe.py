@@ -15,10 +15,9 @@ from sammoe_core.cli import main
 from sammoe_core.errors import SammoeError
 from sammoe_core.model import Sam3D
 from sammoe_core.moe.gate import MlpGate
+from sammoe_core.moe.gate_training import fit_gate
 from sammoe_core.moe.policies import FixedPolicy, ThresholdPolicy
 from sammoe_core.moe.segmenter import MoESegmenter, StaleGateWarning, build_from_registry
-from sammoe_core.moe.gate_training import fit_gate
-from sammoe_core.testing import make_test_expert
 from tests.data_support import write_sphere_dataset
 
 
@@ -46,7 +45,9 @@ def test_gate_learns_to_route_by_structure(fresh_seed, test_foundation):
             emb = model.encode(crop)
             sparse, _ = model.embed_prompts(click[None, None], torch.ones(1, 1, dtype=torch.long))
         dice = {"foundation": 0.3, "expert-a": 0.8} if kind == "blob" else {"foundation": 0.7, "expert-a": 0.2}
-        records.append({"group": f"case{i}", "features": {"embedding": emb[0], "sparse": sparse[0], "click": click}, "dice": dice})
+        records.append(
+            {"group": f"case{i}", "features": {"embedding": emb[0], "sparse": sparse[0], "click": click}, "dice": dice}
+        )
     torch.manual_seed(fresh_seed % 10_000)
     fit = fit_gate(records, ["foundation", "expert-a"], MlpGate(model.config, 2), 64, epochs=60, seed=fresh_seed % 1000)
     assert fit.heldout_size >= 12
@@ -164,7 +165,9 @@ def test_moe_output_is_exactly_the_chosen_experts(test_foundation, make_expert):
     assert pred.info["chosen"] == {"foundation": 1.0}
 
 
-def test_cli_retrain_then_segment_reports_routing(tmp_path, sammoe_home, plugin_host, test_foundation, calibrated_expert):
+def test_cli_retrain_then_segment_reports_routing(
+    tmp_path, sammoe_home, plugin_host, test_foundation, calibrated_expert
+):
     import nibabel as nib
 
     from sammoe_core.experts.foundations import choose_foundation
@@ -187,15 +190,18 @@ def test_cli_retrain_then_segment_reports_routing(tmp_path, sammoe_home, plugin_
     assert nib.load(out).shape == nib.load(image).shape
 
 
-def test_evaluate_reports_every_method_per_structure(tmp_path, sammoe_home, plugin_host, test_foundation, calibrated_expert):
+def test_evaluate_reports_every_method_per_structure(
+    tmp_path, sammoe_home, plugin_host, test_foundation, calibrated_expert
+):
     from sammoe_core.experts.foundations import choose_foundation
 
     choose_foundation(str(test_foundation.weights))
     _add(calibrated_expert("alpha", 31))
     data = write_sphere_dataset(tmp_path / "eval", n=2, seed=5)
     out = tmp_path / "report"
-    r = CliRunner().invoke(main, ["evaluate", "--data", str(data), "--clicks", "1,3", "-o", str(out),
-                                  "--device", "cpu", "-q"])
+    r = CliRunner().invoke(
+        main, ["evaluate", "--data", str(data), "--clicks", "1,3", "-o", str(out), "--device", "cpu", "-q"]
+    )
     assert r.exit_code == 0, r.output
     report = json.loads((out / "evaluation.json").read_text())
     assert report["methods"] == ["foundation", "alpha", "moe"]
@@ -205,14 +211,19 @@ def test_evaluate_reports_every_method_per_structure(tmp_path, sammoe_home, plug
             for k in ("1", "3"):
                 assert 0.0 <= report["dice"][cls][method][k] <= 1.0
     assert report["cases_per_class"] == {"sphere": 2, "box": 2}
-    assert {cls: sum(r.values()) for cls, r in report["moe_routing"].items()} == {"sphere": 2, "box": 2}  # one route per prompt
+    assert {cls: sum(r.values()) for cls, r in report["moe_routing"].items()} == {
+        "sphere": 2,
+        "box": 2,
+    }  # one route per prompt
     assert "| sphere | 2 |" in (out / "evaluation.md").read_text()
     assert (out / "evaluation.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     r = CliRunner().invoke(main, ["evaluate", "--data", str(data), "--clicks", "x"])
     assert r.exit_code == 2 and "--clicks x" in r.output
 
 
-def test_a_shipped_gate_serves_exactly_its_expert_set(tmp_path, monkeypatch, sammoe_home, plugin_host, test_foundation, calibrated_expert):
+def test_a_shipped_gate_serves_exactly_its_expert_set(
+    tmp_path, monkeypatch, sammoe_home, plugin_host, test_foundation, calibrated_expert
+):
     """The embedded default: a gate shipped with sammoe is used when it matches the enabled experts."""
     from sammoe_core.experts.foundations import choose_foundation
     from sammoe_core.experts.registry import Registry

@@ -10,20 +10,27 @@ import pytest
 from segment_support import EllipsoidPredictor, make_affine
 
 from sammoe_core.io.outputs import OutputError, output_paths, write_result
-from sammoe_core.segmentation.prompts import Target
 from sammoe_core.segmentation.pipeline import segment
+from sammoe_core.segmentation.prompts import Target
 
 
 def _result(label: int = 1, probabilities: bool = False):
     affine = make_affine(np.diag([-1.0, 1, 1]), (1.5, 1.5, 2.0), (15, 15, 10))
     image = nib.Nifti1Image(np.full((30, 30, 20), 80, np.int16), affine)
     image.set_sform(affine, code=2)
-    return segment(image, Target(label=label, points=[[15, 15, 10]]), EllipsoidPredictor(9.0, 64), probabilities=probabilities)
+    return segment(
+        image, Target(label=label, points=[[15, 15, 10]]), EllipsoidPredictor(9.0, 64), probabilities=probabilities
+    )
 
 
 def test_output_names_follow_the_label_map(tmp_path):
     paths = output_paths(tmp_path / "case.01.nii.gz", preview=True, probabilities=True)
-    assert [p.name for p in paths.all()] == ["case.01.nii.gz", "case.01.json", "case.01.probabilities.nii.gz", "case.01.png"]
+    assert [p.name for p in paths.all()] == [
+        "case.01.nii.gz",
+        "case.01.json",
+        "case.01.probabilities.nii.gz",
+        "case.01.png",
+    ]
     assert output_paths(tmp_path / "x.nii").probabilities is None
     with pytest.raises(OutputError, match="must be a .nii.gz or .nii"):
         output_paths(tmp_path / "x.mha")

@@ -16,8 +16,8 @@ from sammoe_core.cli import main
 from sammoe_core.errors import SammoeError
 from sammoe_core.phantoms import LABEL_NAMES, LABELS, generate_phantom, phantom_case_seed, write_phantom_dataset
 from sammoe_core.phantoms.labels import MULTI_PIECE
-from sammoe_core.phantoms.styles import STYLES
 from sammoe_core.phantoms.placement import SPACING_RANGE_MM, draw_spacing
+from sammoe_core.phantoms.styles import STYLES
 
 FULL = np.ones((3, 3, 3), dtype=bool)  # 26-connectivity
 
@@ -39,7 +39,7 @@ VOLUME_ML = {
 }
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def cached_phantom(seed: int, contrast: str = "ct"):
     """Cases shared by several tests (generation is the slow part); tests never modify them."""
     return generate_phantom(seed, contrast)
@@ -244,9 +244,7 @@ def test_written_dataset_reads_back_and_is_replaced_only_with_overwrite(tmp_path
     out = tmp_path / "ds"
     paths = write_phantom_dataset(out, n=2, seed=4, progress=False)
     dataset = LabelledDataset(out)
-    assert dataset.cases == ["phantom_0000", "phantom_0001"] and paths[1] == dataset.image_path(
-        "phantom_0001"
-    )
+    assert dataset.cases == ["phantom_0000", "phantom_0001"] and paths[1] == dataset.image_path("phantom_0001")
     assert dataset.modality == "ct" and dataset.classes["body"] == tuple(range(1, max(LABEL_NAMES) + 1))
     assert dataset.tissue_path("phantom_0001") is not None  # what image synthesis draws intensities from
     assert json.loads((out / "dataset.json").read_text())["generator"]["case_seeds"][
@@ -272,19 +270,14 @@ def test_written_dataset_reads_back_and_is_replaced_only_with_overwrite(tmp_path
 def test_cli_writes_a_dataset_and_refuses_a_non_empty_folder(tmp_path):
     runner = CliRunner()
     out = tmp_path / "ds"
-    result = runner.invoke(
-        main, ["phantoms", str(out), "--n", "1", "--seed", "9", "--contrast", "mr", "--quiet"]
-    )
+    result = runner.invoke(main, ["phantoms", str(out), "--n", "1", "--seed", "9", "--contrast", "mr", "--quiet"])
     assert result.exit_code == 0, result.output
     spec = json.loads((out / "dataset.json").read_text())
     assert spec["modality"] == "mr" and spec["labels"]["esophagus"] == 11
     assert [p.name for p in (out / "labels").iterdir()] == ["phantom_0000.nii.gz"]
     again = runner.invoke(main, ["phantoms", str(out), "--n", "1", "--seed", "9"])
     assert again.exit_code == 2
-    assert (
-        again.output.strip()
-        == f"Error: {out}: folder is not empty (pass --overwrite to replace the dataset in it)"
-    )
+    assert again.output.strip() == f"Error: {out}: folder is not empty (pass --overwrite to replace the dataset in it)"
     bad = runner.invoke(main, ["phantoms", str(tmp_path / "x"), "--n", "0", "--seed", "1"])
     assert bad.exit_code == 2 and not (tmp_path / "x").exists()
 
@@ -294,7 +287,19 @@ def test_the_new_structures_are_labelled_and_the_heldout_style_differs():
     own labels; the held-out configuration deforms the anatomy and images it otherwise."""
     train = cached_phantom(11)
     counts = np.bincount(train.labels.ravel(), minlength=max(LABEL_NAMES) + 1)
-    for name in ("stomach", "pancreas", "vertebrae", "ivc", "heart", "trachea", "autochthon", "iliopsoas", "bowel", "ribs", "pelvis"):
+    for name in (
+        "stomach",
+        "pancreas",
+        "vertebrae",
+        "ivc",
+        "heart",
+        "trachea",
+        "autochthon",
+        "iliopsoas",
+        "bowel",
+        "ribs",
+        "pelvis",
+    ):
         assert counts[LABELS[name]] > 100, name
     assert train.tissue is not None and train.tissue.shape == train.labels.shape
     held = generate_phantom(11, style="heldout")

@@ -92,11 +92,13 @@ def test_sammoe_keeps_working_with_broken_plugins_installed(fakes, sammoe_home):
 
 def test_an_expert_name_is_first_come_first_served_by_install_time(fake_site, make_expert, sammoe_home):
     """Before: the plugin whose name sorted first took a taken name, and the original plugin was blamed."""
-    from sammoe_core.experts.registry import ExpertRecord, Registry
-
     import shutil
 
-    zeta = shutil.copytree(make_expert("same-name", seed=2, description="from zeta").folder, fake_site.root.parent / "zeta")
+    from sammoe_core.experts.registry import ExpertRecord, Registry
+
+    zeta = shutil.copytree(
+        make_expert("same-name", seed=2, description="from zeta").folder, fake_site.root.parent / "zeta"
+    )
     fake_site.add("zeta-plugin", registers(zeta))
     fake_site.add("alpha-plugin", registers(make_expert("same-name", seed=3, description="from alpha").folder))
     os.utime(fake_site.root / "zeta_plugin-1.0.dist-info", (1_000_000_000, 1_000_000_000))  # installed long ago
@@ -282,7 +284,9 @@ def test_hook_register_commands(plugin_host, register_plugin):
     assert any("command 'convert' already exists" in p.message for p in plugin_host.problems)
 
 
-def test_add_expert_fails_when_the_new_plugins_expert_does_not_register(fake_site, make_expert, sammoe_home, monkeypatch):
+def test_add_expert_fails_when_the_new_plugins_expert_does_not_register(
+    fake_site, make_expert, sammoe_home, monkeypatch
+):
     """Before: the newcomer won by name order, the original plugin was blamed, and add-expert
     exited 0 with ``"experts": []``."""
     import shutil
@@ -292,7 +296,9 @@ def test_add_expert_fails_when_the_new_plugins_expert_does_not_register(fake_sit
     first = shutil.copytree(make_expert("liver", seed=2).folder, fake_site.root.parent / "first")
     fake_site.add("first-plugin", registers(first))
     os.utime(fake_site.root / "first_plugin-1.0.dist-info", (1_000_000_000, 1_000_000_000))
-    monkeypatch.setattr(manage, "run_pip", lambda args: fake_site.add("another-plugin", registers(make_expert("liver", seed=5).folder)))
+    monkeypatch.setattr(
+        manage, "run_pip", lambda args: fake_site.add("another-plugin", registers(make_expert("liver", seed=5).folder))
+    )
     monkeypatch.setenv("SAMMOE_LOAD_PLUGINS", "first-plugin,another-plugin")
     r = CliRunner().invoke(main, ["add-expert", "another-plugin"])
     assert r.exit_code == 2, r.output

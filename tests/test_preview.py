@@ -17,11 +17,11 @@ import numpy as np
 import pytest
 from segment_support import make_affine
 
-from sammoe_core.segmentation.intensity import ModalityDecision
 from sammoe_core.io.preview import render_preview
-from sammoe_core.segmentation.prompts import ResolvedClick
-from sammoe_core.segmentation.pipeline import SegmentationResult, TargetResult
 from sammoe_core.io.volumes import Volume, apply_affine
+from sammoe_core.segmentation.intensity import ModalityDecision
+from sammoe_core.segmentation.pipeline import SegmentationResult, TargetResult
+from sammoe_core.segmentation.prompts import ResolvedClick
 
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
 SHAPE = (20, 40, 36)

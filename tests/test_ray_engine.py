@@ -12,12 +12,12 @@ import pytest
 from batch_support import label_bytes, write_cases, write_corrupt
 from click.testing import CliRunner
 
+from sammoe_core.cli import main
 from sammoe_core.distributed import LocalEngine, manifest_path, read_manifest, segment_batch
 from sammoe_core.distributed.ray_engine import RayEngine
-from sammoe_core.cli import main
+from sammoe_core.distributed.ray_support import RayOptions
 from sammoe_core.files.hashing import sha256_file
 from sammoe_core.segmentation.predictor_spec import PredictorSpec
-from sammoe_core.distributed.ray_support import RayOptions
 from sammoe_core.testing import make_test_foundation
 
 
@@ -52,10 +52,12 @@ def test_ray_gives_the_local_loops_outputs_and_records_a_corrupt_volume(tmp_path
     write_corrupt(scans / "broken.nii.gz")
     (scans / "broken.prompts.json").write_text((scans / "case0.prompts.json").read_text())
     listing = tmp_path / "list.jsonl"
-    listing.write_text("".join(
-        json.dumps({"image": f"scans/{name}.nii.gz", "prompts": f"scans/{name}.prompts.json"}) + "\n"
-        for name in ("case0", "broken", "case1", "case2", "case3")
-    ))
+    listing.write_text(
+        "".join(
+            json.dumps({"image": f"scans/{name}.nii.gz", "prompts": f"scans/{name}.prompts.json"}) + "\n"
+            for name in ("case0", "broken", "case1", "case2", "case3")
+        )
+    )
     spec = PredictorSpec(weights=str(tiny_weights), device="cpu")
     local = segment_batch(listing, tmp_path / "local", LocalEngine(spec.build()), quiet=True)
     engine = RayEngine(spec, RayOptions(workers=2))
@@ -63,7 +65,9 @@ def test_ray_gives_the_local_loops_outputs_and_records_a_corrupt_volume(tmp_path
 
     assert local["counts"] == distributed["counts"] == {"done": 4, "failed": 1, "skipped": 0}
     assert distributed["engine"] == "ray" and distributed["ray"]["workers"] == 2
-    assert distributed["model"] == local["model"] and distributed["model"]["weights_sha256"] == sha256_file(tiny_weights)
+    assert distributed["model"] == local["model"] and distributed["model"]["weights_sha256"] == sha256_file(
+        tiny_weights
+    )
     for i in range(4):
         ours = label_bytes(tmp_path / "ray" / f"case{i}.nii.gz")
         assert ours == label_bytes(tmp_path / "local" / f"case{i}.nii.gz"), f"case{i}"
@@ -85,10 +89,23 @@ def test_ray_gives_the_local_loops_outputs_and_records_a_corrupt_volume(tmp_path
 def test_cli_engine_ray(tmp_path, local_ray, tiny_weights):
     write_cases(tmp_path / "scans", 3, seed=41)
     out = tmp_path / "out"
-    result = CliRunner().invoke(main, [
-        "segment", str(tmp_path / "scans"), "-o", str(out), "--weights", str(tiny_weights), "--device", "cpu",
-        "--engine", "ray", "--workers", "2",
-    ])
+    result = CliRunner().invoke(
+        main,
+        [
+            "segment",
+            str(tmp_path / "scans"),
+            "-o",
+            str(out),
+            "--weights",
+            str(tiny_weights),
+            "--device",
+            "cpu",
+            "--engine",
+            "ray",
+            "--workers",
+            "2",
+        ],
+    )
     assert result.exit_code == 0, result.output
     assert "3 done, 0 skipped, 0 failed" in result.output
     report = json.loads(next(out.glob("sammoe-run-*.json")).read_text())
@@ -96,14 +113,16 @@ def test_cli_engine_ray(tmp_path, local_ray, tiny_weights):
     assert sorted(p.name for p in out.glob("*.nii.gz")) == ["case0.nii.gz", "case1.nii.gz", "case2.nii.gz"]
 
 
-def test_retrain_gate_fills_its_cache_on_ray(tmp_path, local_ray, sammoe_home, plugin_host, test_foundation, one_thread):
+def test_retrain_gate_fills_its_cache_on_ray(
+    tmp_path, local_ray, sammoe_home, plugin_host, test_foundation, one_thread
+):
     import torch
 
     from sammoe_core.devices import resolve_device
     from sammoe_core.experts.foundations import choose_foundation
     from sammoe_core.experts.registry import Registry
-    from sammoe_core.moe.retrain import load_candidates, retrain_gate
     from sammoe_core.moe.gate_training import GateCache, iter_dataset_prompt_refs
+    from sammoe_core.moe.retrain import load_candidates, retrain_gate
     from sammoe_core.segmentation.preprocessing import Preprocessing
     from sammoe_core.testing import make_test_expert
     from tests.data_support import write_sphere_dataset
@@ -111,17 +130,39 @@ def test_retrain_gate_fills_its_cache_on_ray(tmp_path, local_ray, sammoe_home, p
     choose_foundation(str(test_foundation.weights))
     data = write_sphere_dataset(tmp_path / "spheres", n=2)
     for name, seed in (("alpha", 11), ("beta", 12)):
-        folder = make_test_expert(tmp_path / "experts" / name, test_foundation, name=name, seed=seed,
-                                  targets=[{"name": "sphere"}]).folder
+        folder = make_test_expert(
+            tmp_path / "experts" / name, test_foundation, name=name, seed=seed, targets=[{"name": "sphere"}]
+        ).folder
         result = CliRunner().invoke(main, ["add-expert", str(folder)])
         assert result.exit_code == 0, result.output
 
-    result = CliRunner().invoke(main, ["retrain-gate", "--data", str(data), "--epochs", "5", "--device", "cpu",
-                                       "--prompts-per-class", "2", "--engine", "ray", "--workers", "2", "--json", "-q"])
+    result = CliRunner().invoke(
+        main,
+        [
+            "retrain-gate",
+            "--data",
+            str(data),
+            "--epochs",
+            "5",
+            "--device",
+            "cpu",
+            "--prompts-per-class",
+            "2",
+            "--engine",
+            "ray",
+            "--workers",
+            "2",
+            "--json",
+            "-q",
+        ],
+    )
     assert result.exit_code == 0, result.output
     summary = json.loads(result.stdout)
     n = summary["prompts"]
-    assert n >= 4 and summary["computed"] == {"encoder_passes": n, "candidate_passes": {"foundation": n, "alpha": n, "beta": n}}
+    assert n >= 4 and summary["computed"] == {
+        "encoder_passes": n,
+        "candidate_passes": {"foundation": n, "alpha": n, "beta": n},
+    }
     assert Registry().read().gate is not None
 
     # the workers filled the whole cache: training again computes nothing
@@ -132,8 +173,12 @@ def test_retrain_gate_fills_its_cache_on_ray(tmp_path, local_ray, sammoe_home, p
     home = Registry().home
     refs = list(iter_dataset_prompt_refs(data, Preprocessing(crop_size=64), home / "cache" / "volumes", None, 2, 0))
     chosen = load_candidates(resolve_device("cpu"))
-    ours, _ = GateCache(tmp_path / "local-cache").build((r.load() for r in refs[:3]), chosen.foundation, chosen.candidates[1:], resolve_device("cpu"))
-    theirs, _ = GateCache(home / "cache" / "gate").build((r.load() for r in refs[:3]), chosen.foundation, chosen.candidates[1:], resolve_device("cpu"))
+    ours, _ = GateCache(tmp_path / "local-cache").build(
+        (r.load() for r in refs[:3]), chosen.foundation, chosen.candidates[1:], resolve_device("cpu")
+    )
+    theirs, _ = GateCache(home / "cache" / "gate").build(
+        (r.load() for r in refs[:3]), chosen.foundation, chosen.candidates[1:], resolve_device("cpu")
+    )
     for a, b in zip(ours, theirs):
         assert a["dice"] == b["dice"]
         for part in ("embedding", "sparse"):

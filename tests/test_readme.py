@@ -27,7 +27,11 @@ def test_readme_has_exactly_two_setup_commands_and_ci_runs_the_test_one():
     assert "sammoe segment examples/data/" in main_job and "--preview" in main_job
     assert tests.endswith("python -m pytest -q")
     ci = (REPO / ".ci" / "run").read_text().split("# --- README: test command (keep in sync) ---", 1)[1]
-    ci_installs = [" ".join(w for w in shlex.split(line) if w != "-q") for line in ci.splitlines() if line.startswith("pip install")]
+    ci_installs = [
+        " ".join(w for w in shlex.split(line) if w != "-q")
+        for line in ci.splitlines()
+        if line.startswith("pip install")
+    ]
     assert ci_installs == _pip_installs(tests)
     assert "python -m pytest -q" in ci
 

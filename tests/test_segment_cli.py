@@ -63,8 +63,22 @@ def test_one_volume_with_preview_and_probabilities(tmp_path, weights, fresh_seed
     source = _write(tmp_path / "ct.nii.gz", _ct_like((40, 36, 30), fresh_seed))
     out = tmp_path / "out" / "seg.nii.gz"
     out.parent.mkdir()
-    result = _run(source, "-o", out, "--point", "24,20,18", "--negative-point", "3,3,3", "--label-name", "core",
-                  "--preview", tmp_path / "out" / "look.png", "--probabilities", "--weights", weights)
+    result = _run(
+        source,
+        "-o",
+        out,
+        "--point",
+        "24,20,18",
+        "--negative-point",
+        "3,3,3",
+        "--label-name",
+        "core",
+        "--preview",
+        tmp_path / "out" / "look.png",
+        "--probabilities",
+        "--weights",
+        weights,
+    )
     assert result.exit_code == 0, result.output
     assert "label 1 'core'" in result.output
     assert _files(out.parent) == ["look.png", "seg.json", "seg.nii.gz", "seg.probabilities.nii.gz"]
@@ -94,7 +108,12 @@ def test_one_volume_with_preview_and_probabilities(tmp_path, weights, fresh_seed
     assert clicks[0]["voxel"] == [24, 20, 18] and not clicks[1]["positive"]
     assert np.allclose(clicks[0]["mm"], original.affine[:3, :3] @ [24, 20, 18] + original.affine[:3, 3], atol=1e-3)
     assert sidecar["targets"][0]["voxel_count"] == int((values == 1).sum())
-    assert sidecar["files"] == {"label_map": "seg.nii.gz", "sidecar": "seg.json", "probabilities": "seg.probabilities.nii.gz", "preview": "look.png"}
+    assert sidecar["files"] == {
+        "label_map": "seg.nii.gz",
+        "sidecar": "seg.json",
+        "probabilities": "seg.probabilities.nii.gz",
+        "preview": "look.png",
+    }
     assert set(sidecar["timings_s"]) == {"read_s", "segment_s"}
     assert sidecar["model"]["device"] == "cpu"  # which device made it (before: not recorded)
 
@@ -104,16 +123,34 @@ def test_prompts_file_gives_a_multi_label_map(tmp_path, weights, fresh_seed):
     source = _write(tmp_path / "mr.nii", np.abs(_ct_like((36, 36, 36), fresh_seed)) * 2, affine)
     prompts = tmp_path / "targets.json"
     point_mm = (affine[:3, :3] @ [25, 25, 20] + affine[:3, 3]).tolist()
-    prompts.write_text(json.dumps({"targets": [
-        {"name": "first", "label": 2, "points": [[10, 12, 14]]},
-        {"name": "second", "label": 300, "points_mm": [point_mm], "box": [20, 20, 15, 30, 30, 25]},
-    ]}))
+    prompts.write_text(
+        json.dumps(
+            {
+                "targets": [
+                    {"name": "first", "label": 2, "points": [[10, 12, 14]]},
+                    {"name": "second", "label": 300, "points_mm": [point_mm], "box": [20, 20, 15, 30, 30, 25]},
+                ]
+            }
+        )
+    )
     out = tmp_path / "labels.nii.gz"
     refused = _run(source, "-o", out, "--prompts", prompts, "--modality", "mr", "--weights", weights, "-q")
     assert refused.exit_code == 2 and "target 'second': a box needs a network with box embeddings" in refused.output
     assert not out.exists()
-    result = _run(source, "-o", out, "--prompts", prompts, "--modality", "mr", "--preview", "--weights", weights, "-q",
-                  "--box-as-click")
+    result = _run(
+        source,
+        "-o",
+        out,
+        "--prompts",
+        prompts,
+        "--modality",
+        "mr",
+        "--preview",
+        "--weights",
+        weights,
+        "-q",
+        "--box-as-click",
+    )
     assert result.exit_code == 0, result.output
     assert result.output == ""  # --quiet
     labels = nib.load(out)
@@ -144,7 +181,9 @@ def test_folder_batch_skips_existing_and_writes_a_run_report(tmp_path, weights, 
     cases.mkdir()
     _write(cases / "a.nii.gz", _ct_like((30, 30, 24), fresh_seed))
     _write(cases / "b.nii", _ct_like((28, 32, 20), fresh_seed + 1))
-    (cases / "a.prompts.json").write_text(json.dumps({"targets": [{"name": "x", "label": 4, "points": [[15, 15, 12]]}]}))
+    (cases / "a.prompts.json").write_text(
+        json.dumps({"targets": [{"name": "x", "label": 4, "points": [[15, 15, 12]]}]})
+    )
     out = tmp_path / "segs"
 
     # b has no prompts file: it fails, a is done, and the run says so
@@ -203,8 +242,17 @@ def test_bad_volumes_exit_2_with_one_line_and_no_output(tmp_path, weights, fresh
     _, inputs = _bad_inputs(tmp_path / "in", fresh_seed)
     out = tmp_path / "out"
     out.mkdir()
-    result = _run(inputs[problem], "-o", out / "seg.nii.gz", "--point", "1,1,1", "--preview", "--probabilities",
-                  "--weights", weights)
+    result = _run(
+        inputs[problem],
+        "-o",
+        out / "seg.nii.gz",
+        "--point",
+        "1,1,1",
+        "--preview",
+        "--probabilities",
+        "--weights",
+        weights,
+    )
     assert result.exit_code == 2
     lines = result.output.strip().splitlines()
     assert len(lines) == 1 and lines[0].startswith(f"Error: {inputs[problem]}: ")
@@ -223,7 +271,11 @@ def test_bad_prompts_and_outputs_exit_2_with_one_line_and_no_output(tmp_path, we
         (["-o", out / "s.nii.gz", "--point", "20,5,5"], f"{good}: ", "outside the volume"),
         (["-o", out / "s.nii.gz", "--point-mm", "5000,0,0"], f"{good}: ", "outside the volume"),
         (["-o", out / "s.nii.gz", "--box", "0,0,0,5,5,40"], f"{good}: ", "outside the volume"),
-        (["-o", tmp_path / "missing" / "s.nii.gz", "--point", "5,5,5"], f"{tmp_path / 'missing' / 's.nii.gz'}: ", "does not exist"),
+        (
+            ["-o", tmp_path / "missing" / "s.nii.gz", "--point", "5,5,5"],
+            f"{tmp_path / 'missing' / 's.nii.gz'}: ",
+            "does not exist",
+        ),
         (["-o", blocker / "s.nii.gz", "--point", "5,5,5"], f"{blocker / 's.nii.gz'}: ", "does not exist"),
         (["-o", out / "s.png", "--point", "5,5,5"], f"{out / 's.png'}: ", ".nii.gz or .nii"),
         (["-o", out / "s.nii.gz"], f"{good}: ", "no prompts"),

@@ -11,8 +11,8 @@ import numpy as np
 import pytest
 from segment_support import EllipsoidPredictor, make_affine, rotation, voxel_centres_mm
 
-from sammoe_core.segmentation.prompts import PromptError, Target
 from sammoe_core.segmentation.pipeline import segment
+from sammoe_core.segmentation.prompts import PromptError, Target
 
 NEAREST_SLACK_MM = 0.75 * np.sqrt(3)  # a voxel's distance to its nearest 1.5 mm lattice point
 
@@ -220,7 +220,9 @@ def test_prompt_outside_the_volume_is_refused():
 def test_probabilities_follow_the_label_map(fresh_seed):
     shape, affine, _ = _grid("LAS")
     image = np.random.default_rng(fresh_seed).uniform(10, 200, shape).astype(np.float32)
-    result = segment(image, Target(points=[[28, 28, 28]]), EllipsoidPredictor(10.0, 64), affine=affine, probabilities=True)
+    result = segment(
+        image, Target(points=[[28, 28, 28]]), EllipsoidPredictor(10.0, 64), affine=affine, probabilities=True
+    )
     probs = result.probabilities
     assert probs.shape == shape and probs.dtype == np.float32
     assert probs.min() >= 0 and probs.max() <= 1
@@ -249,3 +251,11 @@ def test_a_box_capable_network_segments_click_only_targets():
     boxed = EllipsoidPredictor(8.0, 64, box_prompts=True)
     result = segment(image, Target(points=[[28, 28, 28]]), boxed, affine=affine)
     assert result.label_map[28, 28, 28] == 1 and boxed.decodes[0]["boxes"] is None
+
+
+def test_the_public_api_lists_every_lazy_name():
+    import sammoe_core
+
+    assert set(sammoe_core.__all__) == {"__version__", "hookimpl", *sammoe_core._LAZY}
+    for name in sammoe_core.__all__:
+        assert getattr(sammoe_core, name) is not None

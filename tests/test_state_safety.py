@@ -66,6 +66,7 @@ def test_a_killed_add_is_repaired_by_doctor_and_readding_works(home, make_expert
     run("add-expert", expert.folder)
     (home / "experts" / ".liver.abandoned").mkdir()
     import os
+
     os.utime(home / "experts" / ".liver.abandoned", (1_000_000_000, 1_000_000_000))
     (home / "experts" / "orphan").mkdir()
     fixed = run("experts", "doctor", "--fix").output
@@ -90,7 +91,9 @@ def test_a_failed_retrain_gate_leaves_no_folders(home, tmp_path, test_foundation
     empty = tmp_path / "empty"
     (empty / "images").mkdir(parents=True)
     (empty / "labels").mkdir()
-    (empty / "dataset.json").write_text(json.dumps({"name": "e", "modality": "ct", "labels": {"background": 0, "x": 1}}))
+    (empty / "dataset.json").write_text(
+        json.dumps({"name": "e", "modality": "ct", "labels": {"background": 0, "x": 1}})
+    )
     before = _files(home)
     for data in (empty, tmp_path / "missing"):
         result = run("retrain-gate", "--data", data, "--no-calibration", "-q", ok=False)
@@ -98,7 +101,9 @@ def test_a_failed_retrain_gate_leaves_no_folders(home, tmp_path, test_foundation
     assert _files(home) == before
 
 
-@pytest.mark.parametrize("command", [["experts", "list"], ["add-expert", "EXPERT"], ["segment", "VOLUME", "-o", "OUT", "--point", "1,1,1"]])
+@pytest.mark.parametrize(
+    "command", [["experts", "list"], ["add-expert", "EXPERT"], ["segment", "VOLUME", "-o", "OUT", "--point", "1,1,1"]]
+)
 def test_a_home_that_is_a_file_is_a_one_line_error(tmp_path, monkeypatch, make_expert, command):
     """Before: NotADirectoryError tracebacks."""
     import nibabel as nib

@@ -42,6 +42,11 @@ def test_pieces_no_prompt_reaches_are_dropped_and_clicks_are_never_relabelled():
     assert (labels[b > 0.5] == 2).all()
     labels = resolve_targets(SHAPE, [_whole(a, 1, [(8, 8, 10)]), _whole(b, 2, [(20, 20, 10), b_click_inside_a])])
     assert labels[9, 8, 10] == 2 and labels[8, 8, 10] == 1  # a click of b is b's, even inside a
-    box = TargetClaim(3, tuple(slice(0, n) for n in SHAPE), _ball((30, 30, 10), 4, 0.8), [],
-                      (np.array([26, 26, 6]), np.array([34, 34, 14])))
+    box = TargetClaim(
+        3,
+        tuple(slice(0, n) for n in SHAPE),
+        _ball((30, 30, 10), 4, 0.8),
+        [],
+        (np.array([26, 26, 6]), np.array([34, 34, 14])),
+    )
     assert (resolve_targets(SHAPE, [box])[_ball((30, 30, 10), 4, 1) > 0] == 3).all()  # a box anchors too

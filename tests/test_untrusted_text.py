@@ -18,7 +18,9 @@ def test_new_plugin_puts_no_manifest_text_into_code_and_the_payload_never_runs(m
     marker = tmp_path / "pwned"
     monkeypatch.setenv("SAMMOE_PWNED", str(marker))
     expert = make_expert("injected", description=f"Liver expert {PAYLOAD} and more", authors=[f"x {PAYLOAD}"])
-    made = CliRunner().invoke(main, ["new-plugin", "sammoe-expert-injected", "--expert", str(expert.folder), "-o", str(tmp_path)])
+    made = CliRunner().invoke(
+        main, ["new-plugin", "sammoe-expert-injected", "--expert", str(expert.folder), "-o", str(tmp_path)]
+    )
     assert made.exit_code == 0, made.output
     module = tmp_path / "sammoe-expert-injected" / "sammoe_expert_injected" / "__init__.py"
     code = module.read_text()

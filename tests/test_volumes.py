@@ -183,5 +183,7 @@ def test_a_garbage_slice_is_named_in_the_spacing_error(tmp_path):
     write_dicom_series(folder, np.zeros((8, 8, 6), np.float32), np.eye(4), order=range(6))
     victim = sorted(folder.iterdir())[2]
     victim.write_bytes(b"garbage, not DICOM" * 20)
-    with pytest.raises(VolumeError, match=f"widest gap is between .*; 1 file\\(s\\) here are not DICOM images .*{victim.name}"):
+    with pytest.raises(
+        VolumeError, match=f"widest gap is between .*; 1 file\\(s\\) here are not DICOM images .*{victim.name}"
+    ):
         read_volume(folder)

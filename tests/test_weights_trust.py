@@ -48,8 +48,10 @@ def test_nan_weights_are_refused_even_under_a_valid_digest(tmp_path, state):
     ("meta", "message"),
     [
         ({"sammoe_config": "no-such-config"}, "the header names unknown model config 'no-such-config'"),
-        ({"sammoe_config_json": json.dumps({**get_config("sammoe-tiny").model_dump(), "patch_size": 0})},
-         "invalid network config in the header: patch_size"),
+        (
+            {"sammoe_config_json": json.dumps({**get_config("sammoe-tiny").model_dump(), "patch_size": 0})},
+            "invalid network config in the header: patch_size",
+        ),
     ],
 )
 def test_a_bad_config_in_the_header_is_named(tmp_path, state, meta, message):
@@ -62,8 +64,21 @@ def test_a_bad_config_in_the_header_is_named(tmp_path, state, meta, message):
     import numpy as np
 
     nib.Nifti1Image(np.zeros((10, 10, 10), np.float32), np.eye(4)).to_filename(str(volume))
-    r = CliRunner().invoke(main, ["segment", str(volume), "-o", str(tmp_path / "o.nii.gz"), "--point", "5,5,5",
-                                  "--weights", str(path), "--device", "cpu"])
+    r = CliRunner().invoke(
+        main,
+        [
+            "segment",
+            str(volume),
+            "-o",
+            str(tmp_path / "o.nii.gz"),
+            "--point",
+            "5,5,5",
+            "--weights",
+            str(path),
+            "--device",
+            "cpu",
+        ],
+    )
     assert r.exit_code == 2 and "--config None" not in r.output and message.split(":")[0] in r.output
 
 
@@ -78,7 +93,19 @@ def test_sammoe_writes_the_digest_and_the_cli_loads_unverified_files_only_when_a
     plain = _raw(tmp_path / "plain.safetensors", model.state_dict(), sammoe_config="sammoe-tiny")
     volume = tmp_path / "v.nii.gz"
     nib.Nifti1Image(np.zeros((10, 10, 10), np.float32), np.eye(4)).to_filename(str(volume))
-    args = ["segment", str(volume), "-o", str(tmp_path / "o.nii.gz"), "--point", "5,5,5", "--weights", str(plain), "--device", "cpu", "-q"]
+    args = [
+        "segment",
+        str(volume),
+        "-o",
+        str(tmp_path / "o.nii.gz"),
+        "--point",
+        "5,5,5",
+        "--weights",
+        str(plain),
+        "--device",
+        "cpu",
+        "-q",
+    ]
     refused = CliRunner().invoke(main, args)
     assert refused.exit_code == 2 and "--allow-unverified" in refused.output
     assert CliRunner().invoke(main, [*args, "--allow-unverified"]).exit_code == 0

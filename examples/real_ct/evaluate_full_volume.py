@@ -25,9 +25,9 @@ from scipy import ndimage
 
 from sammoe_core import segment
 from sammoe_core.io.datasets import LabelledDataset
+from sammoe_core.io.volumes import read_volume
 from sammoe_core.segmentation.predictor_spec import PredictorSpec
 from sammoe_core.segmentation.prompts import Target
-from sammoe_core.io.volumes import read_volume
 
 
 def deepest(mask: np.ndarray, spacing: np.ndarray) -> tuple[int, ...]:
@@ -87,17 +87,26 @@ def main() -> None:
                 result = segment(volume, target, predictor)
                 if k in counts:
                     rows.setdefault(name, {}).setdefault(k, []).append(dice(result.label_map > 0, truth))
-    print(f"| structure | " + " | ".join(f"{k} click{'s' * (k > 1)}" for k in counts) + " |")
+    print("| structure | " + " | ".join(f"{k} click{'s' * (k > 1)}" for k in counts) + " |")
     print("|---|" + "---|" * len(counts))
     for name, by_k in rows.items():
         print(f"| {name} | " + " | ".join(f"{np.mean(by_k[k]):.3f}" for k in counts) + " |")
     means = {k: float(np.mean([np.mean(v[k]) for v in rows.values()])) for k in counts}
     print("| **mean** | " + " | ".join(f"**{means[k]:.3f}**" for k in counts) + " |")
-    print(f"({time.perf_counter() - t0:.0f} s; model: {json.dumps(getattr(predictor, 'describe', lambda: {})())[:200]})")
+    print(
+        f"({time.perf_counter() - t0:.0f} s; model: {json.dumps(getattr(predictor, 'describe', lambda: {})())[:200]})"
+    )
     if args.json:
         with open(args.json, "w") as f:
-            json.dump({"dice": {n: {str(k): float(np.mean(v)) for k, v in by.items()} for n, by in rows.items()},
-                       "mean": {str(k): v for k, v in means.items()}, "box": args.box}, f, indent=2)
+            json.dump(
+                {
+                    "dice": {n: {str(k): float(np.mean(v)) for k, v in by.items()} for n, by in rows.items()},
+                    "mean": {str(k): v for k, v in means.items()},
+                    "box": args.box,
+                },
+                f,
+                indent=2,
+            )
 
 
 if __name__ == "__main__":

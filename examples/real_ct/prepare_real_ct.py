@@ -60,8 +60,12 @@ def main(src: str, out: str) -> None:
         mapped[np.isin(on_image, ids)] = value
         spec_labels[name] = value
     nib.save(nifti_like(mapped, image), out_dir / "labels" / "real_ct.nii.gz")
-    spec = {"name": "real-ct-totalsegmentator", "modality": "ct", "labels": spec_labels,
-            "source": "TotalSegmentator test files (Apache-2.0); evaluation only"}
+    spec = {
+        "name": "real-ct-totalsegmentator",
+        "modality": "ct",
+        "labels": spec_labels,
+        "source": "TotalSegmentator test files (Apache-2.0); evaluation only",
+    }
     (out_dir / "dataset.json").write_text(json.dumps(spec, indent=2) + "\n")
     for name, value in spec_labels.items():
         if value:

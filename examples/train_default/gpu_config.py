@@ -1,6 +1,6 @@
 """Write the GPU variant of foundation.json: the parallel phantom sets, batch 16, a time budget.
 
-    python examples/train_default/gpu_config.py DATA_DIR OUT.json BUDGET_S
+python examples/train_default/gpu_config.py DATA_DIR OUT.json BUDGET_S
 """
 
 from __future__ import annotations
@@ -19,10 +19,21 @@ def main(data: Path, out: Path, budget: float, device: str = "cuda") -> None:
     sources = [{"path": str(p), "weight": 0.55 / len(ct), "classes": GENERAL} for p in ct]
     sources += [{"path": str(p), "weight": 0.2 / len(mr), "classes": GENERAL} for p in mr]
     sources += [{"path": "work/data/mni152", "weight": 0.125}, {"path": "work/data/colin27", "weight": 0.125}]
-    base.update({"num_clicks": 11,
-        "data": sources, "lr": 0.0008, "steps": 1500, "warmup_steps": 60,
-        "workers": 14 if device == "cuda" else 1, "device": device, "batch_size": 16 if device == "cuda" else 2, "log_every": 10, "max_wall_s": budget, "checkpoint_every_s": 60,
-    })
+    base.update(
+        {
+            "num_clicks": 11,
+            "data": sources,
+            "lr": 0.0008,
+            "steps": 1500,
+            "warmup_steps": 60,
+            "workers": 14 if device == "cuda" else 1,
+            "device": device,
+            "batch_size": 16 if device == "cuda" else 2,
+            "log_every": 10,
+            "max_wall_s": budget,
+            "checkpoint_every_s": 60,
+        }
+    )
     out.write_text(json.dumps(base, indent=2))
 
 

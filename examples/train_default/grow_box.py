@@ -14,9 +14,9 @@ import sys
 
 import torch
 
+from sammoe_core.files.hashing import sha256_file
 from sammoe_core.model import Sam3D, get_config
 from sammoe_core.model.checkpoint import load_weights, save_weights
-from sammoe_core.files.hashing import sha256_file
 
 NEW_KEYS = {"prompt_encoder.point_embeddings.2.weight", "prompt_encoder.point_embeddings.3.weight"}
 
@@ -28,13 +28,16 @@ def main(src: str, dst: str) -> None:
     missing = set(grown) - set(state) - NEW_KEYS
     unexpected = set(state) - set(grown)
     if missing or unexpected or not NEW_KEYS.isdisjoint(state):
-        raise SystemExit(f"{src}: not a box-less sammoe-small state (missing {sorted(missing)}, unexpected {sorted(unexpected)})")
+        raise SystemExit(
+            f"{src}: not a box-less sammoe-small state (missing {sorted(missing)}, unexpected {sorted(unexpected)})"
+        )
     for key, value in state.items():
         if grown[key].shape != value.shape:
             raise SystemExit(f"{src}: {key} has shape {tuple(value.shape)}, expected {tuple(grown[key].shape)}")
         grown[key] = value
-    digest = save_weights(grown, dst, get_config("sammoe-small-box"),
-                          metadata={"grown_from": sha256_file(src)}, overwrite=True)
+    digest = save_weights(
+        grown, dst, get_config("sammoe-small-box"), metadata={"grown_from": sha256_file(src)}, overwrite=True
+    )
     print(f"{dst}: sha256 {digest}")
 
 

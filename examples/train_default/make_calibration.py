@@ -32,8 +32,12 @@ REPO = Path(__file__).resolve().parents[2]
 def _dataset_json(name: str) -> dict:
     labels = {"background": 0, "body": sorted(LABEL_NAMES)}
     labels.update({name_: value for value, name_ in sorted(LABEL_NAMES.items()) if name_ != "body"})
-    return {"name": name, "modality": "ct", "labels": labels,
-            "description": "Cropped synthetic CT phantoms (sammoe_core.phantoms) for gate training."}
+    return {
+        "name": name,
+        "modality": "ct",
+        "labels": labels,
+        "description": "Cropped synthetic CT phantoms (sammoe_core.phantoms) for gate training.",
+    }
 
 
 def _crop(ph, structures: list[str]):

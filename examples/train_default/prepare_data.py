@@ -25,7 +25,6 @@ from pathlib import Path
 
 import nibabel as nib
 import numpy as np
-
 from scipy import ndimage
 
 from sammoe_core.phantoms import write_phantom_dataset
@@ -108,8 +107,13 @@ def prepare_colin27(root: Path) -> bool:
     classes["brain"] = list(range(1, 2 + len(groups)))
     classes["skull"] = SKULL
     classes["head"] = [*classes["brain"], HEAD_OTHER, SKULL]
-    cases = {"colin27": (nib.Nifti1Image(image, t1.affine), nib.Nifti1Image(labels, t1.affine),
-                         nib.Nifti1Image(tissues, t1.affine))}
+    cases = {
+        "colin27": (
+            nib.Nifti1Image(image, t1.affine),
+            nib.Nifti1Image(labels, t1.affine),
+            nib.Nifti1Image(tissues, t1.affine),
+        )
+    }
     _write_dataset(root, "colin27", "mr", cases, classes)
     return True
 

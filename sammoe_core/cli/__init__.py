@@ -22,11 +22,11 @@ from sammoe_core.cli.export import export
 from sammoe_core.cli.finetune import finetune
 from sammoe_core.cli.foundation import foundation
 from sammoe_core.cli.new_plugin import new_plugin
-from sammoe_core.cli.plugins import plugins
-from sammoe_core.cli.retrain_gate import retrain_gate
-from sammoe_core.cli.publish import publish
-from sammoe_core.cli.segment import segment
 from sammoe_core.cli.phantoms import phantoms
+from sammoe_core.cli.plugins import plugins
+from sammoe_core.cli.publish import publish
+from sammoe_core.cli.retrain_gate import retrain_gate
+from sammoe_core.cli.segment import segment
 
 
 class SammoeGroup(click.Group):

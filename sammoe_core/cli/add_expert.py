@@ -9,7 +9,6 @@ import sys
 import click
 
 
-
 @click.command("add-expert")
 @click.argument("source")
 @click.option("-U", "--upgrade", is_flag=True, help="pip: upgrade the plugin if it is installed.")

@@ -7,7 +7,6 @@ import json
 import click
 
 
-
 @click.command()
 @click.argument("source", type=click.Path(dir_okay=False))
 @click.argument("output", type=click.Path(dir_okay=False))

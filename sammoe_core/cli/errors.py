@@ -76,7 +76,9 @@ def debug_enabled(ctx: click.Context | None) -> bool:
 
 def as_failure(e: BaseException, ctx: click.Context | None) -> Failure | None:
     """The :class:`Failure` to raise instead of ``e`` (None: re-raise ``e`` as it is)."""
-    if isinstance(e, (click.ClickException, click.exceptions.Exit, click.exceptions.Abort, KeyboardInterrupt, SystemExit)):
+    if isinstance(
+        e, (click.ClickException, click.exceptions.Exit, click.exceptions.Abort, KeyboardInterrupt, SystemExit)
+    ):
         return None
     known = describe_failure(e)
     if known is not None:

@@ -6,7 +6,6 @@ import json
 
 import click
 
-
 COLUMNS = ("name", "version", "enabled", "weights", "modality", "targets", "source")
 
 

@@ -7,7 +7,6 @@ import json
 import click
 
 
-
 @click.command()
 @click.argument("name")
 @click.argument("directory", type=click.Path(file_okay=False))

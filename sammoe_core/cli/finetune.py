@@ -8,40 +8,93 @@ import sys
 import click
 
 
-
 @click.command()
-@click.option("--data", "data", multiple=True, required=True, type=click.Path(file_okay=False),
-              help="Labelled dataset folder (dataset.json, images/, labels/); repeatable.")
+@click.option(
+    "--data",
+    "data",
+    multiple=True,
+    required=True,
+    type=click.Path(file_okay=False),
+    help="Labelled dataset folder (dataset.json, images/, labels/); repeatable.",
+)
 @click.option("--name", required=True, help="Expert name (lowercase slug).")
 @click.option("--classes", required=True, help="Comma-separated dataset classes the expert is for.")
 @click.option("-o", "--output", "output", type=click.Path(file_okay=False), help="Expert folder (default: ./NAME).")
-@click.option("--parts", type=click.Choice(["decoder", "all"]), default="decoder", show_default=True,
-              help="decoder: prompt encoder + mask decoder (encoder shared); all: every tensor.")
+@click.option(
+    "--parts",
+    type=click.Choice(["decoder", "all"]),
+    default="decoder",
+    show_default=True,
+    help="decoder: prompt encoder + mask decoder (encoder shared); all: every tensor.",
+)
 @click.option("--foundation", default=None, help="Foundation name or weights file (default: the one in use).")
 @click.option("--steps", type=click.IntRange(min=1), default=1000, show_default=True)
 @click.option("--batch-size", type=click.IntRange(min=1), default=2, show_default=True)
 @click.option("--lr", type=float, default=1e-4, show_default=True)
-@click.option("--clicks", "num_clicks", type=click.IntRange(min=1), default=5, show_default=True, help="Simulated clicks per sample.")
+@click.option(
+    "--clicks",
+    "num_clicks",
+    type=click.IntRange(min=1),
+    default=5,
+    show_default=True,
+    help="Simulated clicks per sample.",
+)
 @click.option("--seed", type=int, default=0, show_default=True)
 @click.option("--device", default="auto", show_default=True)
-@click.option("--calibration", type=click.Path(file_okay=False), help="Dataset folder shipped with the expert for gate training.")
+@click.option(
+    "--calibration", type=click.Path(file_okay=False), help="Dataset folder shipped with the expert for gate training."
+)
 @click.option("--modality", type=click.Choice(["ct", "mr", "any"]), default="any", show_default=True)
 @click.option("--license", "license_", default="Apache-2.0", show_default=True, help="SPDX licence of the expert.")
 @click.option("--author", "authors", multiple=True, help="Author (repeatable).")
 @click.option("--description", default=None)
 @click.option("--version", "version", default="0.1.0", show_default=True)
 @click.option("--run-dir", type=click.Path(file_okay=False), help="Training run folder (default: OUTPUT.run; resumes).")
-@click.option("--cache-dir", type=click.Path(file_okay=False),
-              help="Where volumes are cached on the model lattice (default: SAMMOE_HOME/cache/volumes).")
-@click.option("--synthesis/--no-synthesis", default=False, show_default=True,
-              help="Train on images synthesised from the label (and tissue) maps with random contrasts.")
-@click.option("--box-prob", type=click.FloatRange(0, 1), default=None,
-              help="Share of interactions started from a box (default 0.25 on a box-capable foundation).")
+@click.option(
+    "--cache-dir",
+    type=click.Path(file_okay=False),
+    help="Where volumes are cached on the model lattice (default: SAMMOE_HOME/cache/volumes).",
+)
+@click.option(
+    "--synthesis/--no-synthesis",
+    default=False,
+    show_default=True,
+    help="Train on images synthesised from the label (and tissue) maps with random contrasts.",
+)
+@click.option(
+    "--box-prob",
+    type=click.FloatRange(0, 1),
+    default=None,
+    help="Share of interactions started from a box (default 0.25 on a box-capable foundation).",
+)
 @click.option("--overwrite", is_flag=True, help="Replace an existing expert folder.")
 @click.option("-q", "--quiet", is_flag=True, help="No progress bar.")
-def finetune(data, name, classes, output, parts, foundation, steps, batch_size, lr, num_clicks, seed, device,
-             calibration, modality, license_, authors, description, version, run_dir, cache_dir, synthesis, box_prob,
-             overwrite, quiet) -> None:
+def finetune(
+    data,
+    name,
+    classes,
+    output,
+    parts,
+    foundation,
+    steps,
+    batch_size,
+    lr,
+    num_clicks,
+    seed,
+    device,
+    calibration,
+    modality,
+    license_,
+    authors,
+    description,
+    version,
+    run_dir,
+    cache_dir,
+    synthesis,
+    box_prob,
+    overwrite,
+    quiet,
+) -> None:
     """Finetune the foundation on --data for --classes and write an expert folder (delta + expert.json)."""
     from sammoe_core.training.finetune import finetune_expert
 
@@ -51,9 +104,25 @@ def finetune(data, name, classes, output, parts, foundation, steps, batch_size, 
     if description:
         fields["description"] = description
     expert, summary = finetune_expert(
-        data, name, output or name, [c.strip() for c in classes.split(",") if c.strip()],
-        parts=parts, foundation=foundation, steps=steps, batch_size=batch_size, lr=lr,
-        num_clicks=num_clicks, device=device, seed=seed, run_dir=run_dir, cache_dir=cache_dir, calibration=calibration,
-        overwrite=overwrite, progress=not quiet and sys.stderr.isatty(), synthesis=synthesis, box_prob=box_prob, **fields,
+        data,
+        name,
+        output or name,
+        [c.strip() for c in classes.split(",") if c.strip()],
+        parts=parts,
+        foundation=foundation,
+        steps=steps,
+        batch_size=batch_size,
+        lr=lr,
+        num_clicks=num_clicks,
+        device=device,
+        seed=seed,
+        run_dir=run_dir,
+        cache_dir=cache_dir,
+        calibration=calibration,
+        overwrite=overwrite,
+        progress=not quiet and sys.stderr.isatty(),
+        synthesis=synthesis,
+        box_prob=box_prob,
+        **fields,
     )
     click.echo(json.dumps({"expert": expert.name, "folder": str(expert.folder), **summary}, indent=2))

@@ -8,7 +8,6 @@ import sys
 import click
 
 
-
 @click.group()
 def foundation() -> None:
     """List foundations and choose the one in use."""
@@ -36,7 +35,9 @@ def _table(rows: list[dict]) -> str:
     """A header line, then one aligned line per foundation; '*' in the first column marks the one in use."""
     lines = [["", *(c.upper() for c in COLUMNS)]]
     for r in rows:
-        lines.append(["*" if r["in_use"] else "", str(r["name"]), str(r["config"]), str(r["sha256"])[:12], str(r["weights"])])
+        lines.append(
+            ["*" if r["in_use"] else "", str(r["name"]), str(r["config"]), str(r["sha256"])[:12], str(r["weights"])]
+        )
     widths = [max(len(line[i]) for line in lines) for i in range(len(lines[0]))]
     return "\n".join("  ".join(v.ljust(w) for v, w in zip(line, widths)).rstrip() for line in lines)
 

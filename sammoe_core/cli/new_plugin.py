@@ -5,7 +5,6 @@ from __future__ import annotations
 import click
 
 
-
 @click.command("new-plugin")
 @click.argument("name")
 @click.option(
@@ -28,7 +27,8 @@ import click
 def new_plugin(name: str, expert_dir: str, out_dir: str, overwrite: bool) -> None:
     """Create a plugin project OUT/NAME shipping the expert in DIR.
 
-    NAME is the project's name, such as sammoe-expert-liver. The project holds a pyproject with the `sammoe` entry point, a module registering the
+    NAME is the project's name, such as sammoe-expert-liver. The project holds a pyproject with the
+    `sammoe` entry point, a module registering the
     expert, the expert as package data, a test and a README. Install it with
     `sammoe add-expert OUT/NAME`; its test passes as generated. Prints the project's path
     (stdout) and a line naming it and that next step (stderr).

@@ -5,7 +5,6 @@ from __future__ import annotations
 import click
 
 
-
 @click.command()
 @click.argument("out_dir", type=click.Path(file_okay=False))
 @click.option("--n", "n", type=click.IntRange(min=1), required=True, help="Number of cases.")
@@ -38,4 +37,6 @@ def phantoms(out_dir: str, n: int, seed: int, contrast: str, style: str, overwri
     written = write_phantom_dataset(
         out_dir, n=n, seed=seed, contrast=contrast, overwrite=overwrite, progress=not quiet, style=style
     )
-    click.echo(f"{out_dir}: {len(written)} {contrast} phantom(s) ({style} style), dataset.json + images/ + labels/ + tissues/")
+    click.echo(
+        f"{out_dir}: {len(written)} {contrast} phantom(s) ({style} style), dataset.json + images/ + labels/ + tissues/"
+    )

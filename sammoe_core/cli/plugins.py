@@ -7,7 +7,6 @@ import json
 import click
 
 
-
 @click.command("plugins")
 @click.option("--all", "include_defaults", is_flag=True, help="Include sammoe's default plugins.")
 @click.pass_context

@@ -20,12 +20,34 @@ FLAG_OF = {"tau": "--tau", "k": "--top-k", "expert": "--expert"}
 def moe_options(fn: Any) -> Any:
     """The shared options: --policy, --tau, --top-k, --policy-option, --expert."""
     options = [
-        click.option("--policy", default="threshold", show_default=True,
-                     help="Expert selection: threshold, top1, topk-blend, foundation, fixed (or a plugin's)."),
-        click.option("--tau", type=float, default=0.5, show_default=True, help="Threshold policy: minimum gate probability for an expert."),
-        click.option("--top-k", "top_k", type=click.IntRange(min=1), default=2, show_default=True, help="topk-blend: how many candidates to blend."),
-        click.option("--policy-option", "policy_option", multiple=True, metavar="KEY=VALUE",
-                     help="An option of the policy (JSON value or text), e.g. for a plugin's policy; repeatable."),
+        click.option(
+            "--policy",
+            default="threshold",
+            show_default=True,
+            help="Expert selection: threshold, top1, topk-blend, foundation, fixed (or a plugin's).",
+        ),
+        click.option(
+            "--tau",
+            type=float,
+            default=0.5,
+            show_default=True,
+            help="Threshold policy: minimum gate probability for an expert.",
+        ),
+        click.option(
+            "--top-k",
+            "top_k",
+            type=click.IntRange(min=1),
+            default=2,
+            show_default=True,
+            help="topk-blend: how many candidates to blend.",
+        ),
+        click.option(
+            "--policy-option",
+            "policy_option",
+            multiple=True,
+            metavar="KEY=VALUE",
+            help="An option of the policy (JSON value or text), e.g. for a plugin's policy; repeatable.",
+        ),
         click.option("--expert", default=None, help="Force one expert (policy fixed)."),
     ]
     for option in reversed(options):

@@ -9,7 +9,6 @@ import sys
 import click
 
 
-
 @click.command()
 @click.argument("name")
 @click.option("--repo-id", required=True, help="Model repo ORG/NAME (created if missing).")

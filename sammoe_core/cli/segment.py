@@ -91,8 +91,18 @@ def _summary(record: dict[str, Any]) -> str:
 
 
 def _segment_batch(
-    source: str, output: str, spec: Any, targets: Any, shard: str | None, engine: str, ray_address: str | None,
-    workers: int, gpus_per_worker: float, *, quiet: bool, **settings: Any,
+    source: str,
+    output: str,
+    spec: Any,
+    targets: Any,
+    shard: str | None,
+    engine: str,
+    ray_address: str | None,
+    workers: int,
+    gpus_per_worker: float,
+    *,
+    quiet: bool,
+    **settings: Any,
 ) -> None:
     """A folder or manifest through the local loop or Ray; one summary line; exit 2 on failures."""
     from sammoe_core.distributed import LocalEngine, SegmentSettings, segment_batch
@@ -122,40 +132,98 @@ def _segment_batch(
             f"({report['volumes_per_minute']:.1f} volumes/min); report {report['report_path']}"
         )
     if counts["failed"]:
-        raise SammoeError(f"{source}: {counts['failed']} of {len(report['cases'])} cases failed; see {report['report_path']}")
+        raise SammoeError(
+            f"{source}: {counts['failed']} of {len(report['cases'])} cases failed; see {report['report_path']}"
+        )
 
 
 @click.command()
 @click.argument("input_path", metavar="INPUT")
-@click.option("-o", "--output", required=True, help="Label map (.nii.gz/.nii), or a folder when INPUT is a folder or a manifest.")
-@click.option("--point", multiple=True, callback=_POINT, metavar="X,Y,Z", help="Positive click, voxel indices of INPUT (0-based).")
-@click.option("--negative-point", multiple=True, callback=_POINT, metavar="X,Y,Z", help="Negative click, voxel indices.")
+@click.option(
+    "-o", "--output", required=True, help="Label map (.nii.gz/.nii), or a folder when INPUT is a folder or a manifest."
+)
+@click.option(
+    "--point", multiple=True, callback=_POINT, metavar="X,Y,Z", help="Positive click, voxel indices of INPUT (0-based)."
+)
+@click.option(
+    "--negative-point", multiple=True, callback=_POINT, metavar="X,Y,Z", help="Negative click, voxel indices."
+)
 @click.option("--point-mm", multiple=True, callback=_POINT, metavar="X,Y,Z", help="Positive click, world RAS mm.")
-@click.option("--negative-point-mm", multiple=True, callback=_POINT, metavar="X,Y,Z", help="Negative click, world RAS mm.")
-@click.option("--box", callback=_numbers(6, "X0,Y0,Z0,X1,Y1,Z1"), metavar="X0,Y0,Z0,X1,Y1,Z1", help="Box corners, voxel indices.")
-@click.option("--box-as-click", is_flag=True, help="On a network without box embeddings, use a box's centre as a click.")
-@click.option("--prompts", "prompts_file", type=click.Path(dir_okay=False), help="JSON file of named targets (see docs/coordinates.md).")
+@click.option(
+    "--negative-point-mm", multiple=True, callback=_POINT, metavar="X,Y,Z", help="Negative click, world RAS mm."
+)
+@click.option(
+    "--box", callback=_numbers(6, "X0,Y0,Z0,X1,Y1,Z1"), metavar="X0,Y0,Z0,X1,Y1,Z1", help="Box corners, voxel indices."
+)
+@click.option(
+    "--box-as-click", is_flag=True, help="On a network without box embeddings, use a box's centre as a click."
+)
+@click.option(
+    "--prompts",
+    "prompts_file",
+    type=click.Path(dir_okay=False),
+    help="JSON file of named targets (see docs/coordinates.md).",
+)
 @click.option("--label-name", help="Name of the target given by --point/--box (label 1).")
-@click.option("--modality", type=click.Choice(["auto", "ct", "mr"]), default="auto", show_default=True, help="CT gets the [-1000, 1000] HU clamp.")
+@click.option(
+    "--modality",
+    type=click.Choice(["auto", "ct", "mr"]),
+    default="auto",
+    show_default=True,
+    help="CT gets the [-1000, 1000] HU clamp.",
+)
 @click.option("--probabilities", is_flag=True, help="Also write OUT.probabilities.nii.gz (float).")
-@click.option("--preview", is_flag=False, flag_value="", default=None, metavar="[OUT.png]", help="Write a PNG of three slices per target (default OUT.png).")
+@click.option(
+    "--preview",
+    is_flag=False,
+    flag_value="",
+    default=None,
+    metavar="[OUT.png]",
+    help="Write a PNG of three slices per target (default OUT.png).",
+)
 @click.option("--device", default="auto", show_default=True, help="auto, cpu, cuda or cuda:N.")
 @click.option("--overwrite", is_flag=True, help="Replace existing outputs (else they are kept; batches skip them).")
 @click.option("-q", "--quiet", is_flag=True, help="No progress bar or summary.")
 @click.option("--weights", type=click.Path(dir_okay=False), help="Model weights, a sammoe .safetensors file.")
 @click.option("--config", "config_name", help="Network config (default: the one recorded in the weights).")
-@click.option("--allow-unverified", is_flag=True, help="Load --weights made elsewhere: no content digest, non-finite values allowed.")
+@click.option(
+    "--allow-unverified",
+    is_flag=True,
+    help="Load --weights made elsewhere: no content digest, non-finite values allowed.",
+)
 @moe_options
-@click.option("--clicks", "click_policy", type=click.Choice(["newest", "all"]), default="newest", show_default=True,
-              help="newest: each click alone + previous logits (as trained); all: every click so far.")
+@click.option(
+    "--clicks",
+    "click_policy",
+    type=click.Choice(["newest", "all"]),
+    default="newest",
+    show_default=True,
+    help="newest: each click alone + previous logits (as trained); all: every click so far.",
+)
 @click.option("--strict", is_flag=True, help="A stale or missing gate is an error instead of a foundation fallback.")
-@click.option("--shard", metavar="I/N", help="Batch: only shard I of N (0-based), e.g. $SLURM_ARRAY_TASK_ID/$SLURM_ARRAY_TASK_COUNT.")
-@click.option("--engine", type=click.Choice(["local", "ray"]), default="local", show_default=True,
-              help="Batch: this process, or a Ray actor pool (pip install 'sammoe[ray]').")
+@click.option(
+    "--shard",
+    metavar="I/N",
+    help="Batch: only shard I of N (0-based), e.g. $SLURM_ARRAY_TASK_ID/$SLURM_ARRAY_TASK_COUNT.",
+)
+@click.option(
+    "--engine",
+    type=click.Choice(["local", "ray"]),
+    default="local",
+    show_default=True,
+    help="Batch: this process, or a Ray actor pool (pip install 'sammoe[ray]').",
+)
 @click.option("--ray-address", metavar="ADDR", help="Ray: a running cluster (e.g. auto); default: start Ray here.")
-@click.option("--workers", type=click.IntRange(min=1), default=1, show_default=True, help="Ray: actors, each with its own model.")
-@click.option("--num-gpus-per-worker", type=click.FloatRange(min=0), default=0.0, show_default=True,
-              help="Ray: GPUs per actor (1 = one GPU each; 0.5 = two actors share one).")
+@click.option(
+    "--workers", type=click.IntRange(min=1), default=1, show_default=True, help="Ray: actors, each with its own model."
+)
+@click.option(
+    "--num-gpus-per-worker",
+    type=click.FloatRange(min=0),
+    default=0.0,
+    show_default=True,
+    help="Ray: GPUs per actor (1 = one GPU each; 0.5 = two actors share one).",
+)
 def segment(
     input_path: str,
     output: str,
@@ -200,8 +268,8 @@ def segment(
     from sammoe_core.distributed import is_batch_input, segment_file
     from sammoe_core.io.outputs import check_outputs, output_paths
     from sammoe_core.io.volumes import read_volume
-    from sammoe_core.segmentation.prompts import make_targets, resolve_target
     from sammoe_core.segmentation.predictor_spec import PredictorSpec
+    from sammoe_core.segmentation.prompts import make_targets, resolve_target
 
     targets = _targets(prompts_file, point, negative_point, point_mm, negative_point_mm, box, label_name)
     options = tuple(policy_options(click.get_current_context(), tau, top_k, policy_option).items())
@@ -209,12 +277,29 @@ def segment(
     if is_batch_input(input_path):
         if preview:
             raise SammoeError(f"{input_path}: in batch mode --preview takes no path (previews go beside each output)")
-        _segment_batch(input_path, output, spec, targets, shard, engine, ray_address, workers, num_gpus_per_worker,
-                       modality=modality, clicks=click_policy, preview=preview is not None, probabilities=probabilities,
-                       overwrite=overwrite, quiet=quiet, box_as_click=box_as_click)
+        _segment_batch(
+            input_path,
+            output,
+            spec,
+            targets,
+            shard,
+            engine,
+            ray_address,
+            workers,
+            num_gpus_per_worker,
+            modality=modality,
+            clicks=click_policy,
+            preview=preview is not None,
+            probabilities=probabilities,
+            overwrite=overwrite,
+            quiet=quiet,
+            box_as_click=box_as_click,
+        )
         return
     if shard is not None or engine != "local":
-        raise SammoeError(f"{input_path}: --shard and --engine ray take a folder of volumes or a manifest (.csv/.jsonl)")
+        raise SammoeError(
+            f"{input_path}: --shard and --engine ray take a folder of volumes or a manifest (.csv/.jsonl)"
+        )
     if targets is None:
         raise SammoeError(f"{input_path}: no prompts; pass --point X,Y,Z, --point-mm, --box or --prompts FILE.json")
     preview_arg = True if preview == "" else preview
@@ -224,8 +309,18 @@ def segment(
         resolve_target(target, volume.affine, volume.shape, volume.source)
     predictor = _build_predictor(spec)
     record = segment_file(
-        input_path, output, predictor, targets, volume=volume, modality=modality, clicks=click_policy, preview=preview_arg,
-        probabilities=probabilities, overwrite=overwrite, progress=not quiet, box_as_click=box_as_click,
+        input_path,
+        output,
+        predictor,
+        targets,
+        volume=volume,
+        modality=modality,
+        clicks=click_policy,
+        preview=preview_arg,
+        probabilities=probabilities,
+        overwrite=overwrite,
+        progress=not quiet,
+        box_as_click=box_as_click,
     )
     if not quiet:
         click.echo(_summary(record))

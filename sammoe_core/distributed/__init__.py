@@ -11,10 +11,19 @@
 from __future__ import annotations
 
 from sammoe_core.distributed.engines import Engine, LocalEngine
-from sammoe_core.distributed.inputs import PROMPTS_SUFFIX, BatchItem, Shard, folder_items, is_batch_input, is_manifest, list_items, manifest_items
+from sammoe_core.distributed.inputs import (
+    PROMPTS_SUFFIX,
+    BatchItem,
+    Shard,
+    folder_items,
+    is_batch_input,
+    is_manifest,
+    list_items,
+    manifest_items,
+)
+from sammoe_core.distributed.item import SegmentSettings, run_item, segment_file, weights_hashes
 from sammoe_core.distributed.run import run_batch, segment_batch, segment_folder
 from sammoe_core.distributed.run_manifest import RunManifest, manifest_path, read_manifest
-from sammoe_core.distributed.item import SegmentSettings, run_item, segment_file, weights_hashes
 
 __all__ = [
     "PROMPTS_SUFFIX",

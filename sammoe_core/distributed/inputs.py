@@ -53,7 +53,9 @@ class BatchItem:
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> BatchItem:
         prompts = data.get("prompts")
-        return cls(data["key"], data["name"], Path(data["input"]), Path(prompts) if prompts else None, Path(data["output"]))
+        return cls(
+            data["key"], data["name"], Path(data["input"]), Path(prompts) if prompts else None, Path(data["output"])
+        )
 
 
 def case_name(path: str | Path) -> str:
@@ -123,7 +125,9 @@ def _csv_rows(path: Path, text: str) -> list[tuple[int, dict[str, Any]]]:
     reader = csv.DictReader(text.splitlines())
     fields = [f.strip() for f in reader.fieldnames or []]
     if "image" not in fields:
-        raise SammoeError(f"{path}: a CSV manifest needs a header line with an 'image' column (and optional 'prompts', 'output')")
+        raise SammoeError(
+            f"{path}: a CSV manifest needs a header line with an 'image' column (and optional 'prompts', 'output')"
+        )
     unknown = sorted(set(fields) - set(MANIFEST_FIELDS))
     if unknown:
         raise SammoeError(f"{path}: unknown columns {unknown}; known: {', '.join(MANIFEST_FIELDS)}")
@@ -140,7 +144,9 @@ def _jsonl_rows(path: Path, text: str) -> list[tuple[int, dict[str, Any]]]:
         except json.JSONDecodeError as e:
             raise SammoeError(f"{path}:{n}: not JSON ({e.msg})") from None
         if not isinstance(row, dict):
-            raise SammoeError(f"{path}:{n}: each line must be a JSON object with 'image' (and optional 'prompts', 'output')")
+            raise SammoeError(
+                f"{path}:{n}: each line must be a JSON object with 'image' (and optional 'prompts', 'output')"
+            )
         unknown = sorted(set(row) - set(MANIFEST_FIELDS))
         if unknown:
             raise SammoeError(f"{path}:{n}: unknown fields {unknown}; known: {', '.join(MANIFEST_FIELDS)}")
@@ -180,7 +186,9 @@ def manifest_items(manifest: str | Path, output_dir: str | Path) -> list[BatchIt
     seen: dict[str, Path] = {}
     for item in items:
         if item.key in seen:
-            raise SammoeError(f"{manifest}: {seen[item.key]} and {item.input} would both write {item.output}; give an 'output' column")
+            raise SammoeError(
+                f"{manifest}: {seen[item.key]} and {item.input} would both write {item.output}; give an 'output' column"
+            )
         seen[item.key] = item.input
     return items
 

@@ -14,9 +14,9 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from sammoe_core.distributed.inputs import PROMPTS_SUFFIX, BatchItem
 from sammoe_core.io.outputs import check_outputs, output_paths, write_result
 from sammoe_core.segmentation.prompts import PromptError, Target, load_prompts
-from sammoe_core.distributed.inputs import PROMPTS_SUFFIX, BatchItem
 
 if TYPE_CHECKING:
     from sammoe_core.io.volumes import Volume
@@ -43,7 +43,8 @@ def segment_file(
 
     ``volume``: the file, already read (the CLI reads it before loading the model).
 
-    ``progress`` counts crops on a bar when stderr is a terminal. The outputs are checked before any work (existing files without ``overwrite``, missing or
+    ``progress`` counts crops on a bar when stderr is a terminal. The outputs are checked before any
+    work (existing files without ``overwrite``, missing or
     unwritable folders), so a bad output location fails fast and leaves nothing behind.
     """
     from sammoe_core.segmentation.pipeline import DEFAULT_MAX_CROPS, segment
@@ -68,7 +69,13 @@ def segment_file(
         "outputs": paths.to_dict(),
         "modality": result.modality.modality,
         "targets": [
-            {"name": t.name, "label": t.label, "voxel_count": t.voxel_count, "volume_ml": round(t.volume_ml, 3), "crops": len(t.crops)}
+            {
+                "name": t.name,
+                "label": t.label,
+                "voxel_count": t.voxel_count,
+                "volume_ml": round(t.volume_ml, 3),
+                "crops": len(t.crops),
+            }
             for t in result.targets
         ],
         "seconds": round(time.perf_counter() - started, 3),
@@ -173,7 +180,8 @@ def run_item(item: BatchItem, predictor: CropPredictor, settings: SegmentSetting
             targets = load_prompts(item.prompts)
         else:
             raise PromptError(
-                f"{item.input}: no prompts (give points, put {item.name}{PROMPTS_SUFFIX} beside it, or name a file in the manifest's 'prompts')"
+                f"{item.input}: no prompts (give points, put {item.name}{PROMPTS_SUFFIX} beside it, "
+                "or name a file in the manifest's 'prompts')"
             )
         made = _make_folders(item.output.parent)
         record = segment_file(

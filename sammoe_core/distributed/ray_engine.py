@@ -14,10 +14,10 @@ import json
 from collections.abc import Iterator
 from typing import Any
 
-from sammoe_core.segmentation.predictor_spec import PredictorSpec
-from sammoe_core.distributed.ray_support import RayOptions, map_with_actors
 from sammoe_core.distributed.inputs import BatchItem
 from sammoe_core.distributed.item import SegmentSettings, describe_predictor, run_item
+from sammoe_core.distributed.ray_support import RayOptions, map_with_actors
+from sammoe_core.segmentation.predictor_spec import PredictorSpec
 
 
 class SegmentActor:
@@ -35,7 +35,12 @@ class SegmentActor:
         import numpy as np
 
         records = [
-            json.dumps({**run_item(BatchItem.from_dict(json.loads(str(row))), self.predictor, self.settings), "worker": self.worker})
+            json.dumps(
+                {
+                    **run_item(BatchItem.from_dict(json.loads(str(row))), self.predictor, self.settings),
+                    "worker": self.worker,
+                }
+            )
             for row in batch["item"]
         ]
         return {"record": np.array(records, dtype=object)}
@@ -46,7 +51,9 @@ class RayEngine:
 
     name = "ray"
 
-    def __init__(self, spec: PredictorSpec, options: RayOptions | None = None, description: dict[str, Any] | None = None) -> None:
+    def __init__(
+        self, spec: PredictorSpec, options: RayOptions | None = None, description: dict[str, Any] | None = None
+    ) -> None:
         self.spec = spec
         self.options = options or RayOptions()
         self._description = description

@@ -14,8 +14,8 @@ import json
 from dataclasses import asdict
 from typing import Any
 
-from sammoe_core.errors import SammoeError
 from sammoe_core.distributed.ray_support import RayOptions, map_with_actors
+from sammoe_core.errors import SammoeError
 from sammoe_core.moe.gate_training import CacheStats, Candidate, CandidateModels, GateCache, PromptRef
 
 
@@ -43,10 +43,16 @@ class GateCacheActor:
         out = []
         for row in batch["prompt"]:
             fields = json.loads(str(row))
-            ref = PromptRef(**{**fields, "class_values": tuple(fields["class_values"]), "centre": tuple(fields["centre"])})
+            ref = PromptRef(
+                **{**fields, "class_values": tuple(fields["class_values"]), "centre": tuple(fields["centre"])}
+            )
             stats = CacheStats()
             self.cache.entry(ref.load(), self.foundation, self.experts, self.models, stats)
-            out.append(json.dumps({"key": ref.key, "encoder_passes": stats.encoder_passes, "candidate_passes": stats.candidate_passes}))
+            out.append(
+                json.dumps(
+                    {"key": ref.key, "encoder_passes": stats.encoder_passes, "candidate_passes": stats.candidate_passes}
+                )
+            )
         return {"stats": np.array(out, dtype=object)}
 
 
@@ -58,7 +64,9 @@ def fill_cache_on_ray(
     rows = [{"prompt": json.dumps(asdict(ref))} for ref in todo.values()]
     expected = {c.name: c.weights_sha256 for c in candidates}
     stats = CacheStats()
-    for row in map_with_actors(rows, GateCacheActor, {"cache_root": str(cache.root), "expected": expected, "device": device}, options):
+    for row in map_with_actors(
+        rows, GateCacheActor, {"cache_root": str(cache.root), "expected": expected, "device": device}, options
+    ):
         done = json.loads(str(row["stats"]))
         stats.add(CacheStats(done["encoder_passes"], done["candidate_passes"]))
     return stats

@@ -85,7 +85,9 @@ def _last_line(error: BaseException) -> str:
     return lines[-1] if lines else type(error).__name__
 
 
-def map_with_actors(rows: list[dict[str, str]], actor_class: type, constructor_kwargs: dict[str, Any], options: RayOptions) -> Iterator[dict[str, Any]]:
+def map_with_actors(
+    rows: list[dict[str, str]], actor_class: type, constructor_kwargs: dict[str, Any], options: RayOptions
+) -> Iterator[dict[str, Any]]:
     """Rows through a fixed pool of ``options.workers`` actors of ``actor_class``, one row per call.
 
     ``actor_class(**constructor_kwargs)`` is built once per actor (load the model there); its

@@ -19,13 +19,13 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from sammoe_core import __version__
-from sammoe_core.files.atomic import write_text_atomic
-from sammoe_core.errors import InputError
-from sammoe_core.io.outputs import OutputError
 from sammoe_core.distributed.engines import Engine, LocalEngine
 from sammoe_core.distributed.inputs import BatchItem, Shard, folder_items, list_items
-from sammoe_core.distributed.run_manifest import RunManifest
 from sammoe_core.distributed.item import SegmentSettings, item_prompts_digest, weights_hashes
+from sammoe_core.distributed.run_manifest import RunManifest
+from sammoe_core.errors import InputError
+from sammoe_core.files.atomic import write_text_atomic
+from sammoe_core.io.outputs import OutputError
 
 if TYPE_CHECKING:
     from sammoe_core.segmentation.predictor import CropPredictor
@@ -37,7 +37,9 @@ COUNTED = ("done", "failed", "skipped")
 UNCHANGED = "done in an earlier run with the same weights, settings and prompts"
 
 
-def _skip_reason(item: BatchItem, prior: dict[str, Any] | None, identity: dict[str, str], overwrite: bool) -> str | None:
+def _skip_reason(
+    item: BatchItem, prior: dict[str, Any] | None, identity: dict[str, str], overwrite: bool
+) -> str | None:
     """Why ``item`` needs no work this run, or None. Only an existing output is ever skipped;
     a reason other than :data:`UNCHANGED` says what changed and names ``--overwrite``."""
     if overwrite or not item.output.exists():
@@ -46,10 +48,14 @@ def _skip_reason(item: BatchItem, prior: dict[str, Any] | None, identity: dict[s
         before = prior.get("weights", {})
         if before == identity:
             return UNCHANGED
-        changed = [what for what, keys in (
-            ("prompts", ("prompts_sha256",)),
-            ("settings", ("settings_sha256",)),
-        ) if any(before.get(k) != identity.get(k) for k in keys)]
+        changed = [
+            what
+            for what, keys in (
+                ("prompts", ("prompts_sha256",)),
+                ("settings", ("settings_sha256",)),
+            )
+            if any(before.get(k) != identity.get(k) for k in keys)
+        ]
         other = {k for k in set(before) | set(identity) if k not in ("prompts_sha256", "settings_sha256")}
         if any(before.get(k) != identity.get(k) for k in other):
             changed.insert(0, "weights")
@@ -97,7 +103,9 @@ def run_batch(
     selected = shard.select(items) if shard is not None else list(items)
     for item in selected:  # before any work: an output may never replace an input
         if item.output.exists() and item.output.resolve() == Path(item.input).resolve():
-            raise InputError(f"{item.output}: the output would replace the input {item.input}; choose another output folder")
+            raise InputError(
+                f"{item.output}: the output would replace the input {item.input}; choose another output folder"
+            )
     model = engine.describe()
     weights = {**weights_hashes(model), "settings_sha256": settings.digest(model)}
     manifest = RunManifest(output_dir, shard)
@@ -162,7 +170,9 @@ def segment_batch(
 ) -> dict[str, Any]:
     """Segment a folder of volumes or the volumes a CSV/JSONL manifest lists (see :func:`run_batch`)."""
     shard = Shard.parse(shard) if isinstance(shard, str) else shard
-    return run_batch(list_items(source, output_dir), output_dir, engine, settings, shard=shard, quiet=quiet, source=source)
+    return run_batch(
+        list_items(source, output_dir), output_dir, engine, settings, shard=shard, quiet=quiet, source=source
+    )
 
 
 def segment_folder(
@@ -186,8 +196,13 @@ def segment_folder(
     Returns the run report (see :func:`run_batch`).
     """
     settings = SegmentSettings(
-        prompts=None if prompts is None else tuple(prompts), modality=modality, clicks=clicks, preview=preview,
-        probabilities=probabilities, overwrite=overwrite, max_crops=max_crops,
+        prompts=None if prompts is None else tuple(prompts),
+        modality=modality,
+        clicks=clicks,
+        preview=preview,
+        probabilities=probabilities,
+        overwrite=overwrite,
+        max_crops=max_crops,
     )
     shard = Shard.parse(shard) if isinstance(shard, str) else shard
     items = folder_items(input_dir, output_dir)

@@ -19,9 +19,9 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
-from sammoe_core.files.atomic import write_text_atomic
-from sammoe_core.errors import SammoeError
 from sammoe_core.distributed.inputs import BatchItem, Shard
+from sammoe_core.errors import SammoeError
+from sammoe_core.files.atomic import write_text_atomic
 
 MANIFEST_FORMAT = "sammoe-run-manifest"
 MANIFEST_VERSION = 1
@@ -90,8 +90,12 @@ class RunManifest:
         return self._done_elsewhere.get(key, own)
 
     def _write_all(self) -> None:
-        header = {"format": MANIFEST_FORMAT, "version": MANIFEST_VERSION,
-                  "shard": None if self.shard is None else str(self.shard), "updated_utc": _now()}
+        header = {
+            "format": MANIFEST_FORMAT,
+            "version": MANIFEST_VERSION,
+            "shard": None if self.shard is None else str(self.shard),
+            "updated_utc": _now(),
+        }
         lines = [json.dumps(header)] + [json.dumps(e) for e in self.entries.values()]
         write_text_atomic(self.path, "\n".join(lines) + "\n", overwrite=True)
 
@@ -103,7 +107,9 @@ class RunManifest:
         try:
             lock.acquire(timeout=0)
         except Timeout:
-            raise SammoeError(f"{self.path}: another run is writing this manifest; wait for it, or use another output folder or shard") from None
+            raise SammoeError(
+                f"{self.path}: another run is writing this manifest; wait for it, or use another output folder or shard"
+            ) from None
         self._lock = lock
         for item in pending:
             self.entries[item.key] = manifest_entry(item, "pending")

@@ -24,9 +24,9 @@ from typing import Any
 
 import torch
 
-from sammoe_core.files.atomic import atomic_output, write_text_atomic
 from sammoe_core.errors import SammoeError
 from sammoe_core.evaluation.metrics import dice
+from sammoe_core.files.atomic import atomic_output, write_text_atomic
 
 MOE = "moe"
 
@@ -59,7 +59,9 @@ class EvalReport:
                 cls: {m: {str(k): round(self.mean(cls, m, k), 4) for k in self.clicks} for m in self.methods}
                 for cls in sorted(self.rows)
             },
-            "cases_per_class": {cls: len(next(iter(self.rows[cls].values()))[self.clicks[0]]) for cls in sorted(self.rows)},
+            "cases_per_class": {
+                cls: len(next(iter(self.rows[cls].values()))[self.clicks[0]]) for cls in sorted(self.rows)
+            },
             "moe_routing": self.routing,
         }
 
@@ -67,8 +69,12 @@ class EvalReport:
         """A table: one row per structure, one column per method, Dice at ``k`` clicks."""
         k = k or self.clicks[0]
         head = "| structure | n | " + " | ".join(self.methods) + " | MoE routed to (prompts) |"
-        lines = [f"Dice after {k} click{'s' if k > 1 else ''} (mean over prompts; best single model in bold)", "", head,
-                 "|" + "---|" * (len(self.methods) + 3)]
+        lines = [
+            f"Dice after {k} click{'s' if k > 1 else ''} (mean over prompts; best single model in bold)",
+            "",
+            head,
+            "|" + "---|" * (len(self.methods) + 3),
+        ]
         for cls in sorted(self.rows):
             values = {m: self.mean(cls, m, k) for m in self.methods}
             best = max(v for m, v in values.items() if m != MOE)
@@ -90,8 +96,7 @@ class EvalReport:
         fig, ax = plt.subplots(figsize=(max(8, 0.9 * len(classes) + 3), 4.5))
         for i, m in enumerate(self.methods):
             xs = [c + (i - (len(self.methods) - 1) / 2) * width for c in range(len(classes))]
-            ax.bar(xs, [self.mean(cls, m, k) for cls in classes], width, label=m,
-                   color="black" if m == MOE else None)
+            ax.bar(xs, [self.mean(cls, m, k) for cls in classes], width, label=m, color="black" if m == MOE else None)
         ax.set_xticks(range(len(classes)), classes, rotation=35, ha="right")
         ax.set_ylim(0, 1)
         ax.set_ylabel(f"Dice, {k} click{'s' if k > 1 else ''}")
@@ -158,9 +163,9 @@ def evaluate(
     ``SAMMOE_HOME/cache/volumes``; ``sammoe cache`` shows and clears it)."""
     from sammoe_core.devices import resolve_device
     from sammoe_core.experts.registry import Registry
+    from sammoe_core.moe.gate_training import iter_dataset_prompt_refs
     from sammoe_core.moe.segmenter import MoEState, build_from_registry
     from sammoe_core.segmentation.predictor import Route
-    from sammoe_core.moe.gate_training import iter_dataset_prompt_refs
 
     if not data:
         raise SammoeError("evaluate needs at least one labelled dataset folder")
@@ -178,7 +183,9 @@ def evaluate(
     pre = moe.preprocessing
     cache = Path(cache_dir) if cache_dir is not None else Registry().layout.volume_cache
     refs = [  # by reference first: cheap, and it gives the progress bar its total
-        ref for src in data for ref in iter_dataset_prompt_refs(src, pre, cache, classes, prompts_per_class, seed, first_click)
+        ref
+        for src in data
+        for ref in iter_dataset_prompt_refs(src, pre, cache, classes, prompts_per_class, seed, first_click)
     ]
     bar = None
     if progress:
@@ -198,7 +205,7 @@ def evaluate(
                     chosen: dict[str, int] = report.routing.setdefault(prompt.class_name, {})
                     routes: list[Route] = []  # the prompt's route, decided by its first click and kept
 
-                    def decode(state, p, lab, prev):
+                    def decode(state, p, lab, prev, routes=routes, chosen=chosen):
                         pred = moe.decode(state, p, lab, prev, route=routes[0] if routes else None)
                         if not routes and pred.route is not None:
                             routes.append(pred.route)
@@ -206,13 +213,18 @@ def evaluate(
                             chosen[top] = chosen.get(top, 0) + 1
                         return pred.low_res_logits
 
-                    dice = _run_clicks(moe, lambda: MoEState(crop, shared), prompt, clicks, gen, decode, next_click)
+                    state = MoEState(crop, shared)
+                    dice = _run_clicks(moe, lambda state=state: state, prompt, clicks, gen, decode, next_click)
                 else:
                     model = moe.model_of(name)
                     own = moe.uses_own_encoder(name)
                     dice = _run_clicks(
-                        model, (lambda m=model: m.encode(crop)) if own else (lambda: shared),
-                        prompt, clicks, gen, lambda s, p, lab, prev, m=model: m.decode(s, p, lab, prev),
+                        model,
+                        (lambda m=model, c=crop: m.encode(c)) if own else (lambda s=shared: s),
+                        prompt,
+                        clicks,
+                        gen,
+                        lambda s, p, lab, prev, m=model: m.decode(s, p, lab, prev),
                         next_click,
                     )
                 for k, v in dice.items():
@@ -246,6 +258,8 @@ def write_report(report: EvalReport, out_dir: str | Path, overwrite: bool = Fals
     Path(out_dir).mkdir(parents=True, exist_ok=True)
     paths = report_paths(out_dir)
     write_text_atomic(paths["json"], json.dumps(report.to_dict(), indent=2) + "\n", overwrite=overwrite)
-    write_text_atomic(paths["markdown"], "\n\n".join(report.markdown(k) for k in report.clicks) + "\n", overwrite=overwrite)
+    write_text_atomic(
+        paths["markdown"], "\n\n".join(report.markdown(k) for k in report.clicks) + "\n", overwrite=overwrite
+    )
     report.bar_chart(paths["chart"], overwrite=overwrite)
     return paths

@@ -13,10 +13,18 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
 
-from sammoe_core.files.atomic import usual_mode
 from sammoe_core.errors import SammoeError, WeightsError
-from sammoe_core.experts.manifest import MANIFEST_FILE, WEIGHTS_FILE, ExpertManifest, WeightsRef, read_manifest, validate_manifest, write_manifest
+from sammoe_core.experts.manifest import (
+    MANIFEST_FILE,
+    WEIGHTS_FILE,
+    ExpertManifest,
+    WeightsRef,
+    read_manifest,
+    validate_manifest,
+    write_manifest,
+)
 from sammoe_core.experts.weights import ExpertWeights, part_prefixes, save_delta
+from sammoe_core.files.atomic import usual_mode
 
 if TYPE_CHECKING:
     import torch
@@ -93,8 +101,10 @@ class Expert:
         except OSError as e:
             return f"expert {self.name!r}: weights file {path} is unreadable ({e.strerror or e})"
         if actual != self.manifest.weights.sha256:
-            return (f"expert {self.name!r}: weights file {path} is damaged (sha256 {actual[:12]}..., "
-                    f"the manifest says {self.manifest.weights.sha256[:12]}...)")
+            return (
+                f"expert {self.name!r}: weights file {path} is damaged (sha256 {actual[:12]}..., "
+                f"the manifest says {self.manifest.weights.sha256[:12]}...)"
+            )
         return None
 
     def check_foundation(self, foundation_sha256: str) -> None:

@@ -43,9 +43,8 @@ class FoundationSpec(BaseModel):
     @classmethod
     def from_file(cls, path: str | Path, name: str | None = None) -> FoundationSpec:
         """Describe a sammoe safetensors file (config from its header; hashes the file)."""
-        from sammoe_core.files.hashing import sha256_file
         from sammoe_core.experts.weights import read_header
-
+        from sammoe_core.files.hashing import sha256_file
         from sammoe_core.model.checkpoint import load_model
 
         path = Path(path).expanduser().resolve()

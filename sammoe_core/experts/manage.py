@@ -137,8 +137,10 @@ def add_expert_package(requirement: str, upgrade: bool = False, editable: bool =
     arrived = {row["name"] for row in host.plugins()} - plugins_before
     refused = [f"{p.plugin}: {p}" for p in host.problems if p.plugin in arrived and p.stage == "register_experts"]
     if refused and not new:
-        raise SammoeError(f"{requirement}: installed, but its experts did not register ({'; '.join(refused)}); "
-                          "`pip uninstall` it, or rename its expert")
+        raise SammoeError(
+            f"{requirement}: installed, but its experts did not register ({'; '.join(refused)}); "
+            "`pip uninstall` it, or rename its expert"
+        )
     return AddResult(requirement, "pip", sorted(new), problems)
 
 

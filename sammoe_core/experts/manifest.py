@@ -15,8 +15,8 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
-from sammoe_core.files.atomic import write_text_atomic
 from sammoe_core.errors import SammoeError
+from sammoe_core.files.atomic import write_text_atomic
 from sammoe_core.segmentation.preprocessing import Preprocessing
 
 MANIFEST_FILE = "expert.json"
@@ -211,7 +211,9 @@ def read_manifest(path: str | Path) -> ExpertManifest:
     except FileNotFoundError:
         raise SammoeError(f"{path}: no expert manifest here") from None
     except (json.JSONDecodeError, UnicodeDecodeError, RecursionError) as e:
-        raise SammoeError(f"{path}: not a JSON manifest ({type(e).__name__}: {' '.join(str(e).split())[:120]})") from None
+        raise SammoeError(
+            f"{path}: not a JSON manifest ({type(e).__name__}: {' '.join(str(e).split())[:120]})"
+        ) from None
     return validate_manifest(data, str(path))
 
 

@@ -27,10 +27,10 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
-from sammoe_core.files.atomic import write_text_atomic
 from sammoe_core.errors import SammoeError, StateError
-from sammoe_core.home import Home, home_dir
 from sammoe_core.experts.expert import Expert, copy_expert_folder
+from sammoe_core.files.atomic import write_text_atomic
+from sammoe_core.home import Home, home_dir
 
 LOCK_TIMEOUT_S = 120
 STAGING_MAX_AGE_S = 600  # a staging folder older than this belongs to no running command
@@ -251,8 +251,10 @@ class Registry:
                 folder = self.experts_dir / name
                 usable = (folder / "expert.json").is_file() and _valid_expert(folder)
                 if record.pending:
-                    findings.append(f"entry {name!r} is pending (an interrupted add): "
-                                    + ("committed, its folder is complete" if usable else "dropped"))
+                    findings.append(
+                        f"entry {name!r} is pending (an interrupted add): "
+                        + ("committed, its folder is complete" if usable else "dropped")
+                    )
                     if fix:
                         if usable:
                             record.pending = False
@@ -272,7 +274,9 @@ class Registry:
                             if fix:
                                 shutil.rmtree(path, ignore_errors=True)
                     elif path.name not in known:
-                        findings.append(f"folder experts/{path.name} has no registry entry (an interrupted add): removed")
+                        findings.append(
+                            f"folder experts/{path.name} has no registry entry (an interrupted add): removed"
+                        )
                         if fix:
                             shutil.rmtree(path, ignore_errors=True) if path.is_dir() else path.unlink()
         return findings

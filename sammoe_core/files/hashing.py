@@ -23,7 +23,7 @@ def sha256_file(path: str | Path) -> str:
     return h.hexdigest()
 
 
-def sha256_tensors(tensors: Mapping[str, "torch.Tensor"]) -> str:
+def sha256_tensors(tensors: Mapping[str, torch.Tensor]) -> str:
     """Hex SHA-256 over (name, dtype, shape, bytes) of each tensor, in name order.
 
     Independent of file layout, so a safetensors file can carry the digest of its own content

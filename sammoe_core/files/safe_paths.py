@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from sammoe_core.errors import InputError, SammoeError
+from sammoe_core.errors import InputError
 
 
 class PathEscapeError(InputError):

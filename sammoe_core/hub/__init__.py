@@ -8,8 +8,8 @@ needs. Every Hub call gets its endpoint, cache folder and offline switch explici
 huggingface_hub reads its own variables only once, at import).
 """
 
-from sammoe_core.hub.export import export_expert, find_expert
 from sammoe_core.hub.errors import HubRefused, HubUnavailable
+from sammoe_core.hub.export import export_expert, find_expert
 from sammoe_core.hub.fetch import fetch_expert, fetch_file
 from sammoe_core.hub.location import HubRef, is_hub_uri, parse_hub_uri
 from sammoe_core.hub.publish import PublishResult, publish_expert

@@ -15,8 +15,8 @@ import shutil
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from sammoe_core.files.atomic import atomic_output
 from sammoe_core.errors import SammoeError
+from sammoe_core.files.atomic import atomic_output
 from sammoe_core.files.safe_paths import resolve_inside
 from sammoe_core.hub.fetch import fetch_file
 from sammoe_core.hub.location import HubRef

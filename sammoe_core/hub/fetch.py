@@ -115,9 +115,7 @@ def fetch_expert(ref: HubRef, settings: HubSettings | None = None, progress: boo
     what = f"its weights ({', '.join(patterns)})"
     folder = snapshot(ref, patterns, settings, what, revision=first.name, progress=progress, **hints)
     if not resolve_inside(settings.cache_dir, folder / manifest.weights.file, cached_file).is_file():
-        raise HubRefused(
-            f"{ref.uri}: the repo lacks {manifest.weights.file}, which its {MANIFEST_FILE} names"
-        )
+        raise HubRefused(f"{ref.uri}: the repo lacks {manifest.weights.file}, which its {MANIFEST_FILE} names")
     if manifest.calibration is not None:
         calibration = folder / manifest.calibration.path
         for path in (calibration, *calibration.rglob("*")):

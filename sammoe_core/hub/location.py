@@ -60,8 +60,10 @@ def _revision_problem(revision: str) -> str | None:
     if ".." in revision:
         return "holds '..'"
     if not (_COMMIT.fullmatch(revision) or _REF_NAME.fullmatch(revision)):
-        return ("is neither a branch or tag name (letters, digits, '.', '_', '-', '+', '!', in parts separated "
-                "by '/', none starting with '.' or '-') nor a 40-hex commit")
+        return (
+            "is neither a branch or tag name (letters, digits, '.', '_', '-', '+', '!', in parts separated "
+            "by '/', none starting with '.' or '-') nor a 40-hex commit"
+        )
     return None
 
 

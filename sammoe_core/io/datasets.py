@@ -61,9 +61,7 @@ class LabelledDataset:
         self.root = Path(root)
         spec_path = self.root / "dataset.json"
         if not spec_path.is_file():
-            raise SammoeError(
-                f"{spec_path}: missing (a labelled dataset needs dataset.json, images/, labels/)"
-            )
+            raise SammoeError(f"{spec_path}: missing (a labelled dataset needs dataset.json, images/, labels/)")
         try:
             self.spec = DatasetSpec.model_validate_json(spec_path.read_bytes())
         except ValidationError as e:
@@ -80,9 +78,7 @@ class LabelledDataset:
             )
         orphans = sorted(set(self._labels) - set(self._images))
         if orphans:
-            raise SammoeError(
-                f"{self._labels[orphans[0]]}: label file without an image in {self.root / 'images'}"
-            )
+            raise SammoeError(f"{self._labels[orphans[0]]}: label file without an image in {self.root / 'images'}")
 
     @property
     def name(self) -> str:

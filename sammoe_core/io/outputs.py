@@ -15,8 +15,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from sammoe_core.errors import InputError
 from sammoe_core.files.atomic import OutputExistsError, atomic_output
-from sammoe_core.errors import InputError, SammoeError
 
 if TYPE_CHECKING:
     from sammoe_core.segmentation.pipeline import SegmentationResult
@@ -53,7 +53,9 @@ def _stem(path: Path) -> str:
     raise OutputError(f"{path}: the label map must be a .nii.gz or .nii file")
 
 
-def output_paths(out_path: str | Path, preview: str | Path | bool | None = None, probabilities: bool = False) -> OutputPaths:
+def output_paths(
+    out_path: str | Path, preview: str | Path | bool | None = None, probabilities: bool = False
+) -> OutputPaths:
     """The files a result will be written to; ``preview=True`` puts it at ``OUT.png``."""
     out_path = Path(out_path)
     stem = _stem(out_path)
@@ -101,7 +103,7 @@ def check_outputs(paths: OutputPaths, overwrite: bool = False, inputs: tuple[str
 
 
 def write_result(
-    result: "SegmentationResult",
+    result: SegmentationResult,
     out_path: str | Path,
     *,
     preview: str | Path | bool | None = None,

@@ -90,7 +90,7 @@ def _voxel_index(voxel: np.ndarray, shape: tuple[int, ...]) -> np.ndarray:
     return np.clip(np.floor(np.asarray(voxel, dtype=np.float64) + 0.5), 0, np.asarray(shape) - 1).astype(int)
 
 
-def _input_point(result: "SegmentationResult", target: "TargetResult") -> np.ndarray:
+def _input_point(result: SegmentationResult, target: TargetResult) -> np.ndarray:
     """Input voxel index the slices of a target go through (see :func:`slice_point`)."""
     shape = result.volume.shape
     positives = [c for c in target.clicks if c.positive]
@@ -108,7 +108,7 @@ def _input_point(result: "SegmentationResult", target: "TargetResult") -> np.nda
     return _voxel_index((np.asarray(shape) - 1) / 2, shape)
 
 
-def slice_point(result: "SegmentationResult", target: "TargetResult") -> np.ndarray:
+def slice_point(result: SegmentationResult, target: TargetResult) -> np.ndarray:
     """Voxel index on the closest-RAS grid that a target's three slices go through.
 
     Its first positive click (one the user gave before a box centre made into a click); with
@@ -121,7 +121,7 @@ def slice_point(result: "SegmentationResult", target: "TargetResult") -> np.ndar
     return np.rint(_to_ras(_input_point(result, target).astype(np.float64), ornt, volume.shape)).astype(int)
 
 
-def target_colours(targets: list["TargetResult"]) -> dict[int, tuple[float, float, float]]:
+def target_colours(targets: list[TargetResult]) -> dict[int, tuple[float, float, float]]:
     """RGB colour of each target's label value: ``PALETTE[(label - 1) % len(PALETTE)]``.
 
     When that entry is already taken by an earlier target (labels 1 and 11, say), the next free
@@ -159,7 +159,7 @@ def _plain(text: str, limit: int = _NAME_CHARS) -> str:
     return text.replace("$", r"\$")
 
 
-def _heading(target: "TargetResult") -> str:
+def _heading(target: TargetResult) -> str:
     return f"{_plain(target.name)} (label {target.label})"
 
 
@@ -172,7 +172,7 @@ def _panel(ras: np.ndarray, view: int, shape_ras: np.ndarray) -> tuple[float, fl
 
 
 def _draw_clicks(
-    ax: Any, target: "TargetResult", view: int, index: int, ornt: np.ndarray, shape: tuple[int, ...]
+    ax: Any, target: TargetResult, view: int, index: int, ornt: np.ndarray, shape: tuple[int, ...]
 ) -> None:
     """Mark the target's clicks that lie in this slice."""
     shape_ras = _ras_shape(ornt, shape)
@@ -186,7 +186,7 @@ def _draw_clicks(
 
 
 def _draw_box(
-    ax: Any, target: "TargetResult", view: int, index: int, ornt: np.ndarray, shape: tuple[int, ...], colour: Any
+    ax: Any, target: TargetResult, view: int, index: int, ornt: np.ndarray, shape: tuple[int, ...], colour: Any
 ) -> None:
     """Outline the target's box, dashed, on a slice that cuts it."""
     from matplotlib.patches import Rectangle
@@ -200,12 +200,20 @@ def _draw_box(
     shape_ras = _ras_shape(ornt, shape)
     (x0, y0), (x1, y1) = _panel(low, view, shape_ras), _panel(high, view, shape_ras)
     ax.add_patch(
-        Rectangle((min(x0, x1), min(y0, y1)), abs(x1 - x0), abs(y1 - y0), fill=False, edgecolor=colour,
-                  linestyle="--", linewidth=1.2, zorder=4)
+        Rectangle(
+            (min(x0, x1), min(y0, y1)),
+            abs(x1 - x0),
+            abs(y1 - y0),
+            fill=False,
+            edgecolor=colour,
+            linestyle="--",
+            linewidth=1.2,
+            zorder=4,
+        )
     )
 
 
-def preview_figure(result: "SegmentationResult") -> "Figure":
+def preview_figure(result: SegmentationResult) -> Figure:
     """The preview as a matplotlib Figure on an Agg canvas (what :func:`render_preview` saves)."""
     from matplotlib import patheffects
     from matplotlib.backends.backend_agg import FigureCanvasAgg
@@ -246,8 +254,12 @@ def preview_figure(result: "SegmentationResult") -> "Figure":
                 picture, cmap="gray", vmin=low, vmax=high, origin="lower", aspect=sy / sx, interpolation="nearest"
             )
             ax.imshow(
-                np.ma.masked_where(~mask, mask), cmap=ListedColormap([colour]), alpha=0.4, origin="lower",
-                aspect=sy / sx, interpolation="nearest",
+                np.ma.masked_where(~mask, mask),
+                cmap=ListedColormap([colour]),
+                alpha=0.4,
+                origin="lower",
+                aspect=sy / sx,
+                interpolation="nearest",
             )
             if mask.any() and min(mask.shape) > 1:
                 contour = ax.contour(mask.astype(np.float32), levels=[0.5], colors=[colour], linewidths=1.3)
@@ -271,13 +283,17 @@ def preview_figure(result: "SegmentationResult") -> "Figure":
     if any(t.box for t in targets):
         key.append(Line2D([], [], color="black", linestyle="--", linewidth=1.2, label="box"))
     top.legend(
-        handles=key, loc="center", ncols=len(key), fontsize=8, frameon=False,
+        handles=key,
+        loc="center",
+        ncols=len(key),
+        fontsize=8,
+        frameon=False,
         title="slices through the first positive click (else box centre or mask); i, j, k: input voxel indices",
         title_fontsize=8,
     )
     return fig
 
 
-def render_preview(result: "SegmentationResult", path: str | Path) -> None:
+def render_preview(result: SegmentationResult, path: str | Path) -> None:
     """Write the PNG: one row per target (at most eight), three slices through its first click."""
     preview_figure(result).savefig(str(path), format="png", dpi=80)

@@ -23,8 +23,8 @@ import torch
 from safetensors import SafetensorError, safe_open
 from safetensors.torch import load_file, save_file
 
+from sammoe_core.errors import WeightsError
 from sammoe_core.files.atomic import atomic_output
-from sammoe_core.errors import SammoeError, WeightsError
 from sammoe_core.files.hashing import sha256_file, sha256_tensors
 from sammoe_core.model.configs import SamConfig, get_config
 from sammoe_core.model.sam3d import Sam3D
@@ -50,9 +50,7 @@ def expected_shapes(config: SamConfig) -> dict[str, tuple[int, ...]]:
     return {k: tuple(v.shape) for k, v in model.state_dict().items()}
 
 
-def check_state_dict(
-    state: dict[str, torch.Tensor], config: SamConfig, source: str, partial: bool = False
-) -> None:
+def check_state_dict(state: dict[str, torch.Tensor], config: SamConfig, source: str, partial: bool = False) -> None:
     """Raise :class:`WeightsError` naming missing / unexpected keys and wrong shapes.
 
     ``partial=True`` allows missing keys (expert deltas override a subset of tensors).
@@ -102,10 +100,8 @@ def read_official_checkpoint(path: str | Path) -> dict[str, torch.Tensor]:
         obj = obj["model_state_dict"]
     if not isinstance(obj, dict) or not obj or not all(isinstance(v, torch.Tensor) for v in obj.values()):
         top = sorted(map(str, obj)) if isinstance(obj, dict) else [type(obj).__name__]
-        raise WeightsError(
-            f"{path}: expected a state dict or {{'model_state_dict': ...}}, found keys {_names(top)}"
-        )
-    return {(k[len("module."):] if k.startswith("module.") else k): v for k, v in obj.items()}
+        raise WeightsError(f"{path}: expected a state dict or {{'model_state_dict': ...}}, found keys {_names(top)}")
+    return {(k[len("module.") :] if k.startswith("module.") else k): v for k, v in obj.items()}
 
 
 def config_for_state(state: dict[str, torch.Tensor], requested: str | None, source: str) -> SamConfig:
@@ -283,4 +279,3 @@ def convert_checkpoint(
         num_tensors=len(state),
         num_elements=sum(t.numel() for t in state.values()),
     )
-

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
-from sammoe_core.errors import InputError, SammoeError
+from sammoe_core.errors import InputError
 
 
 class SamConfig(BaseModel):
@@ -34,12 +34,10 @@ class SamConfig(BaseModel):
     num_multimask_outputs: int = Field(3, ge=0, le=16)
     iou_head_depth: int = Field(3, gt=0, le=64)
     iou_head_hidden_dim: int = Field(256, gt=0, le=8192)
-    box_prompts: bool = Field(
-        False, description="two extra point embeddings for box corners (CVPR-2025 checkpoints)"
-    )
+    box_prompts: bool = Field(False, description="two extra point embeddings for box corners (CVPR-2025 checkpoints)")
 
     @model_validator(mode="after")
-    def _check(self) -> "SamConfig":
+    def _check(self) -> SamConfig:
         if self.image_size % self.patch_size:
             raise ValueError("image_size must be a multiple of patch_size")
         if self.encoder_dim % self.encoder_heads:

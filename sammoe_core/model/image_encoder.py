@@ -32,11 +32,7 @@ class PatchEmbed3D(nn.Module):
         b, c, d, h, w = x.shape
         p = self.patch_size
         gd, gh, gw = d // p, h // p, w // p
-        patches = (
-            x.reshape(b, c, gd, p, gh, p, gw, p)
-            .permute(0, 2, 4, 6, 1, 3, 5, 7)
-            .reshape(b, gd, gh, gw, c * p**3)
-        )
+        patches = x.reshape(b, c, gd, p, gh, p, gw, p).permute(0, 2, 4, 6, 1, 3, 5, 7).reshape(b, gd, gh, gw, c * p**3)
         weight = self.proj.weight.reshape(self.proj.out_channels, -1)
         return F.linear(patches, weight, self.proj.bias)  # (B, gd, gh, gw, dim)
 

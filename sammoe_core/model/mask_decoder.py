@@ -34,9 +34,7 @@ class MaskDecoder3D(nn.Module):
             nn.ConvTranspose3d(dim // 4, dim // 8, kernel_size=2, stride=2),
             nn.GELU(),
         )
-        self.output_hypernetworks_mlps = nn.ModuleList(
-            MLP(dim, dim, dim // 8, 3) for _ in range(self.num_mask_tokens)
-        )
+        self.output_hypernetworks_mlps = nn.ModuleList(MLP(dim, dim, dim // 8, 3) for _ in range(self.num_mask_tokens))
         self.iou_prediction_head = MLP(dim, cfg.iou_head_hidden_dim, self.num_mask_tokens, cfg.iou_head_depth)
 
     def forward(

@@ -49,9 +49,7 @@ class PromptEncoder3D(nn.Module):
         self.image_size = cfg.image_size
         self.grid_size = cfg.grid_size
         self.pe_layer = RandomFourierPE3D(dim // 3)
-        self.point_embeddings = nn.ModuleList(
-            nn.Embedding(1, dim) for _ in range(cfg.num_point_embeddings)
-        )
+        self.point_embeddings = nn.ModuleList(nn.Embedding(1, dim) for _ in range(cfg.num_point_embeddings))
         self.not_a_point_embed = nn.Embedding(1, dim)
         c = cfg.mask_in_chans
         self.mask_downscaling = nn.Sequential(
@@ -94,9 +92,7 @@ class PromptEncoder3D(nn.Module):
                 "use a box-capable config such as 'sam-med3d-vit-b-box'"
             )
         corners = self._encode_coords(boxes.float().reshape(-1, 2, 3))
-        corners = corners + torch.stack(
-            [self.point_embeddings[2].weight[0], self.point_embeddings[3].weight[0]]
-        )
+        corners = corners + torch.stack([self.point_embeddings[2].weight[0], self.point_embeddings[3].weight[0]])
         return corners
 
     def embed_mask(self, mask_logits: torch.Tensor | None, batch: int) -> torch.Tensor:

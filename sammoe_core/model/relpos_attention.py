@@ -69,11 +69,7 @@ def _bias_terms(
 def _real_bias(a: torch.Tensor, bd: torch.Tensor, ch: torch.Tensor, g: int) -> torch.Tensor:
     """The bias between real queries and real keys, as (B, H, g³, g³)."""
     b, h = a.shape[:2]
-    bias = (
-        a[:, :, :, :, :, None, None, :g]
-        + bd[:, :, :, :, None, :g, None, :g]
-        + ch[:, :, :, :, None, None, :g, :g]
-    )
+    bias = a[:, :, :, :, :, None, None, :g] + bd[:, :, :, :, None, :g, None, :g] + ch[:, :, :, :, None, None, :g, :g]
     return bias.reshape(b, h, g**3, g**3)
 
 
@@ -84,7 +80,6 @@ def _log_padded_mass(a: torch.Tensor, bd: torch.Tensor, ch: torch.Tensor, g: int
     sd_real = torch.logsumexp(bd[:, :, :, :, :g], dim=4)
     sd_pad = torch.logsumexp(bd[:, :, :, :, g:], dim=4)
     sh_all = torch.logsumexp(ch, dim=4)  # over kh
-    sh_real = torch.logsumexp(ch[:, :, :, :, :g], dim=4)
     sh_pad = torch.logsumexp(ch[:, :, :, :, g:], dim=4)
     # kw < g: at least one of kd, kh is padded; kw >= g: every key is padded.
     inner_real_w = torch.logaddexp(sd_pad + sh_all, sd_real + sh_pad)[..., :g]

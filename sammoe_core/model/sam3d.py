@@ -71,9 +71,7 @@ class Sam3D(nn.Module):
             mask_prompt = self.zero_mask_prompt(batch)
         return self.prompt_encoder(points, point_labels, boxes, mask_prompt)
 
-    def decode_embedded(
-        self, embedding: torch.Tensor, sparse: torch.Tensor, dense: torch.Tensor
-    ) -> torch.Tensor:
+    def decode_embedded(self, embedding: torch.Tensor, sparse: torch.Tensor, dense: torch.Tensor) -> torch.Tensor:
         """Image embedding + prompt embeddings -> low-res logits (B, 1, L, L, L)."""
         return self.mask_decoder(embedding, self.prompt_encoder.dense_pe(), sparse, dense)
 

@@ -23,7 +23,10 @@ from sammoe_core.files.safe_paths import resolve_inside
 from sammoe_core.moe.gatefile import GateManifest, read_gate_manifest
 
 SHIPPED_GATES = Path(__file__).resolve().parent.parent / "weights" / "gates"
-STALE_GATE = "the gate is stale: it was trained for another expert set (experts added, removed or changed); run `sammoe retrain-gate`"
+STALE_GATE = (
+    "the gate is stale: it was trained for another expert set (experts added, removed or changed); "
+    "run `sammoe retrain-gate`"
+)
 NO_GATE = "no gate trained for the enabled experts; run `sammoe retrain-gate`"
 
 GateKind = Literal["trained", "shipped", "stale", "broken", "none"]
@@ -58,7 +61,9 @@ def gate_folder(path: str, home: Path) -> Path:
     return resolve_inside(home, path, "the registry's gate path")
 
 
-def _matches(manifest: GateManifest, foundation_sha256: str, experts: Mapping[str, str], excluded: Mapping[str, str]) -> tuple[str, ...] | None:
+def _matches(
+    manifest: GateManifest, foundation_sha256: str, experts: Mapping[str, str], excluded: Mapping[str, str]
+) -> tuple[str, ...] | None:
     """None if the gate does not serve ``experts``; else the excluded experts it was trained with."""
     if manifest.matches(foundation_sha256, dict(experts)):
         return ()

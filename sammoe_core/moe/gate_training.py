@@ -2,7 +2,8 @@
 
 A training prompt is a labelled crop centred on a click inside a target, cut from the volume
 resampled once onto segmentation's closest-RAS lattice (at most half a voxel away from the crop
-segmentation would resample around that click) and normalised as segmentation normalises. For each prompt the foundation's image embedding and
+segmentation would resample around that click) and normalised as segmentation normalises. For
+each prompt the foundation's image embedding and
 prompt tokens are cached (keyed by the prompt and the foundation's weight hash), and each
 candidate's low-res logits and Dice are cached under that candidate's weight hash. Retraining
 after adding one expert therefore computes only the new expert's column. The gate then learns to
@@ -23,11 +24,11 @@ import numpy as np
 import torch
 from safetensors.torch import load_file, save_file
 
+from sammoe_core.evaluation.metrics import dice as dice_score
 from sammoe_core.files.atomic import atomic_output
 from sammoe_core.model import Sam3D
-from sammoe_core.segmentation.preprocessing import Preprocessing
-from sammoe_core.evaluation.metrics import dice as dice_score
 from sammoe_core.moe.gate import GateInput
+from sammoe_core.segmentation.preprocessing import Preprocessing
 
 
 @dataclass
@@ -71,9 +72,19 @@ class PromptRef:
         from sammoe_core.training.data import PreparedCase, case_array_path, cut_crop
 
         pre = Preprocessing.model_validate_json(self.preprocessing)
-        arrays = {part: np.load(case_array_path(self.cache_dir, self.group, part), mmap_mode="r") for part in ("image", "labels")}
-        case = PreparedCase(self.case_name, self.modality, arrays["image"], arrays["labels"], {},
-                            {self.class_name: self.class_values}, self.group)
+        arrays = {
+            part: np.load(case_array_path(self.cache_dir, self.group, part), mmap_mode="r")
+            for part in ("image", "labels")
+        }
+        case = PreparedCase(
+            self.case_name,
+            self.modality,
+            arrays["image"],
+            arrays["labels"],
+            {},
+            {self.class_name: self.class_values},
+            self.group,
+        )
         s = pre.crop_size
         image, target = cut_crop(case, np.asarray(self.centre), s, self.class_name)
         return TrainingPrompt(
@@ -118,8 +129,17 @@ def iter_dataset_prompt_refs(
                     f"{case.content_key}|{case.class_values[name]}|{tuple(voxels[i])}|{settings}".encode()
                 ).hexdigest()[:24]
                 centre = tuple(int(v) for v in voxels[i])
-                yield PromptRef(key, case.content_key, name, tuple(case.class_values[name]), centre,  # type: ignore[arg-type]
-                                case.name, case.modality, str(cache_dir), settings)
+                yield PromptRef(
+                    key,
+                    case.content_key,
+                    name,
+                    tuple(case.class_values[name]),
+                    centre,  # type: ignore[arg-type]
+                    case.name,
+                    case.modality,
+                    str(cache_dir),
+                    settings,
+                )
 
 
 def _deepest_voxel(labels: np.ndarray, values: tuple[int, ...]) -> np.ndarray:
@@ -214,7 +234,12 @@ class GateCache:
         return records, stats
 
     def entry(
-        self, p: TrainingPrompt, foundation: Candidate, experts: Sequence[Candidate], models: CandidateModels, stats: CacheStats
+        self,
+        p: TrainingPrompt,
+        foundation: Candidate,
+        experts: Sequence[Candidate],
+        models: CandidateModels,
+        stats: CacheStats,
     ) -> dict:
         """The record of one prompt, computing (and caching) only what is missing."""
         from safetensors import safe_open
@@ -277,7 +302,9 @@ def _batch(records: list[dict], crop_size: int, device) -> GateInput:
     emb = torch.stack([r["features"]["embedding"] for r in records]).float().to(device)
     sparse = torch.stack([r["features"]["sparse"] for r in records]).float().to(device)
     click = torch.stack([r["features"]["click"] for r in records]).float().to(device)
-    return GateInput(emb, sparse, click[:, None, :], torch.ones(len(records), 1, dtype=torch.long, device=device), crop_size)
+    return GateInput(
+        emb, sparse, click[:, None, :], torch.ones(len(records), 1, dtype=torch.long, device=device), crop_size
+    )
 
 
 def fit_gate(
@@ -314,7 +341,7 @@ def fit_gate(
     def inputs(idx: list[int]):
         parts = []
         for start in range(0, len(idx), 256):
-            batch = _batch([records[i] for i in idx[start:start + 256]], crop_size, device)
+            batch = _batch([records[i] for i in idx[start : start + 256]], crop_size, device)
             if not split:
                 return batch if len(idx) <= 256 else _batch([records[i] for i in idx], crop_size, device)
             with torch.no_grad():
@@ -334,7 +361,7 @@ def fit_gate(
         gate.train()
         perm = torch.randperm(len(tr), device=device)
         for start in range(0, len(tr), 256):
-            rows = perm[start:start + 256]
+            rows = perm[start : start + 256]
             loss = torch.nn.functional.cross_entropy(scores(x_tr, rows), y[tr][rows], weight=weight)
             opt.zero_grad()
             loss.backward()
@@ -348,12 +375,14 @@ def fit_gate(
             pred = scores(inputs(te)).argmax(1)
             held_acc = (pred == y[te]).float().mean().item()
             for k, name in enumerate(order):
-                table.append({
-                    "candidate": name,
-                    "best": int((y[te] == k).sum()),
-                    "routed": int((pred == k).sum()),
-                    "correct": int(((pred == k) & (y[te] == k)).sum()),
-                })
+                table.append(
+                    {
+                        "candidate": name,
+                        "best": int((y[te] == k).sum()),
+                        "routed": int((pred == k).sum()),
+                        "correct": int(((pred == k) & (y[te] == k)).sum()),
+                    }
+                )
     return GateFit(
         gate=gate.cpu(),
         train_accuracy=train_acc,
@@ -367,5 +396,3 @@ def fit_gate(
 def gate_signature(foundation_sha: str, experts: Sequence[tuple[str, str]]) -> str:
     """Identity of an expert set: the foundation hash plus sorted (name, weight hash) pairs."""
     return hashlib.sha256(json.dumps([foundation_sha, sorted(experts)]).encode()).hexdigest()
-
-

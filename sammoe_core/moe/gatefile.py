@@ -14,8 +14,8 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
-from sammoe_core.files.atomic import atomic_output, write_text_atomic
 from sammoe_core.errors import SammoeError
+from sammoe_core.files.atomic import atomic_output, write_text_atomic
 
 GATE_MANIFEST = "gate.json"
 GATE_WEIGHTS = "gate.safetensors"
@@ -65,10 +65,12 @@ def save_gate(folder: str | Path, gate, manifest: GateManifest) -> GateManifest:
     tensors = {k: v.detach().cpu().contiguous() for k, v in gate.state_dict().items()}
     with atomic_output(folder / GATE_WEIGHTS, overwrite=True) as tmp:
         save_file(tensors, str(tmp), metadata={"format": "pt", "tensors_sha256": sha256_tensors(tensors)})
-    manifest = manifest.model_copy(update={
-        "weights_sha256": sha256_file(folder / GATE_WEIGHTS),
-        "trained": {**manifest.trained, "date": datetime.now(timezone.utc).isoformat(timespec="seconds")},
-    })
+    manifest = manifest.model_copy(
+        update={
+            "weights_sha256": sha256_file(folder / GATE_WEIGHTS),
+            "trained": {**manifest.trained, "date": datetime.now(timezone.utc).isoformat(timespec="seconds")},
+        }
+    )
     write_text_atomic(folder / GATE_MANIFEST, manifest.model_dump_json(indent=2) + "\n", overwrite=True)
     return manifest
 
@@ -124,11 +126,17 @@ def load_gate(folder: str | Path, factories: dict, config) -> tuple[Any, GateMan
             skeleton = arch.factory(config, len(manifest.candidates), **hparams)
         expected = {k: tuple(v.shape) for k, v in skeleton.state_dict().items()}
     except Exception as e:  # a plugin's factory: report, never a traceback
-        raise SammoeError(f"{folder}: gate {manifest.architecture!r} could not be built ({type(e).__name__}: {e})") from None
+        raise SammoeError(
+            f"{folder}: gate {manifest.architecture!r} could not be built ({type(e).__name__}: {e})"
+        ) from None
     missing, unexpected = set(expected) - set(state), set(state) - set(expected)
     if missing or unexpected:
-        raise SammoeError(f"{folder}: gate weights do not fit: missing {sorted(missing)}, unexpected {sorted(unexpected)}")
-    wrong = [f"{k} {tuple(state[k].shape)} != {shape}" for k, shape in expected.items() if tuple(state[k].shape) != shape]
+        raise SammoeError(
+            f"{folder}: gate weights do not fit: missing {sorted(missing)}, unexpected {sorted(unexpected)}"
+        )
+    wrong = [
+        f"{k} {tuple(state[k].shape)} != {shape}" for k, shape in expected.items() if tuple(state[k].shape) != shape
+    ]
     if wrong:
         raise SammoeError(f"{folder}: gate weights do not fit its manifest: {'; '.join(wrong[:3])}")
     gate = arch.factory(config, len(manifest.candidates), **hparams)

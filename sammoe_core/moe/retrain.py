@@ -20,17 +20,25 @@ from typing import TYPE_CHECKING, Any
 import torch
 
 from sammoe_core.errors import SammoeError
+from sammoe_core.moe.gate_training import (
+    CacheStats,
+    Candidate,
+    GateCache,
+    GateFit,
+    fit_gate,
+    gate_signature,
+    iter_dataset_prompt_refs,
+)
 from sammoe_core.moe.gatefile import GateCandidate, GateManifest, save_gate
 from sammoe_core.moe.policies import FOUNDATION
-from sammoe_core.moe.gate_training import Candidate, CacheStats, GateCache, GateFit, fit_gate, gate_signature, iter_dataset_prompt_refs
 
 if TYPE_CHECKING:
     import torch
 
+    from sammoe_core.distributed.ray_support import RayOptions
     from sammoe_core.experts import Expert
     from sammoe_core.experts.foundations import FoundationSpec
     from sammoe_core.model import Sam3D
-    from sammoe_core.distributed.ray_support import RayOptions
 
 
 @dataclass
@@ -62,7 +70,10 @@ class RetrainReport:
         held = {row["candidate"]: row for row in self.fit.heldout_table}
         for name in self.candidates:
             row = held.get(name, {"best": 0, "routed": 0, "correct": 0})
-            lines.append(f"{name:<24}{self.fit.label_counts.get(name, 0):>11}{row['best']:>12}{row['routed']:>8}{row['correct']:>9}")
+            lines.append(
+                f"{name:<24}{self.fit.label_counts.get(name, 0):>11}"
+                f"{row['best']:>12}{row['routed']:>8}{row['correct']:>9}"
+            )
         acc = self.fit.heldout_accuracy
         lines.append(
             f"routing accuracy: held-out {'n/a' if acc is None else f'{acc:.1%}'} "
@@ -100,7 +111,9 @@ def load_candidates(device: torch.device, names: list[str] | None = None) -> Can
     foundation_model = spec.load(device)
     foundation = Candidate(FOUNDATION, spec.sha256, lambda: foundation_model)
     experts_ = [
-        Candidate(n, e.manifest.weights.sha256, (lambda e=e: e.build(foundation_model, spec.sha256)), e.overrides_encoder)
+        Candidate(
+            n, e.manifest.weights.sha256, (lambda e=e: e.build(foundation_model, spec.sha256)), e.overrides_encoder
+        )
         for n, e in experts.items()
     ]
     return CandidateSet(spec, experts, foundation_model, foundation, [foundation, *experts_])
@@ -150,10 +163,12 @@ def retrain_gate(
     from sammoe_core.segmentation.preprocessing import Preprocessing
 
     pre = Preprocessing(crop_size=config.image_size)
-    refs = list(itertools.chain.from_iterable(  # by reference: cheap, and it gives the progress bar its total
-        iter_dataset_prompt_refs(src, pre, layout.volume_cache, None, prompts_per_class, seed)
-        for src in dict.fromkeys(sources)
-    ))
+    refs = list(
+        itertools.chain.from_iterable(  # by reference: cheap, and it gives the progress bar its total
+            iter_dataset_prompt_refs(src, pre, layout.volume_cache, None, prompts_per_class, seed)
+            for src in dict.fromkeys(sources)
+        )
+    )
     cache = GateCache(layout.gate_cache)
     ray_stats = CacheStats()
     if ray is not None:
@@ -161,7 +176,9 @@ def retrain_gate(
 
         ray_stats = fill_cache_on_ray(refs, cache, chosen.candidates, device, ray)  # type: ignore[arg-type]
     prompts = (ref.load() for ref in refs)
-    records, stats = cache.build(prompts, chosen.foundation, chosen.candidates[1:], dev, progress=progress, total=len(refs))
+    records, stats = cache.build(
+        prompts, chosen.foundation, chosen.candidates[1:], dev, progress=progress, total=len(refs)
+    )
     stats.add(ray_stats)
     if len(records) < 4:
         raise SammoeError(f"only {len(records)} training prompts found in {', '.join(sources)}")
@@ -169,7 +186,9 @@ def retrain_gate(
     with torch.random.fork_rng(devices=[]):  # the gate's initial weights depend on the seed alone
         torch.manual_seed(seed)
         gate = factories[architecture].build(config, len(order))
-    fit = fit_gate(records, order, gate, config.image_size, epochs=epochs, margin=margin, holdout=holdout, seed=seed, device=dev)
+    fit = fit_gate(
+        records, order, gate, config.image_size, epochs=epochs, margin=margin, holdout=holdout, seed=seed, device=dev
+    )
     signature = gate_signature(spec.sha256, [(n, e.manifest.weights.sha256) for n, e in experts.items()])
     folder = registry.layout.gates_dir / signature[:16]
     manifest = GateManifest(

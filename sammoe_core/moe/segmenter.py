@@ -18,18 +18,16 @@ from __future__ import annotations
 import warnings
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
 
 import torch
 
 from sammoe_core.errors import InputError, SammoeError
 from sammoe_core.model import Sam3D
-from sammoe_core.segmentation.predictor import CropPrediction, Route
-from sammoe_core.segmentation.preprocessing import Preprocessing
 from sammoe_core.moe.gate import GateInput
 from sammoe_core.moe.policies import FOUNDATION, Policy, Selection
-
+from sammoe_core.segmentation.predictor import CropPrediction, Route
+from sammoe_core.segmentation.preprocessing import Preprocessing
 
 
 class MoEWarning(UserWarning):
@@ -94,7 +92,9 @@ class MoESegmenter:
             if name not in self.experts:
                 raise SammoeError(f"no expert {name!r}; candidates: {', '.join(self.candidates)}")
             expert = self.experts[name]
-            self._models[name] = expert.build(self.foundation, self.foundation_sha256) if hasattr(expert, "build") else expert
+            self._models[name] = (
+                expert.build(self.foundation, self.foundation_sha256) if hasattr(expert, "build") else expert
+            )
         return self._models[name]
 
     def uses_own_encoder(self, name: str) -> bool:
@@ -160,7 +160,11 @@ class MoESegmenter:
         return self.foundation.upsample(low_res_logits)
 
     def describe(self) -> dict[str, Any]:
-        policy = {k: v for k, v in vars(self.policy).items() if not k.startswith("_")} if hasattr(self.policy, "__dict__") else {}
+        policy = (
+            {k: v for k, v in vars(self.policy).items() if not k.startswith("_")}
+            if hasattr(self.policy, "__dict__")
+            else {}
+        )
         return {
             "predictor": "moe",
             "config": self.config.name,
@@ -194,9 +198,9 @@ def build_from_registry(
     from sammoe_core.experts import enabled_experts
     from sammoe_core.experts.foundations import resolve_foundation
     from sammoe_core.experts.registry import Registry
-    from sammoe_core.plugins.factories import gate_factories, policy_factories
     from sammoe_core.moe.gate_choice import GateChoice, choose_gate
     from sammoe_core.moe.gatefile import load_gate
+    from sammoe_core.plugins.factories import gate_factories, policy_factories
 
     dev = resolve_device(device)
     spec = resolve_foundation(foundation)
@@ -232,7 +236,8 @@ def build_from_registry(
         wanted = options.get("expert")
         raise InputError(
             f"policy fixed: no enabled expert {wanted!r}; enabled: {', '.join(sorted(experts)) or 'none'}"
-            if wanted else "policy fixed needs the expert to use"
+            if wanted
+            else "policy fixed needs the expert to use"
         )
     if policy not in factories:
         raise InputError(f"unknown policy {policy!r}; installed: {', '.join(sorted(factories))}")
@@ -252,22 +257,37 @@ def build_from_registry(
             choice = GateChoice("broken", problem=f"the current gate ({choice.kind}) is unusable: {e}")
         else:
             gate, gate_candidates = gate_module.to(dev), manifest.candidate_names
-            gate_info = {"gate": str(gate_dir), "gate_kind": choice.kind, "gate_sha256": manifest.weights_sha256,
-                         "gate_stale": False, **({"gate_excluded": list(choice.excluded)} if choice.excluded else {})}
+            gate_info = {
+                "gate": str(gate_dir),
+                "gate_kind": choice.kind,
+                "gate_sha256": manifest.weights_sha256,
+                "gate_stale": False,
+                **({"gate_excluded": list(choice.excluded)} if choice.excluded else {}),
+            }
     if gate is None and experts and chosen_policy.needs_gate:
         if strict:
             raise SammoeError(choice.problem)
         warnings.warn(StaleGateWarning(choice.problem + "; using the foundation alone"), stacklevel=2)
         notes.append(choice.problem)
-        gate_info = {"gate": state.gate.path if state.gate else None, "gate_kind": choice.kind,
-                     "gate_stale": choice.kind == "stale"}
+        gate_info = {
+            "gate": state.gate.path if state.gate else None,
+            "gate_kind": choice.kind,
+            "gate_stale": choice.kind == "stale",
+        }
     extra = {
         "foundation": spec.name,
-        "experts": {n: {"version": e.manifest.version, "weights_sha256": e.manifest.weights.sha256} for n, e in experts.items()},
+        "experts": {
+            n: {"version": e.manifest.version, "weights_sha256": e.manifest.weights.sha256} for n, e in experts.items()
+        },
         **gate_info,
         **({"notes": notes} if notes else {}),
     }
     return MoESegmenter(
-        model, experts, gate, chosen_policy, foundation_sha256=spec.sha256,
-        gate_candidates=gate_candidates, describe_extra=extra,
+        model,
+        experts,
+        gate,
+        chosen_policy,
+        foundation_sha256=spec.sha256,
+        gate_candidates=gate_candidates,
+        describe_extra=extra,
     )

@@ -13,9 +13,9 @@ import numpy as np
 
 from sammoe_core.phantoms.body import BODY, Diaphragm, Torso
 from sammoe_core.phantoms.canvas import Canvas, Region
-from sammoe_core.phantoms.tissues import Tissue
 from sammoe_core.phantoms.labels import LABELS
 from sammoe_core.phantoms.shapes import Blob, Capsule, Tube, paint_each, random_blob, union_level
+from sammoe_core.phantoms.tissues import Tissue
 
 LIVER = LABELS["liver"]
 SPLEEN = LABELS["spleen"]
@@ -73,9 +73,7 @@ def paint_bowel(canvas: Canvas, torso: Torso, rng: np.random.Generator) -> None:
             rng.uniform(15.0, 21.0),
         ),
     ]
-    rectum = random_blob(
-        rng, (0.0, -26.0, 42.0), (17.0, 15.0, 38.0), turn_deg=(15.0, 0.0, 0.0), centre_sd=3.0
-    )
+    rectum = random_blob(rng, (0.0, -26.0, 42.0), (17.0, 15.0, 38.0), turn_deg=(15.0, 0.0, 0.0), centre_sd=3.0)
     contents = (Tissue.FLUID, Tissue.AIR, Tissue.FECES)
     for part in [*loops, *colon, rectum]:
         region = canvas.region(*part.bounds())
@@ -87,9 +85,7 @@ def paint_bowel(canvas: Canvas, torso: Torso, rng: np.random.Generator) -> None:
         canvas.paint(region, level <= 0.7**2, content, BOWEL, within_body=torso.cavity_level)
 
 
-def paint_stomach_and_pancreas(
-    canvas: Canvas, torso: Torso, diaphragm: Diaphragm, rng: np.random.Generator
-) -> None:
+def paint_stomach_and_pancreas(canvas: Canvas, torso: Torso, diaphragm: Diaphragm, rng: np.random.Generator) -> None:
     """Stomach (wall, fluid, an anterior gas cap: the patient lies supine) and the pancreas behind it."""
     stomach = random_blob(rng, (-50.0, 20.0, 370.0), (42.0, 38.0, 55.0), turn_deg=(0.0, -15.0, 20.0))
     found = _below_diaphragm(canvas, [stomach], diaphragm)
@@ -102,8 +98,7 @@ def paint_stomach_and_pancreas(
         canvas.paint(region, inner, Tissue.FLUID, STOMACH, within_body=torso.cavity_level)
         canvas.paint(region, inner & gas, Tissue.AIR, STOMACH, within_body=torso.cavity_level)
     tail, body, head = (
-        np.array(p) + rng.normal(0.0, 3.0, 3)
-        for p in ((-70.0, -10.0, 345.0), (-20.0, 8.0, 335.0), (25.0, 5.0, 318.0))
+        np.array(p) + rng.normal(0.0, 3.0, 3) for p in ((-70.0, -10.0, 345.0), (-20.0, 8.0, 335.0), (25.0, 5.0, 318.0))
     )
     radius = rng.uniform(9.0, 12.0)
     paint_each(
@@ -117,12 +112,8 @@ def paint_stomach_and_pancreas(
 
 def paint_liver(canvas: Canvas, torso: Torso, diaphragm: Diaphragm, rng: np.random.Generator) -> None:
     """Liver (right lobe and left lobe under the domes) with vessels inside, then the gallbladder."""
-    right = random_blob(
-        rng, (62.0, 8.0, 372.0), (72.0, 80.0, 75.0), turn_deg=(0.0, 0.0, -10.0), radius_sd=0.06
-    )
-    left = random_blob(
-        rng, (-5.0, 42.0, 395.0), (60.0, 34.0, 34.0), turn_deg=(0.0, 15.0, 10.0), radius_sd=0.08
-    )
+    right = random_blob(rng, (62.0, 8.0, 372.0), (72.0, 80.0, 75.0), turn_deg=(0.0, 0.0, -10.0), radius_sd=0.06)
+    left = random_blob(rng, (-5.0, 42.0, 395.0), (60.0, 34.0, 34.0), turn_deg=(0.0, 15.0, 10.0), radius_sd=0.08)
     slant = rng.uniform(0.35, 0.55)  # the inferior margin rises from the right flank to the left lobe
     for lobe in (right, left):
         found = _below_diaphragm(canvas, [lobe], diaphragm)
@@ -133,9 +124,7 @@ def paint_liver(canvas: Canvas, torso: Torso, diaphragm: Diaphragm, rng: np.rand
         floor = np.float32(right.centre[2] - 0.9 * right.radii[2]) + np.float32(slant) * (
             np.float32(right.centre[0]) - tx
         )
-        canvas.paint(
-            region, below & (level <= 1.0) & (tz > floor), Tissue.LIVER, LIVER, within_body=torso.cavity_level
-        )
+        canvas.paint(region, below & (level <= 1.0) & (tz > floor), Tissue.LIVER, LIVER, within_body=torso.cavity_level)
     hilum = np.array([25.0, 10.0, 350.0]) + rng.normal(0.0, 4.0, 3)
     vessels = []
     for _ in range(int(rng.integers(4, 8))):
@@ -149,9 +138,7 @@ def paint_liver(canvas: Canvas, torso: Torso, diaphragm: Diaphragm, rng: np.rand
 
 def paint_spleen(canvas: Canvas, torso: Torso, diaphragm: Diaphragm, rng: np.random.Generator) -> None:
     """Spleen: a curved blob high in the left flank, behind the stomach, under the left dome."""
-    spleen = random_blob(
-        rng, (-86.0, -36.0, 378.0), (24.0, 46.0, 52.0), turn_deg=(0.0, 0.0, 35.0), warp_sd=0.04
-    )
+    spleen = random_blob(rng, (-86.0, -36.0, 378.0), (24.0, 46.0, 52.0), turn_deg=(0.0, 0.0, 35.0), warp_sd=0.04)
     found = _below_diaphragm(canvas, [spleen], diaphragm)
     if found is not None:
         region, level, below = found

@@ -15,9 +15,9 @@ import numpy as np
 from sammoe_core.phantoms import abdomen, body, skeleton, thorax, vessels
 from sammoe_core.phantoms.canvas import Canvas
 from sammoe_core.phantoms.deformation import deform, displacement_field
-from sammoe_core.phantoms.tissues import Tissue
 from sammoe_core.phantoms.labels import LABEL_NAMES, LABELS, MULTI_PIECE
 from sammoe_core.phantoms.styles import STYLES, PhantomStyle
+from sammoe_core.phantoms.tissues import Tissue
 
 
 def paint_anatomy(

@@ -13,8 +13,8 @@ from dataclasses import dataclass
 import numpy as np
 
 from sammoe_core.phantoms.canvas import Canvas
-from sammoe_core.phantoms.tissues import Tissue
 from sammoe_core.phantoms.labels import LABELS
+from sammoe_core.phantoms.tissues import Tissue
 
 BODY = LABELS["body"]
 

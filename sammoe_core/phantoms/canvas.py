@@ -52,10 +52,7 @@ class Region:
         to_template, shift = self._template_from_world
         # row by row: a (3, 3) @ (3, n) product would wake BLAS threads for little work
         template = np.stack(
-            [
-                row[0] * world[0] + row[1] * world[1] + row[2] * world[2] + c
-                for row, c in zip(to_template, shift)
-            ]
+            [row[0] * world[0] + row[1] * world[1] + row[2] * world[2] + c for row, c in zip(to_template, shift)]
         )
         return index, template
 

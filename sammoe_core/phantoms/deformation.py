@@ -23,9 +23,11 @@ def displacement_field(
         field = ndimage.gaussian_filter(rng.standard_normal(coarse), 0.7, mode="nearest")
         field *= amplitude_mm / max(float(np.abs(field).max()), 1e-6) / spacing[axis]
         zoom = [n / c for n, c in zip(shape, coarse)]
-        out.append(ndimage.zoom(field.astype(np.float32), zoom, order=1, mode="nearest", grid_mode=True)[
-            : shape[0], : shape[1], : shape[2]
-        ])
+        out.append(
+            ndimage.zoom(field.astype(np.float32), zoom, order=1, mode="nearest", grid_mode=True)[
+                : shape[0], : shape[1], : shape[2]
+            ]
+        )
     return out
 
 

@@ -11,10 +11,10 @@ from sammoe_core.errors import SammoeError
 from sammoe_core.phantoms.anatomy import paint_anatomy
 from sammoe_core.phantoms.body import draw_torso
 from sammoe_core.phantoms.canvas import Canvas
-from sammoe_core.phantoms.placement import Grid, Pose, draw_orientation, draw_spacing, reorient, rotation_matrix
-from sammoe_core.phantoms.tissues import form_image
 from sammoe_core.phantoms.labels import LABEL_NAMES
+from sammoe_core.phantoms.placement import Grid, Pose, draw_orientation, draw_spacing, reorient, rotation_matrix
 from sammoe_core.phantoms.styles import get_style
+from sammoe_core.phantoms.tissues import form_image
 
 if TYPE_CHECKING:
     import nibabel as nib
@@ -103,9 +103,7 @@ def generate_phantom(
             raise SammoeError(f"spacing {spacing!r}: expected three positive millimetre values")
     grid = Grid.covering(lo, hi, chosen)
     if np.prod(grid.shape) > max_voxels:
-        raise SammoeError(
-            f"spacing {tuple(chosen)} gives {np.prod(grid.shape)} voxels (max_voxels={max_voxels})"
-        )
+        raise SammoeError(f"spacing {tuple(chosen)} gives {np.prod(grid.shape)} voxels (max_voxels={max_voxels})")
 
     canvas = Canvas(grid, pose)
     paint_anatomy(canvas, torso, anatomy_rng, config, variation_rng)
@@ -113,8 +111,14 @@ def generate_phantom(
     axcodes = (orientation or draw_orientation(orientation_rng)).upper()
     (image, labels, tissue), affine = reorient([image, canvas.labels, canvas.tissue], grid.affine, axcodes)
     return Phantom(
-        image=image, labels=labels, affine=affine, contrast=contrast, seed=int(seed), orientation=axcodes,
-        tissue=tissue, style=config.name,
+        image=image,
+        labels=labels,
+        affine=affine,
+        contrast=contrast,
+        seed=int(seed),
+        orientation=axcodes,
+        tissue=tissue,
+        style=config.name,
     )
 
 

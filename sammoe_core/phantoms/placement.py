@@ -128,9 +128,7 @@ def draw_orientation(rng: np.random.Generator) -> str:
     return "".join(AXIS_CODES[axis][int(rng.integers(2))] for axis in order)
 
 
-def reorient(
-    arrays: list[np.ndarray], affine: np.ndarray, axcodes: str
-) -> tuple[list[np.ndarray], np.ndarray]:
+def reorient(arrays: list[np.ndarray], affine: np.ndarray, axcodes: str) -> tuple[list[np.ndarray], np.ndarray]:
     """Store canonical (RAS) ``arrays`` in the orientation ``axcodes``; returns them and their affine.
 
     World coordinates are unchanged: ``new_affine @ new_index`` is the world point that

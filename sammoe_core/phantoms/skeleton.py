@@ -14,9 +14,9 @@ import numpy as np
 
 from sammoe_core.phantoms.body import BODY, Torso
 from sammoe_core.phantoms.canvas import Canvas, Region
-from sammoe_core.phantoms.tissues import Tissue
 from sammoe_core.phantoms.labels import LABELS
 from sammoe_core.phantoms.shapes import Blob, Capsule, Tube, random_blob, union_level
+from sammoe_core.phantoms.tissues import Tissue
 
 SPINAL_CORD = LABELS["spinal_cord"]
 VERTEBRAE = LABELS["vertebrae"]
@@ -61,9 +61,7 @@ def draw_spine(rng: np.random.Generator) -> Spine:
     z = _SPINE_Z
     bend = rng.normal(0.0, 3.0, 2)
     x = bend[0] * np.sin(np.pi * (z - 100.0) / 500.0) + bend[1] * np.sin(2 * np.pi * (z - 100.0) / 700.0)
-    canal_y = (
-        _CANAL_Y + rng.normal(0.0, 3.0) + np.convolve(rng.normal(0, 2.0, z.size + 2), [1 / 3] * 3, "valid")
-    )
+    canal_y = _CANAL_Y + rng.normal(0.0, 3.0) + np.convolve(rng.normal(0, 2.0, z.size + 2), [1 / 3] * 3, "valid")
     canal_scale = np.exp(rng.normal(0.0, 0.06))
     canal = Tube(z, x, canal_y, _CANAL_RX * canal_scale, _CANAL_RY * canal_scale)
     body_rx = _VERTEBRA_RX * np.exp(rng.normal(0.0, 0.06))
@@ -100,9 +98,7 @@ def paint_back_muscles(canvas: Canvas, torso: Torso, spine: Spine, rng: np.rando
         for muscle, label in ((paraspinal, AUTOCHTHON), (psoas, ILIOPSOAS)):
             region = canvas.region(*muscle.bounds())
             if region is not None:
-                canvas.paint(
-                    region, muscle.level(region) <= 1.0, Tissue.MUSCLE, label, within_body=torso.deep_level
-                )
+                canvas.paint(region, muscle.level(region) <= 1.0, Tissue.MUSCLE, label, within_body=torso.deep_level)
 
 
 def paint_spine(canvas: Canvas, torso: Torso, spine: Spine) -> None:
@@ -121,9 +117,7 @@ def paint_spine(canvas: Canvas, torso: Torso, spine: Spine) -> None:
     region = canvas.region(*body.bounds())
     if region is not None:
         level = body.level(region)
-        disc = (_vertebra_fraction(region, spine, 0.0) < DISC_FRACTION) & _vertebra_above(
-            region, SACRUM_TOP_Z
-        )
+        disc = (_vertebra_fraction(region, spine, 0.0) < DISC_FRACTION) & _vertebra_above(region, SACRUM_TOP_Z)
         canvas.paint(region, level <= 1.0, Tissue.CORTICAL_BONE, VERTEBRAE, within_body=deep)
         canvas.paint(region, level <= 0.72**2, Tissue.MARROW, VERTEBRAE, within_body=deep)
         canvas.paint(region, (level <= 1.0) & disc, Tissue.CARTILAGE, VERTEBRAE, within_body=deep)
@@ -163,9 +157,7 @@ def paint_cord(canvas: Canvas, torso: Torso, spine: Spine, rng: np.random.Genera
     cord = Tube(z, np.interp(z, canal.z, canal.x), np.interp(z, canal.z, canal.y), rx, ry)
     region = canvas.region(*cord.bounds())
     if region is not None:
-        canvas.paint(
-            region, cord.level(region) <= 1.0, Tissue.CORD, SPINAL_CORD, within_body=torso.deep_level
-        )
+        canvas.paint(region, cord.level(region) <= 1.0, Tissue.CORD, SPINAL_CORD, within_body=torso.deep_level)
 
 
 def paint_chest_wall(canvas: Canvas, torso: Torso, rng: np.random.Generator) -> None:
@@ -190,16 +182,12 @@ def paint_chest_wall(canvas: Canvas, torso: Torso, rng: np.random.Generator) -> 
         mask = np.zeros(region.shape, dtype=bool)
         mask[tuple(i[keep] for i in index)] = True
         canvas.paint(region, mask, tissue, label)
-    front_y = float(
-        np.interp(555.0, torso.z, torso.half_depth) * inner + np.interp(555.0, torso.z, torso.centre_y)
-    )
+    front_y = float(np.interp(555.0, torso.z, torso.half_depth) * inner + np.interp(555.0, torso.z, torso.centre_y))
     sternum = random_blob(rng, (0.0, front_y - 2.0, 555.0), (14.0, 7.0, 80.0), centre_sd=1.5, warp_sd=0.0)
     paint_bone(canvas, [sternum], core=0.6, label=BODY, within_body=torso.deep_level)
 
 
-def paint_bone(
-    canvas: Canvas, parts: list[Blob | Capsule], core: float, label: int, within_body: float
-) -> None:
+def paint_bone(canvas: Canvas, parts: list[Blob | Capsule], core: float, label: int, within_body: float) -> None:
     """Paint the union of ``parts`` as cortical bone around a marrow core (level <= core**2)."""
     found = union_level(canvas, parts)
     if found is None:
@@ -279,8 +267,6 @@ def paint_femurs(
             Capsule(head, head, radius),
             Capsule(head, neck_end, radius * rng.uniform(0.58, 0.66)),
             random_blob(rng, tuple(head + [side * 55.0, -14.0, -22.0]), (15.0, 19.0, 24.0), centre_sd=2.0),
-            Capsule(
-                head + [side * 54.0, -8.0, -40.0], head + [side * 44.0, 2.0, -260.0], rng.uniform(13.0, 15.0)
-            ),
+            Capsule(head + [side * 54.0, -8.0, -40.0], head + [side * 44.0, 2.0, -260.0], rng.uniform(13.0, 15.0)),
         ]
         paint_bone(canvas, parts, core=0.8, label=HIP[side], within_body=torso.deep_level)

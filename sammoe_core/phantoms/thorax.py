@@ -10,12 +10,12 @@ from __future__ import annotations
 
 import numpy as np
 
-from sammoe_core.phantoms.body import BODY, Diaphragm, Torso
+from sammoe_core.phantoms.body import Diaphragm, Torso
 from sammoe_core.phantoms.canvas import Canvas
-from sammoe_core.phantoms.tissues import Tissue
 from sammoe_core.phantoms.labels import LABELS
 from sammoe_core.phantoms.shapes import Capsule, Tube, paint_each, random_blob
 from sammoe_core.phantoms.skeleton import Spine
+from sammoe_core.phantoms.tissues import Tissue
 
 LUNG = {+1: LABELS["lung_right"], -1: LABELS["lung_left"]}
 ESOPHAGUS = LABELS["esophagus"]
@@ -46,9 +46,7 @@ def paint_lungs(canvas: Canvas, torso: Torso, diaphragm: Diaphragm, rng: np.rand
         for _ in range(int(rng.integers(6, 10))):
             direction = rng.normal(0.0, 1.0, 3) * [0.8, 1.0, 1.2] + [side * 0.9, 0.0, 0.0]
             direction /= np.linalg.norm(direction)
-            vessels.append(
-                Capsule(hilum, hilum + rng.uniform(50.0, 110.0) * direction, rng.uniform(2.0, 4.5))
-            )
+            vessels.append(Capsule(hilum, hilum + rng.uniform(50.0, 110.0) * direction, rng.uniform(2.0, 4.5)))
         paint_each(canvas, vessels, Tissue.VENOUS_BLOOD, None, over_labels=[label])
 
 
@@ -62,9 +60,7 @@ def paint_heart(canvas: Canvas, torso: Torso, diaphragm: Diaphragm, rng: np.rand
     level = heart.level(region)
     above = tz > diaphragm.height(tx, ty) + np.float32(4.0)
     canvas.paint(region, (level <= 1.0) & above, Tissue.MYOCARDIUM, HEART, within_body=torso.cavity_level)
-    canvas.paint(
-        region, (level <= 0.62**2) & above, Tissue.HEART_BLOOD, HEART, within_body=torso.cavity_level
-    )
+    canvas.paint(region, (level <= 0.62**2) & above, Tissue.HEART_BLOOD, HEART, within_body=torso.cavity_level)
 
 
 def paint_airways(canvas: Canvas, torso: Torso, spine: Spine, rng: np.random.Generator) -> None:
@@ -77,8 +73,7 @@ def paint_airways(canvas: Canvas, torso: Torso, spine: Spine, rng: np.random.Gen
     lumen = Tube(z, x, y, np.full(4, radius), np.full(4, radius * 0.85))
     split = np.array([x[0], y[0], carina])
     bronchi = [
-        Capsule(split, split + [side * 45.0, -8.0, -32.0] + rng.normal(0.0, 3.0, 3), radius * 0.7)
-        for side in (+1, -1)
+        Capsule(split, split + [side * 45.0, -8.0, -32.0] + rng.normal(0.0, 3.0, 3), radius * 0.7) for side in (+1, -1)
     ]
     walls = [lumen.grown(2.0)] + [Capsule(b.start, b.end, b.radius + 1.5) for b in bronchi]
     paint_each(canvas, walls, Tissue.SOFT, TRACHEA, within_body=torso.cavity_level)
@@ -100,7 +95,5 @@ def paint_esophagus(canvas: Canvas, torso: Torso, spine: Spine, rng: np.random.G
     region = canvas.region(*wall.bounds())
     if region is None:
         return
-    canvas.paint(
-        region, wall.level(region) <= 1.0, Tissue.ESOPHAGUS_WALL, ESOPHAGUS, within_body=torso.cavity_level
-    )
+    canvas.paint(region, wall.level(region) <= 1.0, Tissue.ESOPHAGUS_WALL, ESOPHAGUS, within_body=torso.cavity_level)
     canvas.paint(region, lumen.level(region) <= 1.0, Tissue.AIR, ESOPHAGUS, within_body=torso.cavity_level)

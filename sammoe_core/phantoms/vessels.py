@@ -12,10 +12,10 @@ import numpy as np
 
 from sammoe_core.phantoms.body import BODY, Torso
 from sammoe_core.phantoms.canvas import Canvas
-from sammoe_core.phantoms.tissues import Tissue
 from sammoe_core.phantoms.labels import LABELS
 from sammoe_core.phantoms.shapes import Capsule, Tube, paint_each
 from sammoe_core.phantoms.skeleton import Spine
+from sammoe_core.phantoms.tissues import Tissue
 
 AORTA = LABELS["aorta"]
 IVC = LABELS["ivc"]
@@ -44,9 +44,7 @@ def paint_aorta(canvas: Canvas, torso: Torso, spine: Spine, rng: np.random.Gener
     ]
     points = [ascending_top] + [p + rng.normal(0.0, 2.0, 3) for p in bend] + [top]
     arch = [Capsule(a, b, arch_radius) for a, b in zip(points[:-1], points[1:])]
-    paint_each(
-        canvas, [descending, ascending, *arch], Tissue.ARTERIAL_BLOOD, AORTA, within_body=torso.cavity_level
-    )
+    paint_each(canvas, [descending, ascending, *arch], Tissue.ARTERIAL_BLOOD, AORTA, within_body=torso.cavity_level)
     split = np.array([x[0], y[0], bifurcation])
     iliacs = []
     for side in (+1, -1):
@@ -66,8 +64,7 @@ def paint_veins(canvas: Canvas, torso: Torso, spine: Spine, rng: np.random.Gener
     cava = Tube(z, x, y, radius, radius * 0.85)
     start = np.array([x[0], y[0], z[0]])
     iliac = [
-        Capsule(start, np.array([side * 45.0, y[0] - 8.0, 90.0]) + rng.normal(0.0, 3.0, 3), 7.0)
-        for side in (+1, -1)
+        Capsule(start, np.array([side * 45.0, y[0] - 8.0, 90.0]) + rng.normal(0.0, 3.0, 3), 7.0) for side in (+1, -1)
     ]
     paint_each(canvas, iliac, Tissue.VENOUS_BLOOD, BODY, within_body=torso.cavity_level)
     paint_each(canvas, [cava], Tissue.VENOUS_BLOOD, IVC, within_body=torso.cavity_level)

@@ -9,8 +9,8 @@ from typing import Literal
 
 import numpy as np
 
-from sammoe_core.files.atomic import atomic_output, write_text_atomic
 from sammoe_core.errors import SammoeError
+from sammoe_core.files.atomic import atomic_output, write_text_atomic
 from sammoe_core.phantoms.generator import DEFAULT_MAX_VOXELS, generate_phantom
 from sammoe_core.phantoms.labels import dataset_label_classes
 from sammoe_core.phantoms.styles import get_style

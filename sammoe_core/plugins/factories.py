@@ -86,7 +86,9 @@ class Registered:
 
 
 def _acceptor(kind: str, skip: int) -> Callable[..., tuple[str, Registered]]:
-    def accept(plugin: str, name: str, factory: Factory, options: type[BaseModel] | None = None) -> tuple[str, Registered]:
+    def accept(
+        plugin: str, name: str, factory: Factory, options: type[BaseModel] | None = None
+    ) -> tuple[str, Registered]:
         _check_name(name, factory)
         if options is None:
             try:

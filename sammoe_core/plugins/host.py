@@ -33,8 +33,8 @@ from typing import Any, TypeVar
 import pluggy
 
 from sammoe_core import __version__
-from sammoe_core.plugins import hookspecs
 from sammoe_core.errors import PluginError, SammoeError
+from sammoe_core.plugins import hookspecs
 
 DEFAULT_PLUGINS = (
     "sammoe_core.plugins.builtins.local_experts",
@@ -239,7 +239,11 @@ class PluginHost:
             self.call_implementation(impl, hook, {"register": register})
         found: dict[str, T] = {}
         for name, claims in registered.items():
-            key = (lambda c: (rank(name, c[0]), order.get(c[0], len(order)))) if rank else (lambda c: order.get(c[0], len(order)))
+            key = (
+                (lambda c, name=name: (rank(name, c[0]), order.get(c[0], len(order))))
+                if rank
+                else (lambda c: order.get(c[0], len(order)))
+            )
             winner, *others = sorted(claims, key=key)
             found[name] = winner[1]
             for plugin, _ in others:

@@ -45,8 +45,12 @@ def decide_modality(array: np.ndarray, requested: str = "auto") -> ModalityDecis
     sample = flat[:: max(1, flat.size // _SAMPLE_VOXELS)]
     low = float(np.percentile(sample, 1))
     if low <= AIR_HU:
-        return ModalityDecision("ct", "auto", f"1st intensity percentile {low:.0f} <= {AIR_HU:.0f}: air in Hounsfield units")
-    return ModalityDecision("mr", "auto", f"1st intensity percentile {low:.4g} > {AIR_HU:.0f}: no air in Hounsfield units")
+        return ModalityDecision(
+            "ct", "auto", f"1st intensity percentile {low:.0f} <= {AIR_HU:.0f}: air in Hounsfield units"
+        )
+    return ModalityDecision(
+        "mr", "auto", f"1st intensity percentile {low:.4g} > {AIR_HU:.0f}: no air in Hounsfield units"
+    )
 
 
 def normalize_crop(crop: torch.Tensor, modality: Modality, preprocessing: Preprocessing) -> torch.Tensor:

@@ -38,6 +38,7 @@ import torch
 from tqdm import tqdm
 
 from sammoe_core import __version__
+from sammoe_core.io.volumes import Lattice, Volume, as_volume, input_extent, resample
 from sammoe_core.segmentation.blending import LatticeAccumulator, crop_window
 from sammoe_core.segmentation.intensity import ModalityDecision, decide_modality, normalize_crop
 from sammoe_core.segmentation.predictor import CropPredictor, Route
@@ -51,7 +52,6 @@ from sammoe_core.segmentation.prompts import (
     resolve_target,
 )
 from sammoe_core.segmentation.target_resolution import TargetClaim, resolve_targets
-from sammoe_core.io.volumes import Lattice, Volume, as_volume, input_extent, resample
 
 ClickPolicy = Literal["all", "newest"]
 DEFAULT_MAX_CROPS = 27
@@ -225,7 +225,9 @@ def _predict_target(
         boxes = _box_in_crop(resolved, lattice, start, size) if has_box and not records else None
         low_res, infos = seed, []
         for step_points, step_labels in _decode_steps(coords[held], labels[held], policy):
-            prediction = predictor.decode(state, step_points, step_labels, mask_prompt=low_res, boxes=boxes, route=route)
+            prediction = predictor.decode(
+                state, step_points, step_labels, mask_prompt=low_res, boxes=boxes, route=route
+            )
             low_res = prediction.low_res_logits
             route = route or prediction.route  # the target keeps the route of its first decode
             infos.append(prediction.info)
@@ -234,7 +236,9 @@ def _predict_target(
         blend.add(start, torch.sigmoid(logits), window)
         touched = _touched_faces((logits > 0) & inside)
         for axis, direction in touched:
-            beyond = start[axis] + size - 0.5 < volume_hi[axis] if direction > 0 else start[axis] - 0.5 > volume_lo[axis]
+            beyond = (
+                start[axis] + size - 0.5 < volume_hi[axis] if direction > 0 else start[axis] - 0.5 > volume_lo[axis]
+            )
             neighbour = tuple(int(o + direction * (a == axis)) for a, o in enumerate(offset))
             if beyond and neighbour not in seen:
                 seen.add(neighbour)
@@ -323,8 +327,14 @@ def prepare(
     t_start = time.perf_counter()
     volume = as_volume(image, affine)
     decision = decide_modality(volume.array, modality)
-    return Prepared(volume, torch.from_numpy(volume.array), decision, _box_capable(predictor), box_as_click,
-                    time.perf_counter() - t_start)
+    return Prepared(
+        volume,
+        torch.from_numpy(volume.array),
+        decision,
+        _box_capable(predictor),
+        box_as_click,
+        time.perf_counter() - t_start,
+    )
 
 
 def resolve(prepared: Prepared, target: Target, predictor: CropPredictor) -> ResolvedTarget:
@@ -357,8 +367,16 @@ def segment_target(
     t0 = time.perf_counter()
     with torch.no_grad():
         blend, lattice, crops, truncated, timings = _predict_target(
-            prepared.image, volume, res, predictor, prepared.modality, clicks, max_crops, prepared.box_capable,
-            on_crop, encodings,
+            prepared.image,
+            volume,
+            res,
+            predictor,
+            prepared.modality,
+            clicks,
+            max_crops,
+            prepared.box_capable,
+            on_crop,
+            encodings,
         )
     t1 = time.perf_counter()
     pasted = _paste_back(blend, lattice, volume, probabilities)
@@ -460,7 +478,9 @@ def segment(
     for target in targets:  # every prompt checked before any crop is encoded
         resolve(prepared, target, predictor)
     t0 = time.perf_counter()
-    bar = tqdm(desc="segment", unit="target", total=len(targets), disable=not progress or not sys.stderr.isatty(), leave=False)
+    bar = tqdm(
+        desc="segment", unit="target", total=len(targets), disable=not progress or not sys.stderr.isatty(), leave=False
+    )
     crops_done, current = 0, ""
 
     def crop_done() -> None:
@@ -473,8 +493,24 @@ def segment(
         for target in targets:
             current = target.name
             bar.set_postfix_str(current)
-            outputs.append(segment_target(prepared, target, predictor, clicks=clicks, max_crops=max_crops,
-                                          probabilities=probabilities, on_crop=crop_done))
+            outputs.append(
+                segment_target(
+                    prepared,
+                    target,
+                    predictor,
+                    clicks=clicks,
+                    max_crops=max_crops,
+                    probabilities=probabilities,
+                    on_crop=crop_done,
+                )
+            )
             bar.update(1)
-    return assemble(prepared, outputs, predictor, clicks=clicks, max_crops=max_crops, probabilities=probabilities,
-                    segment_s=time.perf_counter() - t0)
+    return assemble(
+        prepared,
+        outputs,
+        predictor,
+        clicks=clicks,
+        max_crops=max_crops,
+        probabilities=probabilities,
+        segment_s=time.perf_counter() - t0,
+    )

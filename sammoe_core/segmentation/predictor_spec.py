@@ -56,11 +56,17 @@ class PredictorSpec:
             from sammoe_core.moe.segmenter import build_from_registry
 
             return build_from_registry(
-                dev, policy=self.policy, policy_options=dict(self.policy_options), expert=self.expert, strict=self.strict
+                dev,
+                policy=self.policy,
+                policy_options=dict(self.policy_options),
+                expert=self.expert,
+                strict=self.strict,
             )
         if self.expert is not None or self.policy != "threshold" or self.policy_options or self.strict:
-            raise InputError("a weights file runs that one network alone; a policy, an expert and strict apply to the "
-                             "mixture of experts (leave the weights out)")
+            raise InputError(
+                "a weights file runs that one network alone; a policy, an expert and strict apply to the "
+                "mixture of experts (leave the weights out)"
+            )
         try:
             model = load_model(self.weights, config=self.config, device=dev, allow_unverified=self.allow_unverified)
         except KeyError as e:  # an unknown config name given by the caller

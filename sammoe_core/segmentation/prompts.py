@@ -20,7 +20,7 @@ from typing import Annotated, Any, Literal
 import numpy as np
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
-from sammoe_core.errors import InputError, SammoeError
+from sammoe_core.errors import InputError
 from sammoe_core.io.limits import MAX_CLICKS_PER_TARGET, MAX_PROMPTS_FILE_BYTES, MAX_TARGETS, regular_file
 
 # Finite numbers only: NaN or infinity in a prompt is an error (it would pass every bounds check).
@@ -59,7 +59,7 @@ class Box(BaseModel):
     space: Space = "voxel"
 
     @model_validator(mode="after")
-    def _ordered(self) -> "Box":
+    def _ordered(self) -> Box:
         lower = tuple(min(a, b) for a, b in zip(self.lower, self.upper))
         upper = tuple(max(a, b) for a, b in zip(self.lower, self.upper))
         object.__setattr__(self, "lower", lower)
@@ -67,7 +67,7 @@ class Box(BaseModel):
         return self
 
     @classmethod
-    def from_corners(cls, values: Any, space: Space = "voxel") -> "Box":
+    def from_corners(cls, values: Any, space: Space = "voxel") -> Box:
         """``[x0, y0, z0, x1, y1, z1]`` -> Box."""
         values = list(values)
         if len(values) != 6:
@@ -112,7 +112,7 @@ class Target(BaseModel):
         return data
 
     @model_validator(mode="after")
-    def _has_anchor(self) -> "Target":
+    def _has_anchor(self) -> Target:
         if self.box is None and not any(c.positive for c in self.clicks):
             raise ValueError(f"target {self.name!r} needs a positive click or a box")
         return self

@@ -189,8 +189,14 @@ class Session:
             raise InputError("no target has a prompt yet")
         if probabilities and any(o.probabilities is None for o in outputs):
             outputs = [self._segment(t, probabilities=True) for t in self._targets.values() if t.output is not None]
-        return assemble(self.prepared, outputs, self.predictor, clicks=self.click_policy, max_crops=self.max_crops,
-                        probabilities=probabilities)
+        return assemble(
+            self.prepared,
+            outputs,
+            self.predictor,
+            clicks=self.click_policy,
+            max_crops=self.max_crops,
+            probabilities=probabilities,
+        )
 
     # --- internals -------------------------------------------------------------------------
 
@@ -219,8 +225,15 @@ class Session:
         if target is None:
             raise InputError(f"target {state.name!r} has no positive click and no box")
         keys = set(self._encodings)
-        output = segment_target(self.prepared, target, self.predictor, clicks=self.click_policy,
-                                max_crops=self.max_crops, probabilities=probabilities, encodings=self._encodings)
+        output = segment_target(
+            self.prepared,
+            target,
+            self.predictor,
+            clicks=self.click_policy,
+            max_crops=self.max_crops,
+            probabilities=probabilities,
+            encodings=self._encodings,
+        )
         self.encoder_passes += len(set(self._encodings) - keys)
         state.output = output
         return output

@@ -49,7 +49,7 @@ class TargetClaim:
         if self.box is not None:
             lo = np.clip(np.floor(self.box[0]).astype(int) - origin, 0, self.probability.shape)
             hi = np.clip(np.ceil(self.box[1]).astype(int) + 1 - origin, 0, self.probability.shape)
-            mark[lo[0]:hi[0], lo[1]:hi[1], lo[2]:hi[2]] = True
+            mark[lo[0] : hi[0], lo[1] : hi[1], lo[2] : hi[2]] = True
         return mark
 
 
@@ -113,7 +113,7 @@ def resolve_targets(shape: tuple[int, int, int], claims: list[TargetClaim], dtyp
             best_view[take] = claim.probability[take]
         placed_points.extend(claim.points())
     # a target cut apart by its neighbours keeps the pieces its prompts reach
-    for claim, (region, anchors) in zip(claims, regions):
+    for claim, (_, anchors) in zip(claims, regions):
         mine = label_map[claim.block] == claim.label
         released = mine & ~_reached(mine, anchors)
         if not released.any():
@@ -125,8 +125,10 @@ def resolve_targets(shape: tuple[int, int, int], claims: list[TargetClaim], dtyp
             if inside is None:
                 continue
             mine_part, other_part = inside
-            take = released[mine_part] & other_region[other_part] & (
-                other.probability[other_part] > best[claim.block][mine_part]
+            take = (
+                released[mine_part]
+                & other_region[other_part]
+                & (other.probability[other_part] > best[claim.block][mine_part])
             )
             label_map[claim.block][mine_part][take] = other.label
             best[claim.block][mine_part][take] = other.probability[other_part][take]

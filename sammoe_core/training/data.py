@@ -25,13 +25,13 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from sammoe_core.files.atomic import atomic_output
-from sammoe_core.io.datasets import LabelledDataset
 from sammoe_core.errors import SammoeError
+from sammoe_core.files.atomic import atomic_output
 from sammoe_core.files.hashing import sha256_file
+from sammoe_core.io.datasets import LabelledDataset
+from sammoe_core.io.volumes import Lattice, as_volume, input_extent, resample
 from sammoe_core.segmentation.intensity import normalize_crop
 from sammoe_core.segmentation.preprocessing import Preprocessing
-from sammoe_core.io.volumes import Lattice, as_volume, input_extent, resample
 
 MIN_TARGET_VOXELS = 300
 ELASTIC_PROB = 0.02
@@ -112,9 +112,21 @@ def prepare_dataset(
         image = np.load(paths["image"], mmap_mode="r")
         labels = np.load(paths["labels"], mmap_mode="r")
         tissues = np.load(paths["tissues"], mmap_mode="r") if "tissues" in paths else None
-        voxels = _class_voxels(cache / f"{key}.voxels-{seed}.npz", labels, {n: ds.classes[n] for n in wanted}, seed, key)
-        out.append(PreparedCase(case, ds.modality, image, labels, voxels, {n: tuple(ds.classes[n]) for n in voxels}, key,
-                                tissues=tissues))
+        voxels = _class_voxels(
+            cache / f"{key}.voxels-{seed}.npz", labels, {n: ds.classes[n] for n in wanted}, seed, key
+        )
+        out.append(
+            PreparedCase(
+                case,
+                ds.modality,
+                image,
+                labels,
+                voxels,
+                {n: tuple(ds.classes[n]) for n in voxels},
+                key,
+                tissues=tissues,
+            )
+        )
     return out
 
 
@@ -132,7 +144,7 @@ def _class_voxels(path: Path, labels: np.ndarray, classes: dict, seed: int, key:
         ends = np.cumsum(np.bincount(flat))
         starts = ends - np.bincount(flat)
         for name in todo:
-            runs = [order[starts[v]:ends[v]] for v in classes[name] if v < ends.size]
+            runs = [order[starts[v] : ends[v]] for v in classes[name] if v < ends.size]
             idx = np.sort(np.concatenate(runs)) if len(runs) > 1 else (runs[0] if runs else np.zeros(0, np.int64))
             if idx.size >= MIN_TARGET_VOXELS:
                 rng = np.random.default_rng([seed, int(key[:8], 16), zlib.crc32(name.encode())])
@@ -155,7 +167,7 @@ def crop_around(array: np.ndarray, centre: np.ndarray, size: int, fill: float = 
     if np.any(hi <= lo):
         return out
     d_lo, d_hi = lo - start, hi - start
-    out[d_lo[0]:d_hi[0], d_lo[1]:d_hi[1], d_lo[2]:d_hi[2]] = array[lo[0]:hi[0], lo[1]:hi[1], lo[2]:hi[2]]
+    out[d_lo[0] : d_hi[0], d_lo[1] : d_hi[1], d_lo[2] : d_hi[2]] = array[lo[0] : hi[0], lo[1] : hi[1], lo[2] : hi[2]]
     return out
 
 
@@ -181,8 +193,12 @@ def _augmenters(seed: int):
     spatial = Compose(
         [
             RandAffined(
-                keys=("image", "label"), prob=0.3, rotate_range=(0.26, 0.26, 0.26),
-                scale_range=(0.15, 0.15, 0.15), mode=("bilinear", "nearest"), padding_mode="zeros",
+                keys=("image", "label"),
+                prob=0.3,
+                rotate_range=(0.26, 0.26, 0.26),
+                scale_range=(0.15, 0.15, 0.15),
+                mode=("bilinear", "nearest"),
+                padding_mode="zeros",
             ),
             RandAxisFlipd(keys=("image", "label"), prob=0.5),
         ]
@@ -190,8 +206,12 @@ def _augmenters(seed: int):
     # Elastic deformation costs seconds per 128³ crop (and MONAI's transform resamples even when
     # it draws "no"), so the sampler decides with its own draw and calls it with prob=1.
     elastic = Rand3DElasticd(
-        keys=("image", "label"), prob=1.0, sigma_range=(6, 9), magnitude_range=(40, 120),
-        mode=("bilinear", "nearest"), padding_mode="zeros",
+        keys=("image", "label"),
+        prob=1.0,
+        sigma_range=(6, 9),
+        magnitude_range=(40, 120),
+        mode=("bilinear", "nearest"),
+        padding_mode="zeros",
     )
     bias = RandBiasFieldd(keys=("image",), prob=0.4, coeff_range=(0.1, 0.4))
     intensity = Compose(
@@ -213,15 +233,22 @@ def _spatial(d: dict, rng: np.random.Generator) -> dict:
     keys = tuple(d)
     modes = tuple("bilinear" if k == "image" else "nearest" for k in keys)
     seed = int(rng.integers(2**31))
-    affine = RandAffined(keys=keys, prob=0.3, rotate_range=(0.26, 0.26, 0.26), scale_range=(0.15, 0.15, 0.15),
-                         mode=modes, padding_mode="zeros")
+    affine = RandAffined(
+        keys=keys,
+        prob=0.3,
+        rotate_range=(0.26, 0.26, 0.26),
+        scale_range=(0.15, 0.15, 0.15),
+        mode=modes,
+        padding_mode="zeros",
+    )
     flip = RandAxisFlipd(keys=keys, prob=0.5)
     affine.set_random_state(seed)
     flip.set_random_state(seed + 1)
     d = flip(affine(d))
     if rng.random() < ELASTIC_PROB:
-        elastic = Rand3DElasticd(keys=keys, prob=1.0, sigma_range=(6, 9), magnitude_range=(40, 120),
-                                 mode=modes, padding_mode="zeros")
+        elastic = Rand3DElasticd(
+            keys=keys, prob=1.0, sigma_range=(6, 9), magnitude_range=(40, 120), mode=modes, padding_mode="zeros"
+        )
         elastic.set_random_state(seed + 2)
         d = elastic(d)
     return d

@@ -104,8 +104,16 @@ def finetune_expert(
     if calibration is not None:
         fields["calibration"] = {"path": "calibration", "classes": list(classes)}
     expert = save_expert(
-        out, delta, get_config(spec.config), spec.sha256, parts, overwrite=overwrite,
-        name=name, targets=[{"name": c} for c in classes], preprocessing=cfg.preprocessing, **fields,
+        out,
+        delta,
+        get_config(spec.config),
+        spec.sha256,
+        parts,
+        overwrite=overwrite,
+        name=name,
+        targets=[{"name": c} for c in classes],
+        preprocessing=cfg.preprocessing,
+        **fields,
     )
     if calibration is not None:
         staging = out / ".calibration.part"

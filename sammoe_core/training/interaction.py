@@ -42,9 +42,7 @@ def sample_voxels(mask: torch.Tensor, gen: torch.Generator) -> torch.Tensor:
     return coords
 
 
-def next_clicks(
-    target: torch.Tensor, pred: torch.Tensor, gen: torch.Generator
-) -> tuple[torch.Tensor, torch.Tensor]:
+def next_clicks(target: torch.Tensor, pred: torch.Tensor, gen: torch.Generator) -> tuple[torch.Tensor, torch.Tensor]:
     """Clicks in the error region: (B, 1, 3) coords and (B, 1) labels (1 where a false negative).
 
     target, pred: (B, D, H, W) bool. Where prediction is perfect, a random target voxel, positive.
@@ -62,7 +60,9 @@ def next_clicks(
     return coords[:, None, :].float(), positive.long()[:, None]
 
 
-def largest_error_click(target: torch.Tensor, pred: torch.Tensor, gen: torch.Generator) -> tuple[torch.Tensor, torch.Tensor]:
+def largest_error_click(
+    target: torch.Tensor, pred: torch.Tensor, gen: torch.Generator
+) -> tuple[torch.Tensor, torch.Tensor]:
     """The official evaluation's next click (SAM-Med3D's ``ritm`` rule) for one crop: in the larger
     of the false-negative and false-positive regions, a uniformly random voxel among those deeper
     than half its maximum distance to the region's border. (1, 1, 3) coords, (1, 1) label.

@@ -20,8 +20,8 @@ from typing import Literal
 import torch
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
-from sammoe_core.files.atomic import write_text_atomic
 from sammoe_core.errors import SammoeError
+from sammoe_core.files.atomic import write_text_atomic
 from sammoe_core.model import Sam3D, get_config
 from sammoe_core.model.checkpoint import load_model, save_weights
 from sammoe_core.segmentation.preprocessing import Preprocessing
@@ -58,7 +58,9 @@ class TrainConfig(BaseModel):
     synthesis: bool = Field(
         False, description="synthesise images from label (and tissue) maps with random contrasts (SynthSeg-style)"
     )
-    box_prob: float = Field(0.0, ge=0, le=1, description="share of interactions that start from a box (box configs only)")
+    box_prob: float = Field(
+        0.0, ge=0, le=1, description="share of interactions that start from a box (box configs only)"
+    )
     seed: int = 0
     device: str = "auto"
     checkpoint_every_s: float = 300.0
@@ -71,7 +73,7 @@ class TrainConfig(BaseModel):
     preprocessing: Preprocessing = Preprocessing()
 
     @model_validator(mode="after")
-    def _crop_fits_network(self) -> "TrainConfig":
+    def _crop_fits_network(self) -> TrainConfig:
         if self.box_prob > 0 and not get_config(self.config).box_prompts:
             raise ValueError(f"box_prob > 0 needs a box-capable config; {self.config!r} has no box embeddings")
         size = get_config(self.config).image_size
@@ -265,9 +267,19 @@ def train(cfg: TrainConfig, run_dir: str | Path, cache_dir: str | Path | None = 
             bar.close()
     cpu_total, wall_total = clocks()
     _checkpoint(model, opt, ckpt, done, cpu_total, wall_total)
-    save_weights(model.state_dict(), run / "model.safetensors", model.config,
-                 metadata={"train_steps": str(done), "train_cpu_seconds": f"{cpu_total:.0f}"}, overwrite=True)
-    return {"steps": done, "cpu_seconds": cpu_total, "wall_seconds": wall_total, "weights": str(run / "model.safetensors")}
+    save_weights(
+        model.state_dict(),
+        run / "model.safetensors",
+        model.config,
+        metadata={"train_steps": str(done), "train_cpu_seconds": f"{cpu_total:.0f}"},
+        overwrite=True,
+    )
+    return {
+        "steps": done,
+        "cpu_seconds": cpu_total,
+        "wall_seconds": wall_total,
+        "weights": str(run / "model.safetensors"),
+    }
 
 
 def _checkpoint(model: Sam3D, opt, folder: Path, step: int, cpu_seconds: float, wall_seconds: float) -> None:

@@ -38,19 +38,34 @@ INVERT_PROB = 0.15
 # Mean HU of the tissues that enhance, per contrast phase: (low, high) drawn uniformly.
 _PHASES: dict[str, dict[Tissue, tuple[float, float]]] = {
     "native": {
-        Tissue.ARTERIAL_BLOOD: (35, 50), Tissue.VENOUS_BLOOD: (35, 50), Tissue.HEART_BLOOD: (35, 50),
-        Tissue.KIDNEY_CORTEX: (25, 40), Tissue.KIDNEY_MEDULLA: (25, 40), Tissue.LIVER: (45, 65),
-        Tissue.SPLEEN: (40, 55), Tissue.PANCREAS: (35, 50),
+        Tissue.ARTERIAL_BLOOD: (35, 50),
+        Tissue.VENOUS_BLOOD: (35, 50),
+        Tissue.HEART_BLOOD: (35, 50),
+        Tissue.KIDNEY_CORTEX: (25, 40),
+        Tissue.KIDNEY_MEDULLA: (25, 40),
+        Tissue.LIVER: (45, 65),
+        Tissue.SPLEEN: (40, 55),
+        Tissue.PANCREAS: (35, 50),
     },
     "arterial": {
-        Tissue.ARTERIAL_BLOOD: (200, 450), Tissue.VENOUS_BLOOD: (50, 110), Tissue.HEART_BLOOD: (150, 400),
-        Tissue.KIDNEY_CORTEX: (140, 260), Tissue.KIDNEY_MEDULLA: (50, 100), Tissue.LIVER: (60, 85),
-        Tissue.SPLEEN: (80, 140), Tissue.PANCREAS: (90, 140),
+        Tissue.ARTERIAL_BLOOD: (200, 450),
+        Tissue.VENOUS_BLOOD: (50, 110),
+        Tissue.HEART_BLOOD: (150, 400),
+        Tissue.KIDNEY_CORTEX: (140, 260),
+        Tissue.KIDNEY_MEDULLA: (50, 100),
+        Tissue.LIVER: (60, 85),
+        Tissue.SPLEEN: (80, 140),
+        Tissue.PANCREAS: (90, 140),
     },
     "portal": {
-        Tissue.ARTERIAL_BLOOD: (120, 230), Tissue.VENOUS_BLOOD: (120, 200), Tissue.HEART_BLOOD: (110, 200),
-        Tissue.KIDNEY_CORTEX: (140, 220), Tissue.KIDNEY_MEDULLA: (110, 190), Tissue.LIVER: (85, 135),
-        Tissue.SPLEEN: (95, 140), Tissue.PANCREAS: (70, 120),
+        Tissue.ARTERIAL_BLOOD: (120, 230),
+        Tissue.VENOUS_BLOOD: (120, 200),
+        Tissue.HEART_BLOOD: (110, 200),
+        Tissue.KIDNEY_CORTEX: (140, 220),
+        Tissue.KIDNEY_MEDULLA: (110, 190),
+        Tissue.LIVER: (85, 135),
+        Tissue.SPLEEN: (95, 140),
+        Tissue.PANCREAS: (70, 120),
     },
 }
 _PHASE_PROBABILITIES = {"native": 0.3, "arterial": 0.2, "portal": 0.5}

@@ -95,8 +95,12 @@ def _series_affine(headers: list[tuple[Path, Any]], folder: Path, skipped: list[
     if np.ptp(steps) > 0.01 * np.mean(steps) + 1e-4:
         gap = int(np.argmax(steps))
         names = (positions[gap][1].name, positions[gap + 1][1].name)
-        ignored = f"; {len(skipped)} file(s) here are not DICOM images and were left out: " + ", ".join(
-            p.name for p in skipped[:5]) if skipped else ""
+        ignored = (
+            f"; {len(skipped)} file(s) here are not DICOM images and were left out: "
+            + ", ".join(p.name for p in skipped[:5])
+            if skipped
+            else ""
+        )
         raise VolumeError(
             f"{folder}: non-uniform slice spacing ({steps.min():.3f} to {steps.max():.3f} mm; the widest gap is "
             f"between {names[0]} and {names[1]}){ignored}; resample it to a regular grid first"
@@ -124,7 +128,9 @@ def check_dicom_series(folder: str | Path, max_voxels: int | None = None) -> tup
     headers = _one_series(found, folder)
     affine, ordered = _series_affine(headers, folder, skipped)
     first = headers[0][1]
-    check_voxel_budget((int(first.get("Columns", 0) or 0), int(first.get("Rows", 0) or 0), len(ordered)), str(folder), max_voxels)
+    check_voxel_budget(
+        (int(first.get("Columns", 0) or 0), int(first.get("Rows", 0) or 0), len(ordered)), str(folder), max_voxels
+    )
     return pydicom, affine, ordered
 
 

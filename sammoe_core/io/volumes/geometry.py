@@ -47,7 +47,7 @@ class Lattice:
     affine: np.ndarray
 
     @classmethod
-    def anchored(cls, input_affine: np.ndarray, anchor_mm: np.ndarray, spacing_mm: float) -> "Lattice":
+    def anchored(cls, input_affine: np.ndarray, anchor_mm: np.ndarray, spacing_mm: float) -> Lattice:
         """The lattice of ``input_affine``'s orientation at ``spacing_mm`` with index 0 at ``anchor_mm``."""
         affine = np.eye(4)
         affine[:3, :3] = ras_directions(input_affine) * spacing_mm

@@ -80,7 +80,9 @@ def _read_checked(path: Path, max_voxels: int | None) -> tuple[bytes, Any]:
             while chunk := f.read(1 << 20):  # to the end: the gzip CRC is checked there
                 trailing += len(chunk)
                 if trailing > _MAX_TRAILING_BYTES:
-                    raise VolumeError(f"{path}: more than {_MAX_TRAILING_BYTES} bytes after the voxels the header declares")
+                    raise VolumeError(
+                        f"{path}: more than {_MAX_TRAILING_BYTES} bytes after the voxels the header declares"
+                    )
     except gzip.BadGzipFile as e:
         raise VolumeError(f"{path}: corrupt gzip data ({e})") from None
     except (EOFError, zlib.error) as e:

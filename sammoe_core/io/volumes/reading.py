@@ -5,9 +5,9 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+from sammoe_core.io.limits import regular_file
 from sammoe_core.io.volumes.dicom import looks_like_dicom, read_dicom_series
 from sammoe_core.io.volumes.nifti import NIFTI_SUFFIXES, is_nifti_path, read_nifti, volume_from_image
-from sammoe_core.io.limits import regular_file
 from sammoe_core.io.volumes.volume import Volume, VolumeError, make_volume
 
 

@@ -12,7 +12,7 @@ from typing import Any
 
 import numpy as np
 
-from sammoe_core.errors import InputError, SammoeError
+from sammoe_core.errors import InputError
 
 
 class VolumeError(InputError):

@@ -7,10 +7,9 @@ from sammoe_core.plugins.hookspecs import hookimpl
 
 @hookimpl
 def register_experts(register):
+    from sammoe_core.errors import StateError
     from sammoe_core.experts.expert import ExpertSource
     from sammoe_core.experts.registry import Registry
-
-    from sammoe_core.errors import StateError
 
     registry = Registry()
     refused = []
