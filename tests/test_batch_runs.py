@@ -210,6 +210,7 @@ def test_a_rerun_with_changed_prompts_says_why_it_skips(tmp_path, tiny_weights):
     assert redone.exit_code == 0 and redone.stderr == ""
 
 
+@pytest.mark.slow
 def test_a_killed_run_is_finished_by_rerunning_it(tmp_path, tiny_weights, predictor, monkeypatch):
     cases = tmp_path / "cases"
     write_cases(cases, 5, seed=11)

@@ -16,6 +16,8 @@ from sammoe_core.evaluation.metrics import dice
 from sammoe_core.files.hashing import sha256_file
 from sammoe_core.phantoms import LABEL_NAMES
 
+pytestmark = pytest.mark.slow
+
 REPO = Path(__file__).resolve().parent.parent
 WEIGHTS = REPO / "sammoe_core" / "weights"
 EXAMPLE = REPO / "examples" / "data"

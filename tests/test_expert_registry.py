@@ -211,6 +211,7 @@ def start_together(script: str, args_per_process: list[list[str]], folder) -> li
     return [p.wait(timeout=300) for p in procs]
 
 
+@pytest.mark.slow
 def test_concurrent_add_expert_processes_lose_nothing(home, make_expert, test_foundation, tmp_path):
     run("foundation", "set", str(test_foundation.weights))  # the processes see the built-in one otherwise
     names = [f"expert-{i}" for i in range(8)]

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 
+import pytest
 import torch
 from click.testing import CliRunner
 
@@ -33,6 +34,7 @@ def _loss(model, samples):
         ) / len(samples)
 
 
+@pytest.mark.slow
 def test_finetune_lowers_the_loss_and_writes_a_valid_expert(tmp_path, sammoe_home, test_foundation):
     from sammoe_core.experts.foundations import choose_foundation
     from sammoe_core.segmentation.preprocessing import Preprocessing

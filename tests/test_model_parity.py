@@ -109,6 +109,7 @@ def test_literal_padded_mode_matches_exact_and_medim(fresh_seed):
     _close(exact, padded, "exact shortcut vs literal padded window")
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("part", ["encoder", "decoder"])
 def test_full_size_model_matches_medim(part, fresh_seed):
     """The official vit_b_ori shape (100.5 M parameters, 324 tensors)."""

@@ -10,6 +10,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
 from click.testing import CliRunner
 
 from sammoe_core.cli import main
@@ -26,6 +27,7 @@ def sammoe(*args: str, env: dict[str, str]) -> subprocess.CompletedProcess:
     return subprocess.run([sys.executable, "-c", code, *args], capture_output=True, text=True, env=env, check=False)
 
 
+@pytest.mark.slow
 def test_a_new_plugin_installs_with_pip_and_its_own_test_passes(make_expert, tmp_path, sammoe_home):
     expert = make_expert("scaffolded")
     made = CliRunner().invoke(main, ["new-plugin", SCAFFOLD, "--expert", str(expert.folder), "-o", str(tmp_path)])

@@ -20,6 +20,8 @@ from sammoe_core.files.hashing import sha256_file
 from sammoe_core.segmentation.predictor_spec import PredictorSpec
 from sammoe_core.testing import make_test_foundation
 
+pytestmark = pytest.mark.slow
+
 
 @pytest.fixture(scope="module")
 def local_ray():
