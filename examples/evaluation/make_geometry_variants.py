@@ -30,7 +30,8 @@ def variant(image: nib.Nifti1Image, order: int) -> nib.Nifti1Image:
     target = np.diag([*SPACING, 1.0])
     target[:3, 3] = canonical.affine[:3, 3]
     resampled = resample_from_to(canonical, (tuple(int(n) for n in shape), target), order=order)
-    transform = orientations.ornt_transform(orientations.axcodes2ornt(("R", "A", "S")), orientations.axcodes2ornt(AXCODES))
+    ras, stored = orientations.axcodes2ornt(("R", "A", "S")), orientations.axcodes2ornt(AXCODES)
+    transform = orientations.ornt_transform(ras, stored)
     data = orientations.apply_orientation(np.asanyarray(resampled.dataobj), transform)
     affine = resampled.affine @ orientations.inv_ornt_aff(transform, resampled.shape)
     return nib.Nifti1Image(data.astype(np.uint8 if order == 0 else np.float32), affine)

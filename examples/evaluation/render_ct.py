@@ -38,7 +38,8 @@ def main(src: str, dst: str) -> None:
         tissues = nib.load(path)
         hu = table[np.asarray(tissues.dataobj).astype(np.int64)]
         hu = ndimage.gaussian_filter(hu, 0.7) + rng.normal(0.0, 15.0, hu.shape)
-        nib.save(nib.Nifti1Image(np.clip(np.rint(hu), -1024, 3000).astype(np.int16), tissues.affine), out / "images" / path.name)
+        stored = np.clip(np.rint(hu), -1024, 3000).astype(np.int16)
+        nib.save(nib.Nifti1Image(stored, tissues.affine), out / "images" / path.name)
     print(f"{out}: {spec['name']}")
 
 
