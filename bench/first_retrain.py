@@ -25,7 +25,8 @@ from pathlib import Path
 
 def sammoe(*args: str, env: dict[str, str]) -> tuple[float, subprocess.CompletedProcess]:
     start = time.perf_counter()
-    done = subprocess.run([sys.executable, "-m", "sammoe_core", *args], capture_output=True, text=True, env=env, check=False)
+    command = [sys.executable, "-m", "sammoe_core", *args]
+    done = subprocess.run(command, capture_output=True, text=True, env=env, check=False)
     if done.returncode:
         raise SystemExit(f"sammoe {' '.join(args)} failed:\n{done.stdout}\n{done.stderr}")
     return time.perf_counter() - start, done
