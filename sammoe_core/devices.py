@@ -33,7 +33,7 @@ def resolve_device(spec: str | torch.device = "auto") -> torch.device:
     return dev
 
 
-def autocast(device: torch.device, precision: Precision = "fp32") -> contextlib.AbstractContextManager:
+def autocast(device: torch.device, precision: Precision = "fp32") -> contextlib.AbstractContextManager[None]:
     """A context that runs the network in ``precision`` on ``device`` (no-op for fp32)."""
     if precision == "fp32":
         return contextlib.nullcontext()

@@ -173,3 +173,16 @@ def test_small_state_and_header_checks(tmp_path, volume, make_expert):
 
 def test_a_point_outside_the_volume_is_refused_before_the_model(volume, tmp_path, no_model):
     one_line(run("segment", volume, "-o", tmp_path / "o.nii.gz", "--point", "50,5,5"), "outside the volume")
+
+
+def test_a_non_utf8_gate_manifest_and_a_non_object_hash_cache_are_handled(tmp_path):
+    """Before: AttributeError from both (found by typing the package)."""
+    from sammoe_core.files.hashing import cached_sha256, sha256_file
+    from sammoe_core.moe.gatefile import read_gate_manifest
+
+    (tmp_path / "gate.json").write_bytes(b"\xff\xfe{")
+    with pytest.raises(SammoeError, match="unreadable gate manifest"):
+        read_gate_manifest(tmp_path)
+    cache = tmp_path / "hashes.json"
+    cache.write_text("[]")
+    assert cached_sha256(tmp_path / "gate.json", cache) == sha256_file(tmp_path / "gate.json")

@@ -16,7 +16,7 @@ def _size(path: Path) -> int:
     return sum(p.stat().st_size for p in path.rglob("*") if p.is_file()) if path.is_dir() else 0
 
 
-def _paths():
+def _paths() -> dict[str, Path]:
     from sammoe_core.home import Home
 
     home = Home.current()

@@ -27,7 +27,7 @@ class Failure(click.ClickException):
 
     def __init__(self, message: str, exit_code: int = EXIT_EXPECTED) -> None:
         super().__init__(message)
-        self.exit_code = exit_code
+        self.exit_code = exit_code  # type: ignore[misc]  # click types exit_code as a ClassVar
 
 
 def _one_line(text: str) -> str:

@@ -17,7 +17,7 @@ def _cell(value: object) -> str:
     return str(value)
 
 
-def _table(rows: list[dict]) -> str:
+def _table(rows: list[dict[str, object]]) -> str:
     lines = [[c.upper() for c in COLUMNS], *([_cell(r[c]) for c in COLUMNS] for r in rows)]
     widths = [max(len(line[i]) for line in lines) for i in range(len(COLUMNS))]
     return "\n".join("  ".join(v.ljust(w) for v, w in zip(line, widths)).rstrip() for line in lines)

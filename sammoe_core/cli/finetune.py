@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import sys
+from typing import Any
 
 import click
 
@@ -70,35 +71,35 @@ import click
 @click.option("--overwrite", is_flag=True, help="Replace an existing expert folder.")
 @click.option("-q", "--quiet", is_flag=True, help="No progress bar.")
 def finetune(
-    data,
-    name,
-    classes,
-    output,
-    parts,
-    foundation,
-    steps,
-    batch_size,
-    lr,
-    num_clicks,
-    seed,
-    device,
-    calibration,
-    modality,
-    license_,
-    authors,
-    description,
-    version,
-    run_dir,
-    cache_dir,
-    synthesis,
-    box_prob,
-    overwrite,
-    quiet,
+    data: tuple[str, ...],
+    name: str,
+    classes: str,
+    output: str | None,
+    parts: str,
+    foundation: str | None,
+    steps: int,
+    batch_size: int,
+    lr: float,
+    num_clicks: int,
+    seed: int,
+    device: str,
+    calibration: str | None,
+    modality: str,
+    license_: str,
+    authors: tuple[str, ...],
+    description: str | None,
+    version: str,
+    run_dir: str | None,
+    cache_dir: str | None,
+    synthesis: bool,
+    box_prob: float | None,
+    overwrite: bool,
+    quiet: bool,
 ) -> None:
     """Finetune the foundation on --data for --classes and write an expert folder (delta + expert.json)."""
     from sammoe_core.training.finetune import finetune_expert
 
-    fields = {"modality": modality, "license": license_, "version": version}
+    fields: dict[str, Any] = {"modality": modality, "license": license_, "version": version}
     if authors:
         fields["authors"] = tuple(authors)
     if description:

@@ -31,7 +31,7 @@ def list_foundations(as_json: bool) -> None:
 COLUMNS = ("name", "config", "sha256", "weights")
 
 
-def _table(rows: list[dict]) -> str:
+def _table(rows: list[dict[str, object]]) -> str:
     """A header line, then one aligned line per foundation; '*' in the first column marks the one in use."""
     lines = [["", *(c.upper() for c in COLUMNS)]]
     for r in rows:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Literal
+
 import click
 
 
@@ -30,7 +32,9 @@ import click
 )
 @click.option("--overwrite", is_flag=True, help="Replace the dataset in a non-empty OUT_DIR.")
 @click.option("-q", "--quiet", is_flag=True, help="No progress bar.")
-def phantoms(out_dir: str, n: int, seed: int, contrast: str, style: str, overwrite: bool, quiet: bool) -> None:
+def phantoms(
+    out_dir: str, n: int, seed: int, contrast: Literal["ct", "mr"], style: str, overwrite: bool, quiet: bool
+) -> None:
     """Generate N phantoms into OUT_DIR (dataset.json, images/, labels/, tissues/), deterministic per seed."""
     from sammoe_core.phantoms import write_phantom_dataset
 

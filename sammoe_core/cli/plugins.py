@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from typing import cast
 
 import click
 
@@ -14,5 +15,5 @@ def plugins(ctx: click.Context, include_defaults: bool) -> None:
     """List plugins: name, distribution, version, hooks, errors (load or hook failures)."""
     from sammoe_core.plugins.host import get_host, plugins_report
 
-    builtin = ctx.find_root().command.commands
+    builtin = cast(click.Group, ctx.find_root().command).commands
     click.echo(json.dumps(plugins_report(get_host(), include_defaults, reserved_commands=builtin), indent=2))

@@ -54,20 +54,20 @@ import click
     "--num-gpus-per-worker", type=click.FloatRange(min=0), default=0.0, show_default=True, help="Ray: GPUs per actor."
 )
 def retrain_gate(
-    data,
-    epochs,
-    device,
-    prompts_per_class,
-    architecture,
-    margin,
-    no_calibration,
-    seed,
-    as_json,
-    quiet,
-    engine,
-    ray_address,
-    workers,
-    num_gpus_per_worker,
+    data: tuple[str, ...],
+    epochs: int,
+    device: str,
+    prompts_per_class: int,
+    architecture: str,
+    margin: float,
+    no_calibration: bool,
+    seed: int,
+    as_json: bool,
+    quiet: bool,
+    engine: str,
+    ray_address: str | None,
+    workers: int,
+    num_gpus_per_worker: float,
 ) -> None:
     """Run every candidate on every training prompt (cached), fit the gate, make it current."""
     from sammoe_core.moe.retrain import retrain_gate as run

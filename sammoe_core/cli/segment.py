@@ -52,11 +52,11 @@ def _build_predictor(spec: Any) -> Any:
 
 def _targets(
     prompts_file: str | None,
-    points: list,
-    negative_points: list,
-    points_mm: list,
-    negative_points_mm: list,
-    box: tuple | None,
+    points: list[tuple[float, ...]],
+    negative_points: list[tuple[float, ...]],
+    points_mm: list[tuple[float, ...]],
+    negative_points_mm: list[tuple[float, ...]],
+    box: tuple[float, ...] | None,
     label_name: str | None,
 ) -> Any:
     """The targets the options describe, or None when none were given."""
@@ -227,11 +227,11 @@ def _segment_batch(
 def segment(
     input_path: str,
     output: str,
-    point: list,
-    negative_point: list,
-    point_mm: list,
-    negative_point_mm: list,
-    box: tuple | None,
+    point: list[tuple[float, ...]],
+    negative_point: list[tuple[float, ...]],
+    point_mm: list[tuple[float, ...]],
+    negative_point_mm: list[tuple[float, ...]],
+    box: tuple[float, ...] | None,
     box_as_click: bool,
     prompts_file: str | None,
     label_name: str | None,

@@ -17,16 +17,24 @@ from __future__ import annotations
 import hashlib
 import json
 from collections import defaultdict
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import torch
 
 from sammoe_core.errors import SammoeError
 from sammoe_core.evaluation.metrics import dice
 from sammoe_core.files.atomic import atomic_output, write_text_atomic
+
+if TYPE_CHECKING:
+    from sammoe_core.model import Sam3D
+    from sammoe_core.moe.gate_training import TrainingPrompt
+    from sammoe_core.moe.segmenter import MoESegmenter
+
+# (state, points, point labels, previous low-res logits) -> low-res logits
+Decode = Callable[[Any, torch.Tensor, torch.Tensor, torch.Tensor | None], torch.Tensor]
 
 MOE = "moe"
 
@@ -113,13 +121,18 @@ FIRST_CLICKS = ("random", "deepest")
 
 
 def _run_clicks(
-    model, embedding_of, prompt, clicks: Sequence[int], gen: torch.Generator, decode, next_click: str = "largest-error"
+    model: Sam3D | MoESegmenter,
+    state: Any,
+    prompt: TrainingPrompt,
+    clicks: Sequence[int],
+    gen: torch.Generator,
+    decode: Decode,
+    next_click: str = "largest-error",
 ) -> dict[int, float]:
     """Dice after each requested click count, one click at a time (newest + previous logits)."""
     from sammoe_core.training.interaction import largest_error_click, next_clicks
 
     target = prompt.target
-    state = embedding_of()
     device = state.embedding.device if hasattr(state, "embedding") else state.device
     point = prompt.click[None, None].float().to(device)
     label = torch.ones(1, 1, dtype=torch.long, device=device)
@@ -205,28 +218,27 @@ def evaluate(
                     chosen: dict[str, int] = report.routing.setdefault(prompt.class_name, {})
                     routes: list[Route] = []  # the prompt's route, decided by its first click and kept
 
-                    def decode(state, p, lab, prev, routes=routes, chosen=chosen):
+                    def decode(
+                        state: MoEState,
+                        p: torch.Tensor,
+                        lab: torch.Tensor,
+                        prev: torch.Tensor | None,
+                        routes: list[Route] = routes,
+                        chosen: dict[str, int] = chosen,
+                    ) -> torch.Tensor:
                         pred = moe.decode(state, p, lab, prev, route=routes[0] if routes else None)
                         if not routes and pred.route is not None:
                             routes.append(pred.route)
-                            top = max(pred.route.weights, key=pred.route.weights.get)
+                            top = max(pred.route.weights, key=pred.route.weights.__getitem__)
                             chosen[top] = chosen.get(top, 0) + 1
                         return pred.low_res_logits
 
-                    state = MoEState(crop, shared)
-                    dice = _run_clicks(moe, lambda state=state: state, prompt, clicks, gen, decode, next_click)
+                    dice = _run_clicks(moe, MoEState(crop, shared), prompt, clicks, gen, decode, next_click)
                 else:
                     model = moe.model_of(name)
                     own = moe.uses_own_encoder(name)
-                    dice = _run_clicks(
-                        model,
-                        (lambda m=model, c=crop: m.encode(c)) if own else (lambda s=shared: s),
-                        prompt,
-                        clicks,
-                        gen,
-                        lambda s, p, lab, prev, m=model: m.decode(s, p, lab, prev),
-                        next_click,
-                    )
+                    state = model.encode(crop) if own else shared
+                    dice = _run_clicks(model, state, prompt, clicks, gen, model.decode, next_click)
                 for k, v in dice.items():
                     row[name][k].append(v)
             if bar is not None:

@@ -4,6 +4,7 @@ SAMMOE_HOME through a default plugin), minus the ones the registry marks disable
 from __future__ import annotations
 
 import os
+from collections.abc import Callable
 from typing import TYPE_CHECKING
 
 from sammoe_core.errors import SammoeError
@@ -14,9 +15,9 @@ if TYPE_CHECKING:
     from sammoe_core.plugins.host import PluginHost
 
 
-def _acceptor(host: PluginHost):
+def _acceptor(host: PluginHost) -> Callable[..., tuple[str, Expert]]:
     def accept(
-        plugin: str, expert: Expert | str | os.PathLike, source: ExpertSource | None = None
+        plugin: str, expert: Expert | str | os.PathLike[str], source: ExpertSource | None = None
     ) -> tuple[str, Expert]:
         if not isinstance(expert, Expert):
             if not isinstance(expert, (str, os.PathLike)):
@@ -33,7 +34,7 @@ def _acceptor(host: PluginHost):
     return accept
 
 
-def _first_come_first_served(host: PluginHost):
+def _first_come_first_served(host: PluginHost) -> Callable[[str, str], tuple[int, float]]:
     """Who keeps an expert name several plugins register: the plugin the registry recorded for it
     (``add-expert`` records it), else the one whose distribution was installed first."""
     owners = {name: rec.plugin for name, rec in Registry().read().experts.items() if rec.plugin}

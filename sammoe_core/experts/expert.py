@@ -6,6 +6,7 @@ the first time :meth:`Expert.load_delta` or :meth:`Expert.build` runs.
 
 from __future__ import annotations
 
+import os
 import shutil
 import tempfile
 from collections.abc import Mapping, Sequence
@@ -65,7 +66,7 @@ class Expert:
         self.weights = ExpertWeights(self.folder / manifest.weights.file, manifest.weights.sha256)
 
     @classmethod
-    def from_folder(cls, folder: str | Path, source: ExpertSource | None = None) -> Expert:
+    def from_folder(cls, folder: str | os.PathLike[str], source: ExpertSource | None = None) -> Expert:
         """Read ``folder/expert.json`` (validated); nothing else is read yet."""
         folder = Path(folder)
         return cls(read_manifest(folder / MANIFEST_FILE), folder, source or ExpertSource("folder", origin=str(folder)))
@@ -242,8 +243,8 @@ def copy_expert_folder(
             (staging / name).mkdir(parents=True, exist_ok=True)
         for name, real in files.items():
             shutil.copy2(real, staging / name)
-        for name, text in (extra_files or {}).items():
-            (staging / name).write_text(text, encoding="utf-8")
+        for file_name, text in (extra_files or {}).items():
+            (staging / file_name).write_text(text, encoding="utf-8")
         if destination.exists():
             old = staging.with_name(staging.name + ".old")
             destination.rename(old)

@@ -23,7 +23,7 @@ import json
 import shutil
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
@@ -81,7 +81,7 @@ class RegistryState(_Model):
 
     @model_validator(mode="before")
     @classmethod
-    def _drop_stored_staleness(cls, data):
+    def _drop_stored_staleness(cls, data: Any) -> Any:
         """States written before staleness was computed hold a ``gate_stale`` flag: ignored."""
         if isinstance(data, dict) and "gate_stale" in data:
             data = {k: v for k, v in data.items() if k != "gate_stale"}

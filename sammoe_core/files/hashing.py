@@ -6,7 +6,7 @@ import hashlib
 import json
 from collections.abc import Mapping
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any, cast
 
 if TYPE_CHECKING:
     import torch
@@ -36,7 +36,7 @@ def sha256_tensors(tensors: Mapping[str, torch.Tensor]) -> str:
         t = tensors[name].detach().to("cpu").contiguous()
         h.update(f"{name}|{t.dtype}|{tuple(t.shape)}|".encode())
         if t.numel():
-            h.update(t.reshape(-1).view(torch.uint8).numpy())
+            h.update(t.reshape(-1).view(torch.uint8).numpy().data)
     return h.hexdigest()
 
 
@@ -46,13 +46,14 @@ def cached_sha256(path: str | Path, cache_file: str | Path | None) -> str:
     path = Path(path).resolve()
     st = path.stat()
     stamp = [st.st_size, st.st_mtime_ns]
-    cache: dict[str, dict] = {}
+    cache: dict[str, Any] = {}
     if cache_file is not None:
         try:
-            cache = json.loads(Path(cache_file).read_text(encoding="utf-8"))
+            loaded = json.loads(Path(cache_file).read_text(encoding="utf-8"))
+            cache = loaded if isinstance(loaded, dict) else {}
             hit = cache.get(str(path))
             if isinstance(hit, dict) and hit.get("stamp") == stamp and isinstance(hit.get("sha256"), str):
-                return hit["sha256"]
+                return cast(str, hit["sha256"])
         except (OSError, ValueError):
             cache = {}
     digest = sha256_file(path)

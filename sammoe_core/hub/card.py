@@ -7,7 +7,7 @@ use it with sammoe.
 from __future__ import annotations
 
 import re
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any, cast
 
 from sammoe_core.experts.manifest import MANIFEST_FILE, ExpertManifest
 
@@ -96,13 +96,13 @@ def card_metadata(manifest: ExpertManifest) -> ModelCardData:
         tags.append(manifest.modality)
     tags += [slug(t.name) for t in manifest.targets if slug(t.name)]
     base = manifest.foundation.hub_id
-    extra = {"base_model_relation": "adapter"} if base else {}
+    extra: dict[str, Any] = {"base_model_relation": "adapter"} if base else {}
     return ModelCardData(
         library_name="sammoe",
         pipeline_tag="image-segmentation",
         base_model=base,
         tags=list(dict.fromkeys(tags)),
-        **hub_license(manifest.license),
+        **cast(dict[str, Any], hub_license(manifest.license)),
         **extra,
     )
 

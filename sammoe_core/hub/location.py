@@ -15,6 +15,7 @@ backslash or a control character, or start with ``/``; a revision holds no ``..`
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import PureWindowsPath
 
@@ -90,7 +91,7 @@ class HubRef:
 
     def __post_init__(self) -> None:
         """Refuse any part that could leave the Hub cache folder (see the module doc)."""
-        checks = [("repo id", self.repo_id, _repo_id_problem)]
+        checks: list[tuple[str, str, Callable[[str], str | None]]] = [("repo id", self.repo_id, _repo_id_problem)]
         if self.revision is not None:
             checks.append(("revision", self.revision, _revision_problem))
         if self.path:

@@ -85,7 +85,7 @@ class LabelledDataset:
         return self.spec.name
 
     @property
-    def modality(self) -> str:
+    def modality(self) -> Literal["ct", "mr"]:
         return self.spec.modality
 
     @property

@@ -131,7 +131,7 @@ def write_result(
         with contextlib.ExitStack() as stack:
             temporary = {p: stack.enter_context(atomic_output(p, overwrite=overwrite)) for p in paths.all()}
             nifti_like(result.label_map, result.volume).to_filename(str(temporary[paths.label_map]))
-            if paths.probabilities is not None:
+            if paths.probabilities is not None and result.probabilities is not None:  # both or neither (above)
                 nifti_like(result.probabilities, result.volume).to_filename(str(temporary[paths.probabilities]))
             if paths.preview is not None:
                 from sammoe_core.io.preview import render_preview

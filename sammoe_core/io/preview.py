@@ -19,7 +19,7 @@ matplotlib is imported here only, with its Agg canvas (no display, no global bac
 from __future__ import annotations
 
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, cast
 
 import numpy as np
 
@@ -47,8 +47,8 @@ PALETTE = (
     "#bfef45",  # lime
     "#14b8a6",  # teal
 )
-_POSITIVE = {"marker": "P", "markerfacecolor": "white", "markeredgecolor": "black"}
-_NEGATIVE = {"marker": "X", "markerfacecolor": "black", "markeredgecolor": "white"}
+_POSITIVE: dict[str, Any] = {"marker": "P", "markerfacecolor": "white", "markeredgecolor": "black"}
+_NEGATIVE: dict[str, Any] = {"marker": "X", "markerfacecolor": "black", "markeredgecolor": "white"}
 _VIEWS = ("sagittal", "coronal", "axial")
 
 
@@ -67,7 +67,7 @@ def _orientation(affine: np.ndarray) -> np.ndarray:
     """Per input axis: the closest-RAS axis it runs along and whether it runs backwards (-1)."""
     import nibabel as nib
 
-    return nib.orientations.io_orientation(affine)
+    return cast(np.ndarray, nib.orientations.io_orientation(affine))
 
 
 def _to_ras(voxel: np.ndarray, ornt: np.ndarray, shape: tuple[int, ...]) -> np.ndarray:
@@ -104,7 +104,7 @@ def _input_point(result: SegmentationResult, target: TargetResult) -> np.ndarray
         spacing = result.volume.spacing
         centroid = where.mean(axis=0)
         # the centroid of a mask in pieces can lie outside it: take the mask voxel nearest to it
-        return where[int(np.argmin((((where - centroid) * spacing) ** 2).sum(axis=1)))].astype(int)
+        return cast(np.ndarray, where[int(np.argmin((((where - centroid) * spacing) ** 2).sum(axis=1)))].astype(int))
     return _voxel_index((np.asarray(shape) - 1) / 2, shape)
 
 
@@ -118,7 +118,9 @@ def slice_point(result: SegmentationResult, target: TargetResult) -> np.ndarray:
     """
     volume = result.volume
     ornt = _orientation(volume.affine)
-    return np.rint(_to_ras(_input_point(result, target).astype(np.float64), ornt, volume.shape)).astype(int)
+    return cast(
+        np.ndarray, np.rint(_to_ras(_input_point(result, target).astype(np.float64), ornt, volume.shape)).astype(int)
+    )
 
 
 def target_colours(targets: list[TargetResult]) -> dict[int, tuple[float, float, float]]:
@@ -231,7 +233,7 @@ def preview_figure(result: SegmentationResult) -> Figure:
     rows = max(1, len(targets))
     height = rows * (_PANEL_INCHES + _ROW_HEADING_INCHES) + _KEY_INCHES + 0.3 + 0.2 * (1 + (len(targets) + 2) // 3)
     fig = Figure(figsize=(3 * _PANEL_INCHES, height), layout="constrained")
-    FigureCanvasAgg(fig)
+    canvas = FigureCanvasAgg(fig)
     shown = "" if len(result.targets) <= _MAX_ROWS else f" (first {_MAX_ROWS} of {len(result.targets)} targets)"
     fig.suptitle(f"{_plain(Path(volume.source).name, 60)}: {result.modality.modality.upper()}{shown}", fontsize=10)
     ratios = [_KEY_INCHES] + [_PANEL_INCHES + _ROW_HEADING_INCHES] * rows
@@ -273,7 +275,7 @@ def preview_figure(result: SegmentationResult) -> Figure:
     swatches = [Patch(facecolor=colours[t.label], edgecolor="black", linewidth=0.6, label=_heading(t)) for t in targets]
     for ncols in range(min(4, len(swatches)), 0, -1):  # as many columns as the figure's width holds
         legend = fig.legend(handles=swatches, loc="outside lower center", ncols=ncols, fontsize=8, frameon=False)
-        if ncols == 1 or legend.get_window_extent(fig.canvas.get_renderer()).width <= 0.98 * fig.bbox.width:
+        if ncols == 1 or legend.get_window_extent(canvas.get_renderer()).width <= 0.98 * fig.bbox.width:
             break
         legend.remove()
     key: list[Any] = [

@@ -7,7 +7,7 @@ conv/LayerNorm neck down to the prompt width. Parameter names match the official
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import Literal, cast
 
 import torch
 import torch.nn.functional as F
@@ -64,7 +64,7 @@ class RelPosAttention(nn.Module):
             bias = self.qkv.bias.reshape(3, self.num_heads, -1) if self.qkv.bias is not None else None
             out = relpos_attention(q, k, v, bias, tables, self.extent)
         out = out.permute(0, 2, 1, 3).reshape(b, g, g, g, -1)
-        return self.proj(out)
+        return cast(torch.Tensor, self.proj(out))
 
 
 class EncoderBlock(nn.Module):
@@ -79,7 +79,7 @@ class EncoderBlock(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         x = x + self.attn(self.norm1(x))
-        return x + self.mlp(self.norm2(x))
+        return cast(torch.Tensor, x + self.mlp(self.norm2(x)))
 
 
 class ImageEncoder3D(nn.Module):
@@ -111,10 +111,10 @@ class ImageEncoder3D(nn.Module):
         if mode not in ("exact", "padded"):
             raise ValueError(f"attention mode must be 'exact' or 'padded', not {mode!r}")
         for blk in self.blocks:
-            blk.attn.mode = mode
+            cast(EncoderBlock, blk).attn.mode = mode
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         x = self.patch_embed(x) + self.pos_embed
         for blk in self.blocks:
             x = blk(x)
-        return self.neck(x.permute(0, 4, 1, 2, 3))
+        return cast(torch.Tensor, self.neck(x.permute(0, 4, 1, 2, 3)))

@@ -9,6 +9,8 @@ head are kept for checkpoint compatibility (the IoU head is never trained offici
 
 from __future__ import annotations
 
+from typing import cast
+
 import torch
 from torch import nn
 
@@ -59,4 +61,4 @@ class MaskDecoder3D(nn.Module):
         up = self.output_upscaling(src)
         hyper = self.output_hypernetworks_mlps[0](hs[:, 1, :])  # mask token 0
         bu, cu, x, y, z = up.shape
-        return (hyper[:, None, :] @ up.reshape(bu, cu, x * y * z)).reshape(bu, 1, x, y, z)
+        return cast(torch.Tensor, (hyper[:, None, :] @ up.reshape(bu, cu, x * y * z)).reshape(bu, 1, x, y, z))

@@ -9,6 +9,7 @@ with and are kept as they are.
 from __future__ import annotations
 
 import math
+from typing import cast
 
 import torch
 from torch import nn
@@ -19,6 +20,8 @@ from sammoe_core.model.layers import LayerNorm3d
 
 class RandomFourierPE3D(nn.Module):
     """Random spatial-frequency encoding of coordinates in [0, 1]³ (buffer is in the checkpoint)."""
+
+    positional_encoding_gaussian_matrix: torch.Tensor
 
     def __init__(self, num_feats: int) -> None:
         super().__init__()
@@ -67,6 +70,10 @@ class PromptEncoder3D(nn.Module):
         """Positional encoding of the image-embedding grid, (1, C, g, g, g)."""
         return self.pe_layer.grid(self.grid_size)[None]
 
+    def _point_embedding(self, index: int) -> torch.Tensor:
+        """The (1, C) weight of ``point_embeddings[index]`` (0 negative, 1 positive, 2/3 box corners)."""
+        return cast(nn.Embedding, self.point_embeddings[index]).weight
+
     def _encode_coords(self, coords: torch.Tensor) -> torch.Tensor:
         return self.pe_layer.encode((coords + 0.5) / self.image_size)
 
@@ -80,8 +87,8 @@ class PromptEncoder3D(nn.Module):
         emb = self._encode_coords(points)
         lab = labels[..., None]
         emb = torch.where(lab == -1, self.not_a_point_embed.weight, emb)
-        emb = emb + (lab == 0) * self.point_embeddings[0].weight
-        emb = emb + (lab == 1) * self.point_embeddings[1].weight
+        emb = emb + (lab == 0) * self._point_embedding(0)
+        emb = emb + (lab == 1) * self._point_embedding(1)
         return emb
 
     def embed_boxes(self, boxes: torch.Tensor) -> torch.Tensor:
@@ -92,13 +99,13 @@ class PromptEncoder3D(nn.Module):
                 "use a box-capable config such as 'sam-med3d-vit-b-box'"
             )
         corners = self._encode_coords(boxes.float().reshape(-1, 2, 3))
-        corners = corners + torch.stack([self.point_embeddings[2].weight[0], self.point_embeddings[3].weight[0]])
+        corners = corners + torch.stack([self._point_embedding(2)[0], self._point_embedding(3)[0]])
         return corners
 
     def embed_mask(self, mask_logits: torch.Tensor | None, batch: int) -> torch.Tensor:
         """(B, 1, L, L, L) low-res logits -> (B, C, g, g, g); None -> the no-mask embedding."""
         if mask_logits is not None:
-            return self.mask_downscaling(mask_logits)
+            return cast(torch.Tensor, self.mask_downscaling(mask_logits))
         g = self.grid_size
         return self.no_mask_embed.weight.reshape(1, -1, 1, 1, 1).expand(batch, -1, g, g, g)
 

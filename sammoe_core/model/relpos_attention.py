@@ -27,6 +27,8 @@ block becomes one fused attention of g³ queries over g³ + 1 keys.
 
 from __future__ import annotations
 
+from typing import cast
+
 import torch
 import torch.nn.functional as F
 
@@ -55,6 +57,8 @@ def _bias_terms(
     g = q.shape[2]
     rd, rh, rw = (relative_table(t, extent) for t in tables)
     if extent > g:
+        if q_pad is None:
+            raise ValueError(f"a window of extent {extent} > g = {g} needs the padded tokens' q (q_pad)")
         b, h, _, _, _, hd = q.shape
         pad = q_pad[:, :, None, None, None, :].expand(b, h, g, g, extent - g, hd)
         q_ext = torch.cat([q, pad], dim=4)
@@ -114,7 +118,7 @@ def relpos_attention(
         q_pad, k_pad, v_pad = (t.to(q.dtype)[None].expand(b, h, hd) for t in qkv_bias.unbind(0))
     a, bd, ch = _bias_terms(q_grid, q_pad, tables, extent)
     bias = _real_bias(a, bd, ch, g)
-    if extent > g:
+    if k_pad is not None and v_pad is not None:  # extent > g
         log_mass = _log_padded_mass(a, bd, ch, g)
         k = torch.cat([k, k_pad[:, :, None, :]], dim=2)
         v = torch.cat([v, v_pad[:, :, None, :]], dim=2)
@@ -145,4 +149,4 @@ def padded_window_attention_literal(
     bias = _real_bias(a, bd, ch, extent)
     attn = torch.softmax(q @ k.transpose(-2, -1) * hd**-0.5 + bias, dim=-1)
     out = (attn @ v).reshape(b, num_heads, extent, extent, extent, hd)
-    return out[:, :, :g, :g, :g].reshape(b, num_heads, g**3, hd)
+    return cast(torch.Tensor, out[:, :, :g, :g, :g].reshape(b, num_heads, g**3, hd))

@@ -13,6 +13,8 @@ official inference really does instead:
 
 from __future__ import annotations
 
+from typing import cast
+
 import torch
 import torch.nn.functional as F
 from torch import nn
@@ -46,7 +48,7 @@ class Sam3D(nn.Module):
         s = self.config.image_size
         if image.ndim != 5 or image.shape[1] != 1 or tuple(image.shape[2:]) != (s, s, s):
             raise ValueError(f"image must be (B, 1, {s}, {s}, {s}), got {tuple(image.shape)}")
-        return self.image_encoder(image)
+        return cast(torch.Tensor, self.image_encoder(image))
 
     def zero_mask_prompt(self, batch: int = 1) -> torch.Tensor:
         """The all-zero low-res mask prompt the official first click uses."""
@@ -69,11 +71,11 @@ class Sam3D(nn.Module):
         batch = next((t.shape[0] for t in (points, boxes, mask_prompt) if t is not None), 1)
         if mask_prompt is None:
             mask_prompt = self.zero_mask_prompt(batch)
-        return self.prompt_encoder(points, point_labels, boxes, mask_prompt)
+        return cast(tuple[torch.Tensor, torch.Tensor], self.prompt_encoder(points, point_labels, boxes, mask_prompt))
 
     def decode_embedded(self, embedding: torch.Tensor, sparse: torch.Tensor, dense: torch.Tensor) -> torch.Tensor:
         """Image embedding + prompt embeddings -> low-res logits (B, 1, L, L, L)."""
-        return self.mask_decoder(embedding, self.prompt_encoder.dense_pe(), sparse, dense)
+        return cast(torch.Tensor, self.mask_decoder(embedding, self.prompt_encoder.dense_pe(), sparse, dense))
 
     def decode(
         self,

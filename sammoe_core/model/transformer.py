@@ -7,6 +7,8 @@ The first layer's self-attention sees no positional encoding and has no residual
 
 from __future__ import annotations
 
+from typing import cast
+
 import torch
 import torch.nn.functional as F
 from torch import nn
@@ -34,7 +36,7 @@ class ProjectedAttention(nn.Module):
         q, k, v = self._heads(self.q_proj(q)), self._heads(self.k_proj(k)), self._heads(self.v_proj(v))
         out = F.scaled_dot_product_attention(q, k, v)
         b, h, n, c = out.shape
-        return self.out_proj(out.transpose(1, 2).reshape(b, n, h * c))
+        return cast(torch.Tensor, self.out_proj(out.transpose(1, 2).reshape(b, n, h * c)))
 
 
 class TwoWayBlock(nn.Module):

@@ -11,6 +11,7 @@ pooled over its neighbourhood), the crop's mean embedding, and the mean prompt t
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import cast
 
 import torch
 import torch.nn.functional as F
@@ -91,7 +92,7 @@ class MlpGate(nn.Module):
         return gate_features(inp)
 
     def head(self, features: torch.Tensor) -> torch.Tensor:
-        return self.net(features)
+        return cast(torch.Tensor, self.net(features))
 
     def forward(self, inp: GateInput) -> torch.Tensor:
         return self.head(self.features(inp))

@@ -16,11 +16,14 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Literal
+from typing import TYPE_CHECKING, Literal
 
 from sammoe_core.errors import SammoeError
 from sammoe_core.files.safe_paths import resolve_inside
 from sammoe_core.moe.gatefile import GateManifest, read_gate_manifest
+
+if TYPE_CHECKING:
+    from sammoe_core.experts.registry import RegistryState
 
 SHIPPED_GATES = Path(__file__).resolve().parent.parent / "weights" / "gates"
 STALE_GATE = (
@@ -73,7 +76,11 @@ def _matches(
 
 
 def choose_gate(
-    state, home: Path, foundation_sha256: str, experts: Mapping[str, str], excluded: Mapping[str, str] | None = None
+    state: RegistryState,
+    home: Path,
+    foundation_sha256: str,
+    experts: Mapping[str, str],
+    excluded: Mapping[str, str] | None = None,
 ) -> GateChoice:
     """The gate for the foundation ``foundation_sha256`` and ``experts`` (name -> weights sha256)."""
     excluded = dict(excluded or {})

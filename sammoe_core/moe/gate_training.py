@@ -19,6 +19,7 @@ import random
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING, Any, Protocol, cast
 
 import numpy as np
 import torch
@@ -29,6 +30,9 @@ from sammoe_core.files.atomic import atomic_output
 from sammoe_core.model import Sam3D
 from sammoe_core.moe.gate import GateInput
 from sammoe_core.segmentation.preprocessing import Preprocessing
+
+if TYPE_CHECKING:
+    from sammoe_core.segmentation.intensity import Modality
 
 
 @dataclass
@@ -63,7 +67,7 @@ class PromptRef:
     class_values: tuple[int, ...]
     centre: tuple[int, int, int]
     case_name: str
-    modality: str
+    modality: Modality
     cache_dir: str
     preprocessing: str  # Preprocessing as JSON
 
@@ -210,7 +214,7 @@ class GateCache:
         device: torch.device,
         progress: bool = False,
         total: int | None = None,
-    ) -> tuple[list[dict], CacheStats]:
+    ) -> tuple[list[dict[str, Any]], CacheStats]:
         """Fill what is missing; return one record per prompt (features + Dice per candidate).
         ``progress``: a bar with ``total`` and an ETA on a terminal."""
         stats = CacheStats()
@@ -240,7 +244,7 @@ class GateCache:
         experts: Sequence[Candidate],
         models: CandidateModels,
         stats: CacheStats,
-    ) -> dict:
+    ) -> dict[str, Any]:
         """The record of one prompt, computing (and caching) only what is missing."""
         from safetensors import safe_open
 
@@ -295,10 +299,18 @@ class GateFit:
     heldout_accuracy: float | None
     heldout_size: int
     label_counts: dict[str, int]
-    heldout_table: list[dict]  # per candidate: true count, predicted count, correct
+    heldout_table: list[dict[str, Any]]  # per candidate: true count, predicted count, correct
 
 
-def _batch(records: list[dict], crop_size: int, device) -> GateInput:
+class _SplitGate(Protocol):
+    """A gate made of fixed ``features`` and a trainable ``head``."""
+
+    def features(self, inp: GateInput) -> torch.Tensor: ...
+
+    def head(self, features: torch.Tensor) -> torch.Tensor: ...
+
+
+def _batch(records: list[dict[str, Any]], crop_size: int, device: torch.device | str) -> GateInput:
     emb = torch.stack([r["features"]["embedding"] for r in records]).float().to(device)
     sparse = torch.stack([r["features"]["sparse"] for r in records]).float().to(device)
     click = torch.stack([r["features"]["click"] for r in records]).float().to(device)
@@ -308,7 +320,7 @@ def _batch(records: list[dict], crop_size: int, device) -> GateInput:
 
 
 def fit_gate(
-    records: list[dict],
+    records: list[dict[str, Any]],
     order: Sequence[str],
     gate: torch.nn.Module,
     crop_size: int,
@@ -338,22 +350,24 @@ def fit_gate(
     weight = (counts.sum() / (len(order) * counts.clamp(min=1))).clamp(max=10.0)
     split = hasattr(gate, "features") and hasattr(gate, "head")
 
-    def inputs(idx: list[int]):
+    def inputs(idx: list[int]) -> GateInput | torch.Tensor | None:
         parts = []
         for start in range(0, len(idx), 256):
             batch = _batch([records[i] for i in idx[start : start + 256]], crop_size, device)
             if not split:
                 return batch if len(idx) <= 256 else _batch([records[i] for i in idx], crop_size, device)
             with torch.no_grad():
-                parts.append(gate.features(batch))
+                parts.append(cast(_SplitGate, gate).features(batch))
         return torch.cat(parts) if parts else None
 
-    def scores(x, rows=None):
+    def scores(x: Any, rows: torch.Tensor | None = None) -> torch.Tensor:
+        """Logits for ``x`` (features if ``split``, else a GateInput), or for its ``rows``."""
         if split:
-            return gate.head(x if rows is None else x[rows])
+            return cast(_SplitGate, gate).head(x if rows is None else x[rows])
         if rows is None:
-            return gate(x)
-        return gate(GateInput(x.embedding[rows], x.sparse[rows], x.points[rows], x.point_labels[rows], crop_size))
+            return cast(torch.Tensor, gate(x))
+        picked = GateInput(x.embedding[rows], x.sparse[rows], x.points[rows], x.point_labels[rows], crop_size)
+        return cast(torch.Tensor, gate(picked))
 
     x_tr = inputs(tr)
     opt = torch.optim.AdamW(gate.parameters(), lr=lr, weight_decay=0.01)

@@ -10,12 +10,18 @@ from __future__ import annotations
 import json
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from sammoe_core.errors import SammoeError
 from sammoe_core.files.atomic import atomic_output, write_text_atomic
+
+if TYPE_CHECKING:
+    import torch
+
+    from sammoe_core.model import SamConfig
+    from sammoe_core.plugins.factories import Registered
 
 GATE_MANIFEST = "gate.json"
 GATE_WEIGHTS = "gate.safetensors"
@@ -54,7 +60,7 @@ class GateManifest(BaseModel):
         return self.foundation_sha256 == foundation_sha256 and mine == experts
 
 
-def save_gate(folder: str | Path, gate, manifest: GateManifest) -> GateManifest:
+def save_gate(folder: str | Path, gate: torch.nn.Module, manifest: GateManifest) -> GateManifest:
     """Write the gate's weights and manifest into ``folder`` (atomically, replacing a previous gate)."""
     from safetensors.torch import save_file
 
@@ -87,7 +93,8 @@ def read_gate_manifest(folder: str | Path) -> GateManifest:
     except FileNotFoundError:
         raise SammoeError(f"{path}: no gate here (run `sammoe retrain-gate`)") from None
     except (OSError, UnicodeDecodeError) as e:
-        raise SammoeError(f"{path}: unreadable gate manifest ({e.strerror or type(e).__name__})") from None
+        what = e.strerror if isinstance(e, OSError) and e.strerror else type(e).__name__
+        raise SammoeError(f"{path}: unreadable gate manifest ({what})") from None
     except json.JSONDecodeError as e:
         raise SammoeError(f"{path}: unreadable gate manifest (not JSON: {e.msg})") from None
     except ValidationError as e:
@@ -96,7 +103,7 @@ def read_gate_manifest(folder: str | Path) -> GateManifest:
         raise SammoeError(f"{path}: invalid gate manifest: {where}: {first['msg']}") from None
 
 
-def load_gate(folder: str | Path, factories: dict, config) -> tuple[Any, GateManifest]:
+def load_gate(folder: str | Path, factories: dict[str, Registered], config: SamConfig) -> tuple[Any, GateManifest]:
     """Build the gate module named in the manifest and load its weights strictly (sha256 checked).
 
     Nothing is allocated before the checks pass: the hyper-parameters are validated against the

@@ -28,12 +28,16 @@ class Selection:
 
     @property
     def chosen(self) -> list[str]:
-        return sorted(self.weights, key=self.weights.get, reverse=True)
+        return sorted(self.weights, key=self.weights.__getitem__, reverse=True)
 
 
 class Policy(Protocol):
-    name: str
-    needs_gate: bool  # False for policies that ignore the gate (they work without one)
+    @property
+    def name(self) -> str: ...
+
+    @property
+    def needs_gate(self) -> bool:
+        """False for policies that ignore the gate (they work without one)."""
 
     def select(self, probs: Sequence[float], candidates: Sequence[str]) -> Selection:
         """probs[i] is the gate's probability for candidates[i]; candidates[0] is the foundation."""
@@ -51,7 +55,7 @@ class ThresholdPolicy:
     name: str = "threshold"
     needs_gate: bool = True
 
-    def select(self, probs, candidates):
+    def select(self, probs: Sequence[float], candidates: Sequence[str]) -> Selection:
         top = _argmax(probs)
         if top != 0 and probs[top] >= self.tau:
             return Selection({candidates[top]: 1.0})
@@ -65,7 +69,7 @@ class Top1Policy:
     name: str = "top1"
     needs_gate: bool = True
 
-    def select(self, probs, candidates):
+    def select(self, probs: Sequence[float], candidates: Sequence[str]) -> Selection:
         return Selection({candidates[_argmax(probs)]: 1.0})
 
 
@@ -77,7 +81,7 @@ class TopKBlendPolicy:
     name: str = "topk-blend"
     needs_gate: bool = True
 
-    def select(self, probs, candidates):
+    def select(self, probs: Sequence[float], candidates: Sequence[str]) -> Selection:
         order = sorted(range(len(probs)), key=lambda i: probs[i], reverse=True)[: max(1, self.k)]
         total = sum(probs[i] for i in order)
         if total <= 0:
@@ -93,7 +97,7 @@ class FixedPolicy:
     name: str = "fixed"
     needs_gate: bool = False
 
-    def select(self, probs, candidates):
+    def select(self, probs: Sequence[float], candidates: Sequence[str]) -> Selection:
         if self.expert not in candidates:
             raise SammoeError(f"policy fixed: no candidate {self.expert!r}; candidates: {', '.join(candidates)}")
         return Selection({self.expert: 1.0})
@@ -106,7 +110,7 @@ class FoundationPolicy:
     name: str = "foundation"
     needs_gate: bool = False
 
-    def select(self, probs, candidates):
+    def select(self, probs: Sequence[float], candidates: Sequence[str]) -> Selection:
         return Selection({candidates[0]: 1.0})
 
 

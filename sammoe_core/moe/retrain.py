@@ -12,7 +12,9 @@ weight hashes, so after adding one expert only that expert's column is computed.
 
 from __future__ import annotations
 
+import functools
 import itertools
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -112,7 +114,7 @@ def load_candidates(device: torch.device, names: list[str] | None = None) -> Can
     foundation = Candidate(FOUNDATION, spec.sha256, lambda: foundation_model)
     experts_ = [
         Candidate(
-            n, e.manifest.weights.sha256, (lambda e=e: e.build(foundation_model, spec.sha256)), e.overrides_encoder
+            n, e.manifest.weights.sha256, functools.partial(e.build, foundation_model, spec.sha256), e.overrides_encoder
         )
         for n, e in experts.items()
     ]
@@ -120,7 +122,7 @@ def load_candidates(device: torch.device, names: list[str] | None = None) -> Can
 
 
 def retrain_gate(
-    data: list[str | Path] = (),
+    data: Sequence[str | Path] = (),
     *,
     epochs: int = 80,
     device: str = "auto",
@@ -174,7 +176,7 @@ def retrain_gate(
     if ray is not None:
         from sammoe_core.distributed.ray_gate_cache import fill_cache_on_ray
 
-        ray_stats = fill_cache_on_ray(refs, cache, chosen.candidates, device, ray)  # type: ignore[arg-type]
+        ray_stats = fill_cache_on_ray(refs, cache, chosen.candidates, device, ray)
     prompts = (ref.load() for ref in refs)
     records, stats = cache.build(
         prompts, chosen.foundation, chosen.candidates[1:], dev, progress=progress, total=len(refs)

@@ -110,9 +110,13 @@ class MoESegmenter:
         crop = crop.to(self.foundation.device)
         return MoEState(crop=crop, embedding=self.foundation.encode(crop))
 
-    def _probabilities(self, state: MoEState, points, labels) -> list[float] | None:
+    def _probabilities(
+        self, state: MoEState, points: torch.Tensor | None, labels: torch.Tensor | None
+    ) -> list[float] | None:
         if self.gate is None or points is None:
             return None
+        if labels is None:
+            raise InputError("points need labels (1 positive, 0 negative)")
         sparse, _ = self.foundation.embed_prompts(points, labels)
         inp = GateInput(state.embedding, sparse, points, labels, self.config.image_size)
         logits = self.gate(inp).float()[:, self._gate_columns]
@@ -121,7 +125,13 @@ class MoESegmenter:
             return None  # non-finite gate output (absurd input): nothing to route on
         return probs.tolist()
 
-    def route_for(self, state: MoEState, points, point_labels, boxes=None) -> Route:
+    def route_for(
+        self,
+        state: MoEState,
+        points: torch.Tensor | None,
+        point_labels: torch.Tensor | None,
+        boxes: torch.Tensor | None = None,
+    ) -> Route:
         """The route the gate and policy choose for these prompts (a box: its centre as a click)."""
         if points is None and boxes is not None:
             points = boxes.float().mean(dim=1, keepdim=True)
@@ -137,9 +147,20 @@ class MoESegmenter:
         return Route(dict(selection.weights), gate, policy)
 
     @torch.no_grad()
-    def decode(self, state: MoEState, points, point_labels, mask_prompt=None, boxes=None, route=None) -> CropPrediction:
+    def decode(
+        self,
+        state: MoEState,
+        points: torch.Tensor | None,
+        point_labels: torch.Tensor | None,
+        mask_prompt: torch.Tensor | None = None,
+        boxes: torch.Tensor | None = None,
+        route: Route | None = None,
+    ) -> CropPrediction:
         dev = self.foundation.device
-        mv = lambda t: None if t is None else t.to(dev)  # noqa: E731
+
+        def mv(t: torch.Tensor | None) -> torch.Tensor | None:
+            return None if t is None else t.to(dev)
+
         points, point_labels, mask_prompt, boxes = mv(points), mv(point_labels), mv(mask_prompt), mv(boxes)
         route = route or self.route_for(state, points, point_labels, boxes)
         blended = None
@@ -153,6 +174,8 @@ class MoESegmenter:
                 embedding = state.embedding
             logits = model.decode(embedding, points, point_labels, mask_prompt, boxes)
             blended = logits * weight if blended is None else blended + logits * weight
+        if blended is None:
+            raise SammoeError(f"policy {route.policy!r} chose no candidate")
         return CropPrediction(blended, route.to_dict(), route)
 
     @torch.no_grad()
@@ -178,7 +201,7 @@ class MoESegmenter:
 
 
 def build_from_registry(
-    device: str = "auto",
+    device: str | torch.device = "auto",
     policy: str = "threshold",
     policy_options: Mapping[str, Any] | None = None,
     expert: str | None = None,
@@ -249,7 +272,7 @@ def build_from_registry(
     gate_info: dict[str, Any] = {"gate": None}
     current = {n: e.manifest.weights.sha256 for n, e in experts.items()}
     choice = choose_gate(state, registry.home, spec.sha256, current, damaged)
-    if choice.usable and experts:
+    if choice.folder is not None and experts:
         gate_dir = choice.folder
         try:
             gate_module, manifest = load_gate(gate_dir, gate_factories(), model.config)

@@ -52,7 +52,7 @@ def paint_bowel(canvas: Canvas, torso: Torso, rng: np.random.Generator) -> None:
         )
         for _ in range(int(rng.integers(16, 28)))
     ]
-    colon = [
+    colon: list[Tube | Capsule] = [
         Tube(
             np.array([140.0, 330.0]),
             np.array([95.0, 92.0]) + rng.normal(0, 4),
@@ -75,7 +75,8 @@ def paint_bowel(canvas: Canvas, torso: Torso, rng: np.random.Generator) -> None:
     ]
     rectum = random_blob(rng, (0.0, -26.0, 42.0), (17.0, 15.0, 38.0), turn_deg=(15.0, 0.0, 0.0), centre_sd=3.0)
     contents = (Tissue.FLUID, Tissue.AIR, Tissue.FECES)
-    for part in [*loops, *colon, rectum]:
+    bowel: list[Blob | Tube | Capsule] = [*loops, *colon, rectum]
+    for part in bowel:
         region = canvas.region(*part.bounds())
         if region is None:
             continue

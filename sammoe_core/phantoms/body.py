@@ -9,6 +9,7 @@ clipped to it (organs stay inside the muscle wall, bones inside the fat).
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import cast
 
 import numpy as np
 
@@ -118,7 +119,7 @@ class Diaphragm:
         for top in (self.right_top, self.left_top):
             dx, dy = tx - np.float32(top[0]), ty - np.float32(top[1])
             heights.append(np.float32(top[2]) - np.float32(self.curvature) * (dx * dx + dy * dy))
-        return np.maximum(heights[0], heights[1])
+        return cast(np.ndarray, np.maximum(heights[0], heights[1]))
 
 
 def draw_diaphragm(rng: np.random.Generator) -> Diaphragm:

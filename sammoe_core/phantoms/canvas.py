@@ -10,6 +10,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 
 import numpy as np
+import numpy.typing as npt
 
 from sammoe_core.phantoms.placement import Grid, Pose
 
@@ -25,7 +26,7 @@ class Region:
         self._template: list[np.ndarray] | None = None
         self._z_bins: tuple[np.ndarray, float] | None = None
 
-    def coords(self, matrix: np.ndarray, offset: np.ndarray | None = None) -> list[np.ndarray]:
+    def coords(self, matrix: np.ndarray, offset: npt.ArrayLike | None = None) -> list[np.ndarray]:
         """Rows of ``matrix @ template + offset`` as float32 arrays of the region's shape."""
         matrix = np.atleast_2d(np.asarray(matrix, dtype=float))
         to_template, shift = self._template_from_world

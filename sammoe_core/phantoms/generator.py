@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Literal
+from typing import TYPE_CHECKING, Literal, cast
 
 import numpy as np
 
@@ -43,7 +43,7 @@ class Phantom:
     @property
     def spacing(self) -> np.ndarray:
         """Voxel size along each array axis, mm."""
-        return np.linalg.norm(self.affine[:3, :3], axis=0)
+        return cast(np.ndarray, np.linalg.norm(self.affine[:3, :3], axis=0))
 
     def to_nifti(self) -> tuple[nib.Nifti1Image, nib.Nifti1Image]:
         """The image (stored as int16, rounded like a scanner's output) and the label map."""

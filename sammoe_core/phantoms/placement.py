@@ -12,6 +12,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from itertools import product
+from typing import cast
 
 import numpy as np
 
@@ -35,7 +36,7 @@ class Pose:
 
     def world_from_template(self, points: np.ndarray) -> np.ndarray:
         """Template points ``(N, 3)`` to world points ``(N, 3)``."""
-        return self.origin + (np.asarray(points) * self.scale) @ self.rotation.T
+        return cast(np.ndarray, self.origin + (np.asarray(points) * self.scale) @ self.rotation.T)
 
     def world_box(self, lo: np.ndarray, hi: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """The world axis-aligned box around the template box ``[lo, hi]``."""
@@ -50,7 +51,7 @@ def rotation_matrix(angles_rad: np.ndarray) -> np.ndarray:
     rx = np.array([[1, 0, 0], [0, np.cos(ax), -np.sin(ax)], [0, np.sin(ax), np.cos(ax)]])
     ry = np.array([[np.cos(ay), 0, np.sin(ay)], [0, 1, 0], [-np.sin(ay), 0, np.cos(ay)]])
     rz = np.array([[np.cos(az), -np.sin(az), 0], [np.sin(az), np.cos(az), 0], [0, 0, 1]])
-    return rz @ ry @ rx
+    return cast(np.ndarray, rz @ ry @ rx)
 
 
 @dataclass(frozen=True)
@@ -65,7 +66,7 @@ class Grid:
     def covering(cls, lo: np.ndarray, hi: np.ndarray, spacing: np.ndarray) -> Grid:
         """The grid of voxels of ``spacing`` that covers the world box ``[lo, hi]``."""
         spacing = np.asarray(spacing, dtype=float)
-        shape = tuple(int(n) for n in np.maximum(np.ceil((hi - lo) / spacing), 1))
+        shape = cast(tuple[int, int, int], tuple(int(n) for n in np.maximum(np.ceil((hi - lo) / spacing), 1)))
         return cls(origin=lo + spacing / 2, spacing=spacing, shape=shape)
 
     @property

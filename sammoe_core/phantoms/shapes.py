@@ -7,9 +7,12 @@ which is how organs get a cortex, bones a cortical shell and tubes a lumen.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import cast
 
 import numpy as np
+import numpy.typing as npt
 
 from sammoe_core.phantoms.canvas import Canvas, Region
 from sammoe_core.phantoms.placement import rotation_matrix
@@ -41,14 +44,14 @@ class Blob:
         matrix = self.axes / np.asarray(self.radii, dtype=float)[:, None]
         u = region.coords(matrix, -matrix @ self.centre)
         squares = [c * c for c in u]
-        total = squares[0] + squares[1] + squares[2]
+        total: np.ndarray = squares[0] + squares[1] + squares[2]
         if not np.any(self.warp):
             return total
-        monomials: dict[int, np.ndarray] = {}
+        monomials: dict[np.intp, np.ndarray] = {}
         pairs = ((0, 0), (1, 1), (2, 2), (0, 1), (0, 2), (1, 2))
         level = np.zeros(region.shape, dtype=np.float32)
         for axis in range(3):
-            warped = u[axis].copy()
+            warped: npt.NDArray[np.float32] = u[axis].copy()
             for term in np.flatnonzero(self.warp[axis]):
                 if term not in monomials:
                     a, b = pairs[term]
@@ -80,11 +83,11 @@ class Tube:
         bin_z = z_first + np.arange(int(bins.max()) + 1)
 
         def along(values: np.ndarray) -> np.ndarray:
-            return np.interp(bin_z, self.z, values).astype(np.float32).take(bins)
+            return cast(np.ndarray, np.interp(bin_z, self.z, values).astype(np.float32).take(bins))
 
         dx = (tx - along(self.x)) * along(1.0 / self.rx)
         dy = (ty - along(self.y)) * along(1.0 / self.ry)
-        level = dx * dx + dy * dy
+        level: np.ndarray = dx * dx + dy * dy
         beyond_ends = np.where((bin_z < self.z[0]) | (bin_z > self.z[-1]), np.inf, 0.0)
         level += beyond_ends.astype(np.float32).take(bins)
         return level
@@ -117,7 +120,7 @@ class Capsule:
             np.clip(along, 0.0, 1.0, out=along)
             rel = [r - np.float32(d) * along for r, d in zip(rel, direction)]
         inv_r2 = np.float32(1.0 / self.radius**2)
-        return (rel[0] * rel[0] + rel[1] * rel[1] + rel[2] * rel[2]) * inv_r2
+        return cast(np.ndarray, (rel[0] * rel[0] + rel[1] * rel[1] + rel[2] * rel[2]) * inv_r2)
 
 
 def random_blob(
@@ -145,7 +148,7 @@ def random_blob(
     )
 
 
-def union_level(canvas: Canvas, parts: list[Blob | Tube | Capsule]) -> tuple[Region, np.ndarray] | None:
+def union_level(canvas: Canvas, parts: Sequence[Blob | Tube | Capsule]) -> tuple[Region, np.ndarray] | None:
     """The smallest level of ``parts`` over the grid box around all of them (None if off the grid).
 
     For shapes that must look like one object (a bone's parts share one cortex); shapes that
@@ -161,7 +164,7 @@ def union_level(canvas: Canvas, parts: list[Blob | Tube | Capsule]) -> tuple[Reg
 
 def paint_each(
     canvas: Canvas,
-    parts: list[Blob | Tube | Capsule],
+    parts: Sequence[Blob | Tube | Capsule],
     tissue: int,
     label: int | None,
     within_body: float | None = None,

@@ -8,7 +8,9 @@ head in its socket, neck, greater trochanter, top of the shaft). All other bone 
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import cast
 
 import numpy as np
 
@@ -51,10 +53,10 @@ class Spine:
     def front_y(self, z: np.ndarray) -> np.ndarray:
         """Template y of the vertebral bodies' anterior surface at levels ``z``."""
         body = self.vertebral_body
-        return np.interp(z, body.z, body.y + body.ry)
+        return cast(np.ndarray, np.interp(z, body.z, body.y + body.ry))
 
     def centre_x(self, z: np.ndarray) -> np.ndarray:
-        return np.interp(z, self.canal.z, self.canal.x)
+        return cast(np.ndarray, np.interp(z, self.canal.z, self.canal.x))
 
 
 def draw_spine(rng: np.random.Generator) -> Spine:
@@ -139,7 +141,7 @@ def _vertebra_fraction(region: Region, spine: Spine, shift: float) -> np.ndarray
     bins, z_first = region.z_bins()
     bin_z = z_first + np.arange(int(bins.max()) + 1)
     vertebra = np.interp(bin_z, spine.vertebra_level_z, _VERTEBRA_LEVEL) + shift
-    return (vertebra - np.floor(vertebra)).astype(np.float32).take(bins)
+    return cast(np.ndarray, (vertebra - np.floor(vertebra)).astype(np.float32).take(bins))
 
 
 def _vertebra_above(region: Region, z: float) -> np.ndarray:
@@ -187,7 +189,7 @@ def paint_chest_wall(canvas: Canvas, torso: Torso, rng: np.random.Generator) -> 
     paint_bone(canvas, [sternum], core=0.6, label=BODY, within_body=torso.deep_level)
 
 
-def paint_bone(canvas: Canvas, parts: list[Blob | Capsule], core: float, label: int, within_body: float) -> None:
+def paint_bone(canvas: Canvas, parts: Sequence[Blob | Capsule], core: float, label: int, within_body: float) -> None:
     """Paint the union of ``parts`` as cortical bone around a marrow core (level <= core**2)."""
     found = union_level(canvas, parts)
     if found is None:
@@ -263,7 +265,7 @@ def paint_femurs(
     """Each proximal femur, labelled hip_right / hip_left: head, neck, greater trochanter, shaft."""
     for side, (head, radius) in heads.items():
         neck_end = head + [side * 40.0, -6.0, -28.0] + rng.normal(0, 2, 3)
-        parts = [
+        parts: list[Blob | Capsule] = [
             Capsule(head, head, radius),
             Capsule(head, neck_end, radius * rng.uniform(0.58, 0.66)),
             random_blob(rng, tuple(head + [side * 55.0, -14.0, -22.0]), (15.0, 19.0, 24.0), centre_sd=2.0),

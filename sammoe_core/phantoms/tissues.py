@@ -13,6 +13,7 @@ blur, and a T1-weighted-like MR (fat bright, fluid dark). No training data uses 
 from __future__ import annotations
 
 from enum import IntEnum
+from typing import cast
 
 import numpy as np
 
@@ -170,7 +171,7 @@ def form_image(tissue: np.ndarray, contrast: str, rng: np.random.Generator, prot
     from scipy import ndimage
 
     heldout = protocol == "heldout"
-    image = draw_intensity_table(rng, contrast, protocol)[tissue]  # (indexing by uint8 beats take)
+    image: np.ndarray = draw_intensity_table(rng, contrast, protocol)[tissue]  # (indexing by uint8 beats take)
     sigma_voxels = rng.uniform(0.6, 1.0, size=3) if heldout else rng.uniform(0.3, 0.6, size=3)
     image = ndimage.gaussian_filter(image, sigma_voxels, mode="nearest", truncate=2.0)
     if contrast == "ct":
@@ -184,7 +185,7 @@ def form_image(tissue: np.ndarray, contrast: str, rng: np.random.Generator, prot
     image *= image
     imaginary *= imaginary
     image += imaginary
-    return np.sqrt(image, out=image)
+    return cast(np.ndarray, np.sqrt(image, out=image))
 
 
 def _gaussian_noise(rng: np.random.Generator, shape: tuple[int, ...], sd: float) -> np.ndarray:

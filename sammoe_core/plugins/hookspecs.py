@@ -8,7 +8,13 @@ import: no ``import torch`` at module top level (``sammoe --help`` loads every p
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any
+
 from pluggy import HookimplMarker, HookspecMarker
+
+if TYPE_CHECKING:
+    import click
 
 PROJECT = "sammoe"
 
@@ -17,7 +23,7 @@ hookimpl = HookimplMarker(PROJECT)
 
 
 @hookspec
-def register_experts(register):
+def register_experts(register: Callable[..., Any]) -> None:
     """Register experts: call ``register(path_or_expert)`` once per expert.
 
     ``path_or_expert`` is a folder holding ``expert.json`` and its weights (usually package
@@ -27,20 +33,20 @@ def register_experts(register):
 
 
 @hookspec
-def register_foundations(register):
+def register_foundations(register: Callable[..., Any]) -> None:
     """Register foundation networks: call ``register(spec)`` with a ``FoundationSpec``
     (name, network config name, weights path, the weights' sha256, optional Hub id)."""
 
 
 @hookspec
-def register_policies(register):
+def register_policies(register: Callable[..., Any]) -> None:
     """Register expert-selection policies: call ``register(name, factory)``; ``factory(**options)``
     (options: ``tau``, ``k``, ``expert``; ignore the rest) returns an object with ``name``,
     ``needs_gate`` and ``select(probs, candidates) -> sammoe_core.moe.policies.Selection``."""
 
 
 @hookspec
-def register_gates(register):
+def register_gates(register: Callable[..., Any]) -> None:
     """Register gate architectures: call ``register(name, factory, options=Model)``;
     ``factory(config, num_candidates, **hparams)`` returns an untrained ``torch.nn.Module`` mapping
     a ``sammoe_core.moe.gate.GateInput`` to (B, num_candidates) logits, and ``Model`` (a pydantic
@@ -48,7 +54,7 @@ def register_gates(register):
 
 
 @hookspec
-def register_commands(cli):
+def register_commands(cli: click.Group) -> None:
     """Add commands to the ``sammoe`` command line: ``cli`` is a click group whose commands join
     sammoe's, so call ``cli.add_command(...)`` or decorate with ``@cli.command()``. A name that
     sammoe or an earlier plugin already uses is refused (and reported)."""

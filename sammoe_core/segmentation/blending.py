@@ -29,9 +29,15 @@ class LatticeAccumulator:
         self.weighted: torch.Tensor | None = None
         self.weights: torch.Tensor | None = None
 
+    def _box(self) -> tuple[np.ndarray, torch.Tensor, torch.Tensor]:
+        """The covered box's lower index, weighted sums and weights."""
+        if self.lower is None or self.weighted is None or self.weights is None:
+            raise ValueError("no crop was added")
+        return self.lower, self.weighted, self.weights
+
     def _cover(self, start: np.ndarray, shape: tuple[int, ...]) -> None:
         upper = start + np.asarray(shape)
-        if self.lower is None:
+        if self.lower is None or self.weighted is None or self.weights is None:
             self.lower = start.copy()
             self.weighted = torch.zeros(tuple(int(n) for n in shape))
             self.weights = torch.zeros_like(self.weighted)
@@ -50,13 +56,13 @@ class LatticeAccumulator:
         """Add one crop's values (S³, starting at lattice index ``start``) with its window."""
         start = np.asarray(start, dtype=np.int64)
         self._cover(start, tuple(values.shape))
-        at = tuple(slice(int(a), int(a) + n) for a, n in zip(start - self.lower, values.shape))
-        self.weighted[at] += window * values
-        self.weights[at] += window
+        lower, weighted, weights = self._box()
+        at = tuple(slice(int(a), int(a) + n) for a, n in zip(start - lower, values.shape))
+        weighted[at] += window * values
+        weights[at] += window
 
     def blended(self) -> tuple[torch.Tensor, np.ndarray]:
         """Weighted mean over the covered box (0 where no crop reached) and the box's lower index."""
-        if self.lower is None:
-            raise ValueError("no crop was added")
-        mean = torch.where(self.weights > 0, self.weighted / self.weights.clamp_min(1e-12), 0.0)
-        return mean, self.lower.copy()
+        lower, weighted, weights = self._box()
+        mean = torch.where(weights > 0, weighted / weights.clamp_min(1e-12), 0.0)
+        return mean, lower.copy()

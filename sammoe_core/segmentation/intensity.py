@@ -9,7 +9,7 @@ a padding value below it, which no MR intensity scale reaches.
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass
-from typing import Literal
+from typing import Literal, cast
 
 import numpy as np
 import torch
@@ -38,7 +38,7 @@ class ModalityDecision:
 def decide_modality(array: np.ndarray, requested: str = "auto") -> ModalityDecision:
     """'ct' or 'mr' as requested, or for 'auto' from the 1st percentile of the intensities."""
     if requested in ("ct", "mr"):
-        return ModalityDecision(requested, requested, "given by the caller")
+        return ModalityDecision(cast(Modality, requested), requested, "given by the caller")
     if requested != "auto":
         raise SammoeError(f"modality must be one of {', '.join(MODALITY_CHOICES)}, not {requested!r}")
     flat = array.reshape(-1)

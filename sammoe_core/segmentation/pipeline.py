@@ -31,13 +31,14 @@ import time
 from collections import deque
 from collections.abc import Callable, MutableMapping
 from dataclasses import dataclass, field
-from typing import Any, Literal
+from typing import Any, Literal, cast
 
 import numpy as np
 import torch
 from tqdm import tqdm
 
 from sammoe_core import __version__
+from sammoe_core.errors import SammoeError
 from sammoe_core.io.volumes import Lattice, Volume, as_volume, input_extent, resample
 from sammoe_core.segmentation.blending import LatticeAccumulator, crop_window
 from sammoe_core.segmentation.intensity import ModalityDecision, decide_modality, normalize_crop
@@ -167,8 +168,8 @@ def _touched_faces(mask: torch.Tensor) -> list[tuple[int, int]]:
     return faces
 
 
-def _box_in_crop(resolved: ResolvedTarget, lattice: Lattice, start: np.ndarray, size: int) -> torch.Tensor:
-    corners = lattice.index_of(resolved.box_mm_corners) - start
+def _box_in_crop(box_mm_corners: np.ndarray, lattice: Lattice, start: np.ndarray, size: int) -> torch.Tensor:
+    corners = lattice.index_of(box_mm_corners) - start
     box = np.stack([corners.min(axis=0), corners.max(axis=0)]).clip(0, size - 1)
     return torch.as_tensor(box, dtype=torch.float32)[None]
 
@@ -221,8 +222,8 @@ def _predict_target(
             t1 = time.perf_counter()
         t2 = time.perf_counter()
         coords, held = clicks_in_crop(points, start, size)
-        has_box = pass_box and resolved.box_mm_corners is not None
-        boxes = _box_in_crop(resolved, lattice, start, size) if has_box and not records else None
+        box_mm = resolved.box_mm_corners if pass_box else None
+        boxes = _box_in_crop(box_mm, lattice, start, size) if box_mm is not None and not records else None
         low_res, infos = seed, []
         for step_points, step_labels in _decode_steps(coords[held], labels[held], policy):
             prediction = predictor.decode(
@@ -231,6 +232,8 @@ def _predict_target(
             low_res = prediction.low_res_logits
             route = route or prediction.route  # the target keeps the route of its first decode
             infos.append(prediction.info)
+        if low_res is None:
+            raise SammoeError("no decode ran on the crop")
         logits = predictor.upsample(low_res)[0, 0].float().cpu()
         t3 = time.perf_counter()
         blend.add(start, torch.sigmoid(logits), window)
@@ -239,7 +242,9 @@ def _predict_target(
             beyond = (
                 start[axis] + size - 0.5 < volume_hi[axis] if direction > 0 else start[axis] - 0.5 > volume_lo[axis]
             )
-            neighbour = tuple(int(o + direction * (a == axis)) for a, o in enumerate(offset))
+            neighbour = cast(
+                tuple[int, int, int], tuple(int(o + direction * (a == axis)) for a, o in enumerate(offset))
+            )
             if beyond and neighbour not in seen:
                 seen.add(neighbour)
                 queue.append((neighbour, _shifted_seed(low_res, axis, direction, size), len(records)))
@@ -273,22 +278,26 @@ def _paste_back(blend: LatticeAccumulator, lattice: Lattice, volume: Volume, lin
     lo, hi = input_extent(tuple(probabilities.shape), np.linalg.inv(input_to_blend))
     first = np.maximum(0, np.ceil(lo)).astype(int)
     last = np.minimum(np.asarray(volume.shape), np.floor(hi).astype(int) + 1)
-    shape = tuple(int(n) for n in last - first)
-    block = tuple(slice(int(a), int(b)) for a, b in zip(first, last))
+    shape = cast(tuple[int, int, int], tuple(int(n) for n in last - first))
+    block = cast(tuple[slice, slice, slice], tuple(slice(int(a), int(b)) for a, b in zip(first, last)))
     nearest = resample(probabilities, input_to_blend, shape, first, "nearest").numpy()
     smooth = resample(probabilities, input_to_blend, shape, first, "linear").numpy() if linear else None
-    return _PastedTarget(block, nearest, smooth)  # type: ignore[arg-type]
+    return _PastedTarget(block, nearest, smooth)
 
 
 def _claim(label: int, pasted: _PastedTarget, resolved: ResolvedTarget) -> TargetClaim:
     """What a target claims on the input grid: its probabilities and where its prompts are."""
-    clicks = [tuple(int(v) for v in np.rint(c.voxel)) for c in resolved.clicks if c.positive and not c.from_box]
+    clicks = [
+        cast(tuple[int, int, int], tuple(int(v) for v in np.rint(c.voxel)))
+        for c in resolved.clicks
+        if c.positive and not c.from_box
+    ]
     box = None if resolved.box_voxel is None else (resolved.box_voxel[0], resolved.box_voxel[1])
     return TargetClaim(label, pasted.block, pasted.nearest, clicks, box)
 
 
 def _box_record(resolved: ResolvedTarget) -> dict[str, Any] | None:
-    if resolved.box_voxel is None:
+    if resolved.box_voxel is None or resolved.box_mm_corners is None:
         return None
     return {
         "voxel": [[round(float(v), 3) for v in corner] for corner in resolved.box_voxel],

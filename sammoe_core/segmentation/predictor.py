@@ -93,9 +93,20 @@ class FoundationPredictor:
         return self.model.encode(crop.to(self.model.device))
 
     @torch.no_grad()
-    def decode(self, state, points, point_labels, mask_prompt=None, boxes=None, route=None) -> CropPrediction:
+    def decode(
+        self,
+        state: torch.Tensor,
+        points: torch.Tensor | None,
+        point_labels: torch.Tensor | None,
+        mask_prompt: torch.Tensor | None = None,
+        boxes: torch.Tensor | None = None,
+        route: Route | None = None,
+    ) -> CropPrediction:
         dev = self.model.device
-        mv = lambda t: None if t is None else t.to(dev)  # noqa: E731
+
+        def mv(t: torch.Tensor | None) -> torch.Tensor | None:
+            return None if t is None else t.to(dev)
+
         logits = self.model.decode(state, mv(points), mv(point_labels), mv(mask_prompt), mv(boxes))
         return CropPrediction(logits)
 

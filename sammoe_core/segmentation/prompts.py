@@ -102,13 +102,14 @@ class Target(BaseModel):
             for position in data.pop(key, []) or []:
                 clicks.append({"position": position, "positive": positive, "space": space})
         data["clicks"] = clicks
-        for key, space in (("box", "voxel"), ("box_mm", "mm")):
+        box_keys: tuple[tuple[str, Space], ...] = (("box", "voxel"), ("box_mm", "mm"))
+        for key, box_space in box_keys:
             value = data.pop(key, None)
             if value is None:
                 continue
             if "box" in data:
                 raise ValueError("give one box per target (box or box_mm)")
-            data["box"] = Box.from_corners(value, space) if isinstance(value, (list, tuple)) else value
+            data["box"] = Box.from_corners(value, box_space) if isinstance(value, (list, tuple)) else value
         return data
 
     @model_validator(mode="after")

@@ -25,6 +25,7 @@ from typing import Any, Literal
 
 from sammoe_core.errors import InputError
 from sammoe_core.io.limits import MAX_CLICKS_PER_TARGET, MAX_TARGETS
+from sammoe_core.io.volumes import Volume
 from sammoe_core.segmentation.pipeline import (
     DEFAULT_MAX_CROPS,
     ClickPolicy,
@@ -41,7 +42,7 @@ Space = Literal["voxel", "mm"]
 CACHED_CROPS = 64  # crop embeddings kept (the oldest go first)
 
 
-class _Embeddings(dict):
+class _Embeddings(dict[Any, Any]):
     """Crop embeddings by key, at most ``CACHED_CROPS`` of them (first in, first out)."""
 
     def __setitem__(self, key: Any, value: Any) -> None:
@@ -92,7 +93,7 @@ class Session:
         self.encoder_passes = 0  # crops encoded so far (the cache spares the rest)
 
     @property
-    def volume(self):
+    def volume(self) -> Volume:
         return self.prepared.volume
 
     @property

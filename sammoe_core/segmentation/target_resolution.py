@@ -18,6 +18,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 import numpy as np
+import numpy.typing as npt
 
 _CONNECTIVITY = np.ones((3, 3, 3), dtype=bool)
 
@@ -81,7 +82,9 @@ def _points_in(block: tuple[slice, ...], points: list[tuple[int, ...]], shape: t
 _TAKE, _KEEP, _BY_PROBABILITY = 1, 2, 3
 
 
-def resolve_targets(shape: tuple[int, int, int], claims: list[TargetClaim], dtype=np.uint8) -> np.ndarray:
+def resolve_targets(
+    shape: tuple[int, int, int], claims: list[TargetClaim], dtype: npt.DTypeLike = np.uint8
+) -> np.ndarray:
     """The label map of ``claims`` on a grid of ``shape`` (see the module docstring)."""
     from scipy import ndimage
 
@@ -139,8 +142,8 @@ def resolve_targets(shape: tuple[int, int, int], claims: list[TargetClaim], dtyp
         for click in claim.clicks:
             if all(0 <= c < n for c, n in zip(click, shape)):
                 local = tuple(c - o for c, o in zip(click, origin))
-                inside = all(0 <= v < n for v, n in zip(local, claim.probability.shape))
-                forced.append((float(claim.probability[local]) if inside else 0.0, claim.label, click))
+                in_block = all(0 <= v < n for v, n in zip(local, claim.probability.shape))
+                forced.append((float(claim.probability[local]) if in_block else 0.0, claim.label, click))
     for _, label, click in sorted(forced, key=lambda f: f[0]):
         label_map[click] = label
     return label_map

@@ -19,8 +19,10 @@ from __future__ import annotations
 
 import hashlib
 import zlib
+from collections.abc import Hashable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING, Any, cast
 
 import numpy as np
 import torch
@@ -30,8 +32,11 @@ from sammoe_core.files.atomic import atomic_output
 from sammoe_core.files.hashing import sha256_file
 from sammoe_core.io.datasets import LabelledDataset
 from sammoe_core.io.volumes import Lattice, as_volume, input_extent, resample
-from sammoe_core.segmentation.intensity import normalize_crop
+from sammoe_core.segmentation.intensity import Modality, normalize_crop
 from sammoe_core.segmentation.preprocessing import Preprocessing
+
+if TYPE_CHECKING:
+    from monai.transforms import Compose, Rand3DElasticd, RandBiasFieldd
 
 MIN_TARGET_VOXELS = 300
 ELASTIC_PROB = 0.02
@@ -43,7 +48,7 @@ class PreparedCase:
     """One case on the model lattice: image and labels (memory-mapped) and sample voxels."""
 
     name: str
-    modality: str
+    modality: Modality
     image: np.ndarray
     labels: np.ndarray
     class_voxels: dict[str, np.ndarray]  # class -> (N, 3) lattice voxel indices inside it
@@ -53,7 +58,9 @@ class PreparedCase:
     tissues: np.ndarray | None = None  # tissue classes on the lattice (memory-mapped), if the dataset has them
 
 
-def to_model_lattice(image_in, labels_in, spacing_mm: float, tissues_in=None) -> tuple[np.ndarray, ...]:
+def to_model_lattice(
+    image_in: Any, labels_in: Any, spacing_mm: float, tissues_in: Any = None
+) -> tuple[np.ndarray, ...]:
     """Image (float16: HU to 0.5) and labels (uint8 where they fit: the cache stays small) and
     tissues, if given, resampled onto the
     closest-RAS lattice at ``spacing_mm`` covering the input (Volumes, paths or nibabel images)."""
@@ -62,7 +69,7 @@ def to_model_lattice(image_in, labels_in, spacing_mm: float, tissues_in=None) ->
     to_input = np.linalg.inv(image.affine) @ lattice.affine
     lo, hi = input_extent(image.shape, np.linalg.inv(to_input))
     start = np.floor(lo + 0.5).astype(int)
-    shape = tuple(int(n) for n in np.floor(hi + 0.5).astype(int) - start)
+    shape = cast(tuple[int, int, int], tuple(int(n) for n in np.floor(hi + 0.5).astype(int) - start))
     img = resample(torch.from_numpy(image.array), to_input, shape, start, "linear").numpy()
     lab = resample(torch.from_numpy(labels.array), to_input, shape, start, "nearest").numpy()
     lab = np.rint(lab)
@@ -130,7 +137,9 @@ def prepare_dataset(
     return out
 
 
-def _class_voxels(path: Path, labels: np.ndarray, classes: dict, seed: int, key: str) -> dict[str, np.ndarray]:
+def _class_voxels(
+    path: Path, labels: np.ndarray, classes: dict[str, tuple[int, ...]], seed: int, key: str
+) -> dict[str, np.ndarray]:
     """Up to a few thousand random voxels of each class present (cached per case and seed; each
     class draws from its own generator, so the picks do not depend on what is cached already).
 
@@ -178,7 +187,7 @@ def cut_crop(case: PreparedCase, centre: np.ndarray, size: int, name: str) -> tu
     return image, target
 
 
-def _augmenters(seed: int):
+def _augmenters(seed: int) -> tuple[Compose, Rand3DElasticd, RandBiasFieldd, Compose]:
     from monai.transforms import (
         Compose,
         Rand3DElasticd,
@@ -226,7 +235,7 @@ def _augmenters(seed: int):
     return spatial, elastic, bias, intensity
 
 
-def _spatial(d: dict, rng: np.random.Generator) -> dict:
+def _spatial(d: dict[str, torch.Tensor], rng: np.random.Generator) -> dict[str, torch.Tensor]:
     """The spatial part of the augmentation on an image and its maps (nearest for the maps)."""
     from monai.transforms import Rand3DElasticd, RandAffined, RandAxisFlipd
 
@@ -244,14 +253,15 @@ def _spatial(d: dict, rng: np.random.Generator) -> dict:
     flip = RandAxisFlipd(keys=keys, prob=0.5)
     affine.set_random_state(seed)
     flip.set_random_state(seed + 1)
-    d = flip(affine(d))
+    data = cast(Mapping[Hashable, torch.Tensor], d)  # MONAI types its dictionary transforms on Hashable keys
+    out = flip(cast(Mapping[Hashable, torch.Tensor], affine(data)))
     if rng.random() < ELASTIC_PROB:
         elastic = Rand3DElasticd(
             keys=keys, prob=1.0, sigma_range=(6, 9), magnitude_range=(40, 120), mode=modes, padding_mode="zeros"
         )
         elastic.set_random_state(seed + 2)
-        d = elastic(d)
-    return d
+        out = elastic(out)
+    return cast(dict[str, torch.Tensor], out)
 
 
 class CropSampler:
@@ -346,5 +356,5 @@ class CropSampler:
             return np.array([target.shape[0] // 2] * 3, dtype=np.int64)
         if rng.random() < 0.5:
             centre = np.array(target.shape) // 2
-            return idx[np.argmin(((idx - centre) ** 2).sum(1))].astype(np.int64)
-        return idx[rng.integers(len(idx))].astype(np.int64)
+            return cast(np.ndarray, idx[np.argmin(((idx - centre) ** 2).sum(1))].astype(np.int64))
+        return cast(np.ndarray, idx[rng.integers(len(idx))].astype(np.int64))

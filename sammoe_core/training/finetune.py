@@ -12,10 +12,14 @@ from __future__ import annotations
 import shutil
 from collections.abc import Sequence
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 from sammoe_core import __version__
 from sammoe_core.errors import SammoeError
 from sammoe_core.training.loop import DataSource, TrainConfig, train
+
+if TYPE_CHECKING:
+    from sammoe_core.experts.expert import Expert
 
 
 def finetune_expert(
@@ -39,8 +43,8 @@ def finetune_expert(
     progress: bool = True,
     synthesis: bool = False,
     box_prob: float | None = None,
-    **manifest_fields,
-):
+    **manifest_fields: Any,
+) -> tuple[Expert, dict[str, Any]]:
     """Finetune, then save the expert folder; returns the :class:`~sammoe_core.experts.Expert`.
 
     ``manifest_fields``: version, description, modality, license, authors (defaults filled in).

@@ -16,6 +16,7 @@ passes a box with the clicks of the first crop).
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import numpy as np
@@ -113,7 +114,7 @@ def interactive_loss(
     image: torch.Tensor,
     target: torch.Tensor,
     num_clicks: int,
-    loss_fn,
+    loss_fn: Callable[[torch.Tensor, torch.Tensor], torch.Tensor],
     gen: torch.Generator,
     first_click: torch.Tensor | None = None,
     box_prob: float = 0.0,

@@ -14,8 +14,9 @@ import math
 import os
 import shutil
 import time
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 import torch
 from pydantic import BaseModel, ConfigDict, Field, model_validator
@@ -25,6 +26,9 @@ from sammoe_core.files.atomic import write_text_atomic
 from sammoe_core.model import Sam3D, get_config
 from sammoe_core.model.checkpoint import load_model, save_weights
 from sammoe_core.segmentation.preprocessing import Preprocessing
+
+if TYPE_CHECKING:
+    from sammoe_core.training.data import CropSampler
 
 Parts = Literal["all", "decoder"]
 
@@ -82,23 +86,24 @@ class TrainConfig(BaseModel):
         return self
 
 
-def _trainable(model: Sam3D, parts: Parts) -> tuple[list, list]:
+def _trainable(model: Sam3D, parts: Parts) -> tuple[list[torch.nn.Parameter], list[torch.nn.Parameter]]:
     """(image-encoder parameters, other parameters) that train for ``parts``; the rest freeze."""
     from sammoe_core.experts.weights import part_prefixes
 
     prefixes = part_prefixes(parts)
-    encoder, other = [], []
+    encoder: list[torch.nn.Parameter] = []
+    other: list[torch.nn.Parameter] = []
     for name, p in model.named_parameters():
         if name.startswith(prefixes):
             (encoder if name.startswith("image_encoder.") else other).append(p)
     return encoder, other
 
 
-class _Samples(torch.utils.data.IterableDataset):
-    def __init__(self, sampler, seed: int, start: int, batch: int) -> None:
+class _Samples(torch.utils.data.IterableDataset[tuple[int, dict[str, torch.Tensor]]]):
+    def __init__(self, sampler: CropSampler, seed: int, start: int, batch: int) -> None:
         self.sampler, self.seed, self.start, self.batch = sampler, seed, start, batch
 
-    def __iter__(self):
+    def __iter__(self) -> Iterator[tuple[int, dict[str, torch.Tensor]]]:
         # Each worker makes every num_workers-th step; the DataLoader interleaves them in order.
         info = torch.utils.data.get_worker_info()
         step, stride = (self.start + info.id, info.num_workers) if info else (self.start, 1)
@@ -115,7 +120,7 @@ def _seed(*parts: object) -> int:
     return int(hashlib.sha256("|".join(map(str, parts)).encode()).hexdigest()[:8], 16) & 0x7FFFFFFF
 
 
-def build_sampler(cfg: TrainConfig, cache_dir: Path):
+def build_sampler(cfg: TrainConfig, cache_dir: Path) -> CropSampler:
     """Prepare every data source and weight it: each source's pairs share its ``weight``."""
     from sammoe_core.training.data import CropSampler, prepare_dataset
 
@@ -133,7 +138,7 @@ def build_sampler(cfg: TrainConfig, cache_dir: Path):
 _EXECUTION_FIELDS = {"device", "workers", "threads", "checkpoint_every_s", "log_every", "max_wall_s"}
 
 
-def _identity(cfg: TrainConfig) -> dict:
+def _identity(cfg: TrainConfig) -> dict[str, Any]:
     exclude = _EXECUTION_FIELDS | ({"init_weights"} if cfg.init_sha256 else set())
     return cfg.model_dump(exclude=exclude)
 
@@ -145,7 +150,9 @@ def _lr_factor(step: int, cfg: TrainConfig) -> float:
     return 0.05 + 0.95 * 0.5 * (1 + math.cos(math.pi * min(1.0, progress)))
 
 
-def train(cfg: TrainConfig, run_dir: str | Path, cache_dir: str | Path | None = None, progress: bool = True) -> dict:
+def train(
+    cfg: TrainConfig, run_dir: str | Path, cache_dir: str | Path | None = None, progress: bool = True
+) -> dict[str, Any]:
     """Run (or resume) a training run in ``run_dir``; returns a summary dict."""
     from monai.losses import DiceCELoss
 
@@ -187,7 +194,7 @@ def train(cfg: TrainConfig, run_dir: str | Path, cache_dir: str | Path | None = 
     trainable = {id(p) for p in enc_params + other_params}
     for p in model.parameters():
         p.requires_grad_(id(p) in trainable)
-    groups = [{"params": enc_params, "lr": cfg.lr}] if enc_params else []
+    groups: list[dict[str, Any]] = [{"params": enc_params, "lr": cfg.lr}] if enc_params else []
     groups.append({"params": other_params, "lr": cfg.lr * cfg.decoder_lr_factor})
     for g in groups:
         g["base_lr"] = g["lr"]
@@ -282,7 +289,9 @@ def train(cfg: TrainConfig, run_dir: str | Path, cache_dir: str | Path | None = 
     }
 
 
-def _checkpoint(model: Sam3D, opt, folder: Path, step: int, cpu_seconds: float, wall_seconds: float) -> None:
+def _checkpoint(
+    model: Sam3D, opt: torch.optim.Optimizer, folder: Path, step: int, cpu_seconds: float, wall_seconds: float
+) -> None:
     """Weights, optimizer and step written as one unit: into a new folder, then swapped in."""
     import shutil
 

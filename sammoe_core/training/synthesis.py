@@ -23,12 +23,16 @@ view (part of the crop outside the scan: zero, as segmentation pads).
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import TYPE_CHECKING, cast
 
 import numpy as np
 import torch
 import torch.nn.functional as F
 
 from sammoe_core.phantoms.tissues import CT_HU, Tissue
+
+if TYPE_CHECKING:
+    from sammoe_core.segmentation.intensity import Modality
 
 STYLE_PROBABILITIES = {"random": 0.45, "ct": 0.35, "own": 0.20}
 THICK_SLICE_PROB = 0.35
@@ -75,7 +79,7 @@ _AIR_LIKE = (Tissue.AIR, Tissue.TABLE_FOAM)
 @dataclass
 class SynthesisResult:
     image: torch.Tensor  # (S, S, S) float32, raw intensities (HU for "ct")
-    modality: str  # how to normalise it: "ct" or "mr"
+    modality: Modality  # how to normalise it: "ct" or "mr"
     style: str
     inside: torch.Tensor  # (S, S, S) bool: inside the simulated field of view
 
@@ -90,7 +94,7 @@ def generation_classes(labels: torch.Tensor, tissues: torch.Tensor | None, image
         sample = flat[:: max(1, flat.numel() // 65536)].float()
         edges = torch.quantile(sample, torch.tensor([0.25, 0.5, 0.75]))
         key = labels.long() * 8 + torch.bucketize(image.float(), edges)
-    return torch.unique(key, return_inverse=True)[1]
+    return cast(torch.Tensor, torch.unique(key, return_inverse=True)[1])
 
 
 def _smooth_field(rng: np.random.Generator, shape: tuple[int, ...], coarse: int) -> torch.Tensor:
@@ -198,7 +202,7 @@ def synthesize(
     labels: torch.Tensor,
     tissues: torch.Tensor | None,
     image: torch.Tensor,
-    modality: str,
+    modality: Modality,
     keep: np.ndarray,
     rng: np.random.Generator,
 ) -> SynthesisResult:
@@ -209,6 +213,7 @@ def synthesize(
     names, weights = list(styles), np.array(list(styles.values()))
     style = str(rng.choice(names, p=weights / weights.sum()))
     gen = _torch_gen(rng)
+    norm: Modality
     if style == "random":
         out, norm = _random_style(generation_classes(labels, tissues, image), rng), "mr"
         noise = float(rng.uniform(0.0, 12.0))

@@ -15,6 +15,7 @@ constant 0 outside the source (a voxel's extent is its index ± 0.5).
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Literal, cast, overload
 
 import numpy as np
 import torch
@@ -26,7 +27,7 @@ _CHUNK_VOXELS = 1 << 20
 def apply_affine(matrix: np.ndarray, points: np.ndarray) -> np.ndarray:
     """Apply a 4x4 affine to (..., 3) points."""
     points = np.asarray(points, dtype=np.float64)
-    return points @ matrix[:3, :3].T + matrix[:3, 3]
+    return cast(np.ndarray, points @ matrix[:3, :3].T + matrix[:3, 3])
 
 
 def ras_directions(affine: np.ndarray) -> np.ndarray:
@@ -72,6 +73,29 @@ def input_extent(shape: tuple[int, ...], index_map: np.ndarray) -> tuple[np.ndar
     return mapped.min(axis=0), mapped.max(axis=0)
 
 
+@overload
+def resample(
+    source: torch.Tensor,
+    index_map: np.ndarray,
+    shape: tuple[int, int, int],
+    start: np.ndarray | tuple[int, int, int] = ...,
+    mode: str = ...,
+    return_inside: Literal[False] = ...,
+) -> torch.Tensor: ...
+
+
+@overload
+def resample(
+    source: torch.Tensor,
+    index_map: np.ndarray,
+    shape: tuple[int, int, int],
+    start: np.ndarray | tuple[int, int, int] = ...,
+    mode: str = ...,
+    *,
+    return_inside: Literal[True],
+) -> tuple[torch.Tensor, torch.Tensor]: ...
+
+
 def resample(
     source: torch.Tensor,
     index_map: np.ndarray,
@@ -113,4 +137,6 @@ def resample(
         out[first : first + len(axis0)] = values * inside
         if inside_out is not None:
             inside_out[first : first + len(axis0)] = inside
-    return (out, inside_out) if return_inside else out
+    if inside_out is not None:
+        return out, inside_out
+    return out

@@ -153,6 +153,6 @@ def nifti_like(data: np.ndarray, reference: Volume) -> Any:
     header.set_data_shape(data.shape)
     header.set_slope_inter(1.0, 0.0)
     header["cal_min"], header["cal_max"] = 0.0, 0.0
-    klass = nib.Nifti2Image if isinstance(header, nib.Nifti2Header) else nib.Nifti1Image
+    klass: type[nib.Nifti1Image] = nib.Nifti2Image if isinstance(header, nib.Nifti2Header) else nib.Nifti1Image
     # affine=None keeps the header's qform and sform, matrices and codes, exactly as they were.
     return klass(data, None, header=header)

@@ -8,7 +8,7 @@ file's original header (kept so that label maps can copy it).
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, cast
 
 import numpy as np
 
@@ -35,7 +35,7 @@ class Volume:
     @property
     def spacing(self) -> np.ndarray:
         """Voxel size along each array axis, mm."""
-        return np.linalg.norm(self.affine[:3, :3], axis=0)
+        return cast(np.ndarray, np.linalg.norm(self.affine[:3, :3], axis=0))
 
 
 def _shape_text(shape: tuple[int, ...]) -> str:
