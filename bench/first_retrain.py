@@ -51,8 +51,10 @@ def main() -> None:
         trained, done = sammoe("retrain-gate", "--json", "-q", *extra, env=env)
         report = json.loads(done.stdout)
     print(f"add-expert (copy of spinal-cord): {added:.1f} s")
-    print(f"first retrain-gate, fresh SAMMOE_HOME, {len(report['candidates'])} candidates: {trained:.1f} s "
-          f"({report['prompts']} prompts, held-out routing accuracy {report.get('heldout_accuracy')})")
+    print(
+        f"first retrain-gate, fresh SAMMOE_HOME, {len(report['candidates'])} candidates: {trained:.1f} s "
+        f"({report['prompts']} prompts, held-out routing accuracy {report.get('heldout_accuracy')})"
+    )
     print(f"goal: <= 180 s -> {'met' if trained <= 180 else 'missed'}")
 
 
