@@ -29,17 +29,34 @@ if TYPE_CHECKING:
     from sammoe_core.evaluation.evaluate import evaluate
     from sammoe_core.experts import Expert, available_experts, enabled_experts
     from sammoe_core.experts.foundations import FoundationSpec, resolve_foundation
+    from sammoe_core.experts.manage import AddResult, add_expert, remove_expert
+    from sammoe_core.hub.export import export_expert as export
+    from sammoe_core.hub.publish import publish_expert as publish
     from sammoe_core.io.outputs import write_result
     from sammoe_core.io.volumes import Volume, read_volume
     from sammoe_core.model import Sam3D
+    from sammoe_core.model.checkpoint import convert_checkpoint as convert
+    from sammoe_core.moe.retrain import RetrainReport, retrain_gate
     from sammoe_core.moe.segmenter import MoESegmenter, build_from_registry
     from sammoe_core.segmentation.pipeline import SegmentationResult, segment
     from sammoe_core.segmentation.predictor import FoundationPredictor
     from sammoe_core.segmentation.predictor_spec import PredictorSpec
     from sammoe_core.segmentation.prompts import Box, Prompt, Target, load_prompts
+    from sammoe_core.segmentation.session import Session
+    from sammoe_core.training.finetune import finetune_expert as finetune
 
-# name -> module holding it (imported on first access)
+# name -> module holding it (imported on first access); "module:attribute" where the names differ
 _LAZY: dict[str, str] = {
+    "Session": "sammoe_core.segmentation.session",
+    "retrain_gate": "sammoe_core.moe.retrain",
+    "RetrainReport": "sammoe_core.moe.retrain",
+    "finetune": "sammoe_core.training.finetune:finetune_expert",
+    "add_expert": "sammoe_core.experts.manage",
+    "AddResult": "sammoe_core.experts.manage",
+    "remove_expert": "sammoe_core.experts.manage",
+    "export": "sammoe_core.hub.export:export_expert",
+    "publish": "sammoe_core.hub.publish:publish_expert",
+    "convert": "sammoe_core.model.checkpoint:convert_checkpoint",
     "segment": "sammoe_core.segmentation.pipeline",
     "SegmentationResult": "sammoe_core.segmentation.pipeline",
     "write_result": "sammoe_core.io.outputs",
@@ -78,7 +95,8 @@ def __getattr__(name: str) -> Any:
     """Import a public name on first access (the command line stays fast)."""
     if name not in _LAZY:
         raise AttributeError(f"module 'sammoe_core' has no attribute {name!r}")
-    value = getattr(importlib.import_module(_LAZY[name]), name)
+    module, _, attribute = _LAZY[name].partition(":")
+    value = getattr(importlib.import_module(module), attribute or name)
     globals()[name] = value  # later lookups skip this function
     return value
 
@@ -86,6 +104,16 @@ def __getattr__(name: str) -> Any:
 __all__ = [  # the same names as _LAZY (tested), spelt out for type checkers and linters
     "__version__",
     "hookimpl",
+    "Session",
+    "retrain_gate",
+    "RetrainReport",
+    "finetune",
+    "add_expert",
+    "AddResult",
+    "remove_expert",
+    "export",
+    "publish",
+    "convert",
     "segment",
     "SegmentationResult",
     "write_result",
