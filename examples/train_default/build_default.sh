@@ -12,7 +12,7 @@
 set -euo pipefail
 run=${1:-work/runs/foundation-synth}
 steps=${STEPS:-600}            # finetune steps per expert (STEPS=2 for a dry run of the script)
-prompts=${PROMPTS:-4}          # gate-training clicks per class and calibration case
+prompts=${PROMPTS:-2}          # gate-training clicks per class and case
 export SAMMOE_HOME=${SAMMOE_HOME:-$PWD/work/home-default}
 python examples/train_default/install_default.py foundation "$run/model.safetensors"
 

@@ -21,7 +21,7 @@ import nibabel as nib
 import numpy as np
 from scipy import ndimage
 
-from sammoe_core.phantoms import LABEL_NAMES, generate_phantom
+from sammoe_core.phantoms import GENERAL_STRUCTURES, LABEL_NAMES, SPECIFIC_STRUCTURES, generate_phantom
 
 EXPERTS = {"spinal-cord": ["spinal_cord"], "esophagus": ["esophagus"], "hip": ["hip_left", "hip_right"]}
 MARGIN_MM = 60.0
@@ -29,9 +29,14 @@ EXAMPLE_TARGETS = ["liver", "spleen", "kidney_left", "kidney_right", "aorta", "s
 REPO = Path(__file__).resolve().parents[2]
 
 
+# The classes a calibration set offers the gate: the experts' structures and the organs around
+# them (a few classes keep the first `sammoe retrain-gate` short; every label stays in "body").
+CALIBRATION_CLASSES = (*GENERAL_STRUCTURES[:9], *SPECIFIC_STRUCTURES, "stomach", "vertebrae")
+
+
 def _dataset_json(name: str) -> dict:
-    labels = {"background": 0, "body": sorted(LABEL_NAMES)}
-    labels.update({name_: value for value, name_ in sorted(LABEL_NAMES.items()) if name_ != "body"})
+    labels: dict[str, object] = {"background": 0, "body": sorted(LABEL_NAMES)}
+    labels.update({n: v for v, n in sorted(LABEL_NAMES.items()) if n != "body" and n in CALIBRATION_CLASSES})
     return {
         "name": name,
         "modality": "ct",
