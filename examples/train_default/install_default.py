@@ -3,9 +3,10 @@
     python examples/train_default/install_default.py foundation RUN/model.safetensors
     python examples/train_default/install_default.py gate GATE_DIR
 
-``foundation`` copies the weights to ``sammoe_core/weights/<config>.safetensors`` (removing any
-other weights file there) and writes ``foundation.json`` (its FoundationSpec: name, config, file,
-sha256); ``gate`` copies a gate folder
+``foundation`` copies the weights to ``sammoe_core/weights/sammoe-small.safetensors`` (removing
+any other weights file there) and writes ``foundation.json`` (its FoundationSpec: the built-in
+name ``sammoe-small``, the network config its header records, the file, its sha256); ``gate``
+copies a gate folder
 made by ``sammoe retrain-gate`` to ``sammoe_core/weights/gates/default/`` (used whenever the
 enabled experts are exactly the ones it was trained for).
 """
@@ -17,6 +18,7 @@ import shutil
 import sys
 from pathlib import Path
 
+from sammoe_core.experts.foundations import BUILTIN_FOUNDATION
 from sammoe_core.files.hashing import sha256_file
 from sammoe_core.model.checkpoint import read_metadata
 
@@ -25,14 +27,14 @@ WEIGHTS = Path(__file__).resolve().parents[2] / "sammoe_core" / "weights"
 
 def install_foundation(src: Path) -> None:
     meta = read_metadata(src)
-    target = WEIGHTS / f"{meta['sammoe_config']}.safetensors"
+    target = WEIGHTS / f"{BUILTIN_FOUNDATION}.safetensors"
     WEIGHTS.mkdir(exist_ok=True)
     shutil.copyfile(src, target)
     for stale in WEIGHTS.glob("*.safetensors"):  # one embedded foundation
         if stale != target:
             stale.unlink()
     spec = {
-        "name": meta["sammoe_config"],
+        "name": BUILTIN_FOUNDATION,
         "config": meta["sammoe_config"],
         "weights": target.name,
         "sha256": sha256_file(target),
