@@ -136,3 +136,9 @@ def test_an_output_never_replaces_its_input(tmp_path, no_model):
         result = _segment(volume, "-o", out, "--point", "1,1,1", "--overwrite")
         _one_line_exit_2(result, "would replace the input")
     assert volume.read_bytes() == before
+
+
+def test_max_voxels_lowers_or_raises_the_budget(tmp_path, no_model):
+    volume = _small_volume(tmp_path)  # 1,440 voxels
+    result = _segment(volume, "-o", tmp_path / "o.nii.gz", "--point", "1,1,1", "--max-voxels", "1000")
+    _one_line_exit_2(result, "1,440 voxels", "exceed the limit of 1,000")

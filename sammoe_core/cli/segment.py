@@ -156,6 +156,12 @@ def _segment_batch(
     "--box", callback=_numbers(6, "X0,Y0,Z0,X1,Y1,Z1"), metavar="X0,Y0,Z0,X1,Y1,Z1", help="Box corners, voxel indices."
 )
 @click.option(
+    "--max-voxels",
+    type=click.IntRange(min=1),
+    default=None,
+    help="Refuse volumes larger than this (default 600,000,000 or SAMMOE_MAX_VOXELS).",
+)
+@click.option(
     "--box-as-click", is_flag=True, help="On a network without box embeddings, use a box's centre as a click."
 )
 @click.option(
@@ -232,6 +238,7 @@ def segment(
     point_mm: list[tuple[float, ...]],
     negative_point_mm: list[tuple[float, ...]],
     box: tuple[float, ...] | None,
+    max_voxels: int | None,
     box_as_click: bool,
     prompts_file: str | None,
     label_name: str | None,
@@ -294,6 +301,7 @@ def segment(
             overwrite=overwrite,
             quiet=quiet,
             box_as_click=box_as_click,
+            max_voxels=max_voxels,
         )
         return
     if shard is not None or engine != "local":
@@ -304,7 +312,7 @@ def segment(
         raise SammoeError(f"{input_path}: no prompts; pass --point X,Y,Z, --point-mm, --box or --prompts FILE.json")
     preview_arg = True if preview == "" else preview
     check_outputs(output_paths(output, preview_arg, probabilities), overwrite, inputs=(input_path,))
-    volume = read_volume(input_path)  # every input check (header first) before the model loads
+    volume = read_volume(input_path, max_voxels)  # every input check (header first) before the model loads
     for target in make_targets(targets):  # prompts inside the volume, also before the model loads
         resolve_target(target, volume.affine, volume.shape, volume.source)
     predictor = _build_predictor(spec)

@@ -38,21 +38,23 @@ def segment_file(
     progress: bool = False,
     box_as_click: bool = False,
     volume: Volume | None = None,
+    max_voxels: int | None = None,
 ) -> dict[str, Any]:
     """Segment one volume file to its outputs; return the record of the run.
 
-    ``volume``: the file, already read (the CLI reads it before loading the model).
-
-    ``progress`` counts crops on a bar when stderr is a terminal. The outputs are checked before any
-    work (existing files without ``overwrite``, missing or
-    unwritable folders), so a bad output location fails fast and leaves nothing behind.
+    ``volume``: the file, already read (the CLI reads it before loading the model); otherwise it
+    is read here within the voxel budget ``max_voxels`` (default: :mod:`sammoe_core.io.limits`).
+    ``progress`` counts crops on a bar when stderr is a terminal. The outputs are checked before
+    any work (existing files without ``overwrite``, missing or unwritable folders), so a bad
+    output location fails fast and leaves nothing behind.
     """
+    from sammoe_core.io.volumes import read_volume
     from sammoe_core.segmentation.pipeline import DEFAULT_MAX_CROPS, segment
 
     started = time.perf_counter()
     check_outputs(output_paths(output_path, preview, probabilities), overwrite, inputs=(input_path,))
     result = segment(
-        input_path if volume is None else volume,
+        read_volume(input_path, max_voxels) if volume is None else volume,
         prompts,
         predictor,
         modality=modality,
@@ -97,6 +99,7 @@ class SegmentSettings:
     overwrite: bool = False
     max_crops: int | None = None
     box_as_click: bool = False
+    max_voxels: int | None = None
 
     def to_dict(self) -> dict[str, Any]:
         """The settings for a run report (shared prompts by target name)."""
@@ -196,6 +199,7 @@ def run_item(item: BatchItem, predictor: CropPredictor, settings: SegmentSetting
             overwrite=settings.overwrite,
             max_crops=settings.max_crops,
             box_as_click=settings.box_as_click,
+            max_voxels=settings.max_voxels,
         )
     except Exception as e:  # noqa: BLE001 - recorded; the batch goes on
         record = {"status": "failed", "error": _one_line(e), "seconds": round(time.perf_counter() - started, 3)}
