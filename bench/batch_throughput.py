@@ -26,6 +26,10 @@ import sys
 import tempfile
 import time
 from pathlib import Path
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from sammoe_core.distributed import BatchReport
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
@@ -70,14 +74,14 @@ class Timed:
             yield record
 
 
-def row(name: str, workers: int, report: dict, startup: float) -> str:
-    done = [c for c in report["cases"] if c["status"] == "done"]
+def row(name: str, workers: int, report: BatchReport, startup: float) -> str:
+    done = [c for c in report.cases if c["status"] == "done"]
     inside = sum(c["seconds"] for c in done)
     n = max(len(done), 1)
-    overhead = (report["seconds"] * workers - inside) / n
-    steady = ((report["seconds"] - startup) * workers - inside) / n
+    overhead = (report.seconds * workers - inside) / n
+    steady = ((report.seconds - startup) * workers - inside) / n
     return (
-        f"{name:<12}{workers:>8}{len(done):>8}{report['seconds']:>8.2f}{len(done) * 60 / report['seconds']:>12.1f}"
+        f"{name:<12}{workers:>8}{len(done):>8}{report.seconds:>8.2f}{len(done) * 60 / report.seconds:>12.1f}"
         f"{inside / n:>10.3f}{startup:>10.2f}{overhead:>12.3f}{steady:>12.3f}"
     )
 
@@ -123,14 +127,14 @@ def main() -> None:
         engine = Timed(LocalEngine(spec.build()))
         load = time.perf_counter() - clock  # the model load counts, as it does in Ray's actors
         local = segment_batch(root / "in", root / "out-local", engine, quiet=True)
-        local["seconds"] += load
+        local.seconds += load
         lines.append(row("local loop", 1, local, load + engine.first_result))
         ray = import_ray()
         started = time.perf_counter()
         cpus = max(2, int(max(args.workers) * args.cpus_per_worker))
         ray.init(num_cpus=cpus, include_dashboard=False, log_to_driver=False)
         ray_start = time.perf_counter() - started
-        description = local["model"]
+        description = local.data["model"]
         for workers in args.workers:
             options = RayOptions(
                 workers=workers, gpus_per_worker=args.gpus_per_worker, cpus_per_worker=args.cpus_per_worker, quiet=True

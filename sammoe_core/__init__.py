@@ -15,7 +15,7 @@ __version__ = "0.1.0"
 from sammoe_core.plugins.hookspecs import hookimpl  # noqa: E402
 
 if TYPE_CHECKING:
-    from sammoe_core.distributed import segment_batch, segment_file, segment_folder
+    from sammoe_core.distributed import BatchReport, SegmentSettings, segment_batch, segment_file, segment_folder
     from sammoe_core.errors import (
         HubError,
         InputError,
@@ -43,6 +43,7 @@ if TYPE_CHECKING:
     from sammoe_core.segmentation.predictor_spec import PredictorSpec
     from sammoe_core.segmentation.prompts import Box, Prompt, Target, load_prompts
     from sammoe_core.segmentation.session import Session
+    from sammoe_core.training.finetune import FinetuneReport
     from sammoe_core.training.finetune import finetune_expert as finetune
 
 # name -> module holding it (imported on first access); "module:attribute" where the names differ
@@ -51,6 +52,7 @@ _LAZY: dict[str, str] = {
     "retrain_gate": "sammoe_core.moe.retrain",
     "RetrainReport": "sammoe_core.moe.retrain",
     "finetune": "sammoe_core.training.finetune:finetune_expert",
+    "FinetuneReport": "sammoe_core.training.finetune",
     "add_expert": "sammoe_core.experts.manage",
     "AddResult": "sammoe_core.experts.manage",
     "remove_expert": "sammoe_core.experts.manage",
@@ -63,6 +65,8 @@ _LAZY: dict[str, str] = {
     "segment_file": "sammoe_core.distributed",
     "segment_folder": "sammoe_core.distributed",
     "segment_batch": "sammoe_core.distributed",
+    "BatchReport": "sammoe_core.distributed",
+    "SegmentSettings": "sammoe_core.distributed",
     "Target": "sammoe_core.segmentation.prompts",
     "Prompt": "sammoe_core.segmentation.prompts",
     "Box": "sammoe_core.segmentation.prompts",
@@ -108,6 +112,7 @@ __all__ = [  # the same names as _LAZY (tested), spelt out for type checkers and
     "retrain_gate",
     "RetrainReport",
     "finetune",
+    "FinetuneReport",
     "add_expert",
     "AddResult",
     "remove_expert",
@@ -120,6 +125,8 @@ __all__ = [  # the same names as _LAZY (tested), spelt out for type checkers and
     "segment_file",
     "segment_folder",
     "segment_batch",
+    "BatchReport",
+    "SegmentSettings",
     "Target",
     "Prompt",
     "Box",

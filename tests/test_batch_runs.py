@@ -121,19 +121,17 @@ def test_shards_partition_the_inputs_exactly(tmp_path, predictor, monkeypatch):
     out = tmp_path / "segs"
     engine = LocalEngine(predictor)
     reports = [segment_batch(cases, out, engine, shard=f"{i}/2", quiet=True) for i in range(2)]
-    done = [{c["key"] for c in r["cases"] if c["status"] == "done"} for r in reports]
+    done = [{c["key"] for c in r.cases if c["status"] == "done"} for r in reports]
     assert done[0].isdisjoint(done[1]) and done[0] | done[1] == {f"case{i}.nii.gz" for i in range(5)}
     assert all((out / key).exists() for key in done[0] | done[1])
-    assert [r["shard"] for r in reports] == ["0/2", "1/2"]
+    assert [r.shard for r in reports] == ["0/2", "1/2"]
     assert {manifest_path(out, Shard(i, 2)).name for i in range(2)} <= {p.name for p in out.iterdir()}
 
     # an unsharded rerun finds everything done by the shards, with the same weights
     calls = _count_segment_file_calls(monkeypatch)
     report = segment_batch(cases, out, engine, quiet=True)
-    assert calls == [] and report["counts"] == {"done": 0, "failed": 0, "skipped": 5}
-    assert {c["reason"] for c in report["cases"]} == {
-        "done in an earlier run with the same weights, settings and prompts"
-    }
+    assert calls == [] and report.counts == {"done": 0, "failed": 0, "skipped": 5}
+    assert {c["reason"] for c in report.cases} == {"done in an earlier run with the same weights, settings and prompts"}
 
 
 def test_failures_are_recorded_the_run_goes_on_and_a_rerun_retries_them(tmp_path, predictor, tiny_weights, monkeypatch):
@@ -143,14 +141,14 @@ def test_failures_are_recorded_the_run_goes_on_and_a_rerun_retries_them(tmp_path
     (cases / "case1.prompts.json").replace(cases / "broken.prompts.json")
     out = tmp_path / "segs"
     report = segment_batch(cases, out, LocalEngine(predictor), quiet=True)
-    status = {c["key"]: c["status"] for c in report["cases"]}
+    status = {c["key"]: c["status"] for c in report.cases}
     assert status == {
         "broken.nii.gz": "failed",
         "case0.nii.gz": "done",
         "case1.nii.gz": "failed",
         "case2.nii.gz": "done",
     }
-    assert report["counts"] == {"done": 2, "failed": 2, "skipped": 0} and report["volumes_per_minute"] > 0
+    assert report.counts == {"done": 2, "failed": 2, "skipped": 0} and report.volumes_per_minute > 0
     manifest = read_manifest(manifest_path(out))
     assert {k: e["status"] for k, e in manifest.items()} == status
     assert "not a volume" in manifest["broken.nii.gz"]["error"] and "no prompts" in manifest["case1.nii.gz"]["error"]
@@ -165,7 +163,7 @@ def test_failures_are_recorded_the_run_goes_on_and_a_rerun_retries_them(tmp_path
     calls = _count_segment_file_calls(monkeypatch)
     report = segment_batch(cases, out, LocalEngine(predictor), quiet=True)
     assert sorted(calls) == [str(cases / "broken.nii.gz")]  # case1 fails before segment_file: no prompts
-    assert report["counts"] == {"done": 1, "failed": 1, "skipped": 2}
+    assert report.counts == {"done": 1, "failed": 1, "skipped": 2}
     assert read_manifest(manifest_path(out))["broken.nii.gz"]["status"] == "done"
 
     # other weights: done outputs are kept (and said to be stale) unless --overwrite
@@ -173,12 +171,12 @@ def test_failures_are_recorded_the_run_goes_on_and_a_rerun_retries_them(tmp_path
     engine = LocalEngine(PredictorSpec(weights=str(other), device="cpu").build())
     calls.clear()
     report = segment_batch(cases, out, engine, quiet=True)
-    assert {c["reason"] for c in report["cases"] if c["status"] == "skipped"} == {
+    assert {c["reason"] for c in report.cases if c["status"] == "skipped"} == {
         "output exists, made with other weights (pass --overwrite to redo it)"
     }
-    assert calls == [] and report["counts"] == {"done": 0, "failed": 1, "skipped": 3}
+    assert calls == [] and report.counts == {"done": 0, "failed": 1, "skipped": 3}
     report = segment_batch(cases, out, engine, SegmentSettings(overwrite=True), quiet=True)
-    assert report["counts"] == {"done": 3, "failed": 1, "skipped": 0} and len(calls) == 3
+    assert report.counts == {"done": 3, "failed": 1, "skipped": 0} and len(calls) == 3
     recorded = read_manifest(manifest_path(out))["case0.nii.gz"]["weights"]
     assert recorded["weights_sha256"] == sha256_file(other)
     assert set(recorded) == {"weights_sha256", "settings_sha256", "prompts_sha256"}  # case0 has its own prompts file
@@ -186,7 +184,7 @@ def test_failures_are_recorded_the_run_goes_on_and_a_rerun_retries_them(tmp_path
     # other settings (here: the click policy) redo nothing silently either
     calls.clear()
     report = segment_batch(cases, out, engine, SegmentSettings(clicks="all"), quiet=True)
-    assert calls == [] and {c["reason"] for c in report["cases"] if c["status"] == "skipped"} == {
+    assert calls == [] and {c["reason"] for c in report.cases if c["status"] == "skipped"} == {
         "output exists, made with other settings (pass --overwrite to redo it)"
     }
 
@@ -245,11 +243,11 @@ def test_a_killed_run_is_finished_by_rerunning_it(tmp_path, tiny_weights, predic
     calls = _count_segment_file_calls(monkeypatch)
     report = segment_batch(cases, out, LocalEngine(predictor), quiet=True)
     assert sorted(calls) == [str(cases / f"case{i}.nii.gz") for i in (2, 3, 4)]
-    assert report["counts"] == {"done": 3, "failed": 0, "skipped": 2}
+    assert report.counts == {"done": 3, "failed": 0, "skipped": 2}
     assert all(e["status"] == "done" for e in read_manifest(manifest_path(out)).values())
     # the resumed outputs equal an uninterrupted run's
     fresh = segment_batch(cases, tmp_path / "fresh", LocalEngine(predictor), quiet=True)
-    assert fresh["counts"]["done"] == 5
+    assert fresh.counts["done"] == 5
     for item in folder_items(cases, out):
         assert label_bytes(item.output) == label_bytes(tmp_path / "fresh" / item.key)
 
@@ -364,6 +362,6 @@ def test_a_batch_of_garbage_leaves_no_partial_output_folders(tmp_path, predictor
     )
     out = tmp_path / "out"
     report = segment_batch(listing, out, LocalEngine(predictor), quiet=True)
-    assert report["counts"]["failed"] == 1
+    assert report.counts["failed"] == 1
     assert not (out / "deep").exists()  # before: out/deep/er was left empty
     assert sorted(p.name for p in out.iterdir() if not p.name.startswith("sammoe-")) == []

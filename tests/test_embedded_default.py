@@ -33,7 +33,7 @@ def test_shipped_foundation_and_gate_match_their_manifests():
     found = resolve_foundation()  # the built-in one, registered by the default plugin
     assert found.sha256 == spec["sha256"]
     model = found.load("cpu")  # strict, sha256-checked
-    assert model.config.name == "sammoe-small"
+    assert model.config.name == "sammoe-small-box"  # the built-in name is sammoe-small; its config takes boxes
     gate = read_gate_manifest(WEIGHTS / "gates" / "default")
     assert sha256_file(WEIGHTS / "gates" / "default" / "gate.safetensors") == gate.weights_sha256
     assert gate.foundation_sha256 == spec["sha256"]
@@ -85,16 +85,25 @@ def test_the_default_moe_segments_the_example_volume(tmp_path, monkeypatch):
     for target in prompts["targets"]:
         result = next(t for t in sidecar["targets"] if t["name"] == target["name"])
         routes[target["name"]] = result["crops"][0]["predictor_info"][0]["chosen"]
+        for point in target["points"]:  # a clicked voxel keeps the label of the structure clicked
+            assert seg[tuple(point)] == target["label"], (target["name"], point)
         if target["name"] in FLOORS:
             got = dice(torch.from_numpy(seg == target["label"]), torch.from_numpy(truth == value[target["name"]]))
             assert got >= FLOORS[target["name"]], (target["name"], got)
     assert routes == {name: {expert: 1.0} for name, expert in ROUTES.items()}
 
 
-# Dice floors on this example (seed 9999, one click each). Measured when the default was built:
-# liver 0.872, esophagus 0.223, hip_left 0.578 (held-out means for the MoE: 0.767, 0.289, 0.720).
-# Each floor sits about a quarter below the measured value: CPU runs are deterministic, so only
-# a real regression (weights, preprocessing, routing, resampling) crosses it. The spinal cord is
-# routed right but segmented poorly on this case (Dice 0.002), so it has a route check, no floor.
-FLOORS = {"liver": 0.65, "esophagus": 0.16, "hip_left": 0.43}
+# Dice floors on this example (seed 9999, a held-out seed of the training style; one click each), set
+# about a quarter below what the default measured when it was built (liver 0.591, spleen 0.710,
+# kidney_left 0.720, spinal_cord 0.284, esophagus 0.139, hip_left 0.603). CPU runs are
+# deterministic, so only a real regression (weights, preprocessing, routing, resampling) crosses
+# a floor. The aorta (0.240) leaks and has no floor; the right kidney is routed to the hip expert.
+FLOORS = {
+    "liver": 0.44,
+    "spleen": 0.53,
+    "kidney_left": 0.54,
+    "spinal_cord": 0.21,
+    "esophagus": 0.10,
+    "hip_left": 0.45,
+}
 ROUTES = {"liver": "foundation", "spinal_cord": "spinal-cord", "esophagus": "esophagus", "hip_left": "hip"}

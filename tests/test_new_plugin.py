@@ -93,7 +93,7 @@ def test_the_first_party_plugin_is_found_through_its_installed_entry_point(sammo
     # It was finetuned on the foundation sammoe ships (examples/train_default/build_default.sh).
     foundation = resolve_foundation()
     model = expert.build(foundation.load("cpu"), foundation.sha256)
-    assert model.config.name == "sammoe-small" and not expert.overrides_encoder
+    assert model.config.name == "sammoe-small-box" and not expert.overrides_encoder
 
 
 def test_add_expert_reports_a_failed_pip_install_in_one_line(tmp_path, sammoe_home):

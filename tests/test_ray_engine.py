@@ -65,11 +65,11 @@ def test_ray_gives_the_local_loops_outputs_and_records_a_corrupt_volume(tmp_path
     engine = RayEngine(spec, RayOptions(workers=2))
     distributed = segment_batch(listing, tmp_path / "ray", engine, quiet=True)
 
-    assert local["counts"] == distributed["counts"] == {"done": 4, "failed": 1, "skipped": 0}
-    assert distributed["engine"] == "ray" and distributed["ray"]["workers"] == 2
-    assert distributed["model"] == local["model"] and distributed["model"]["weights_sha256"] == sha256_file(
-        tiny_weights
-    )
+    assert local.counts == distributed.counts == {"done": 4, "failed": 1, "skipped": 0}
+    assert distributed.data["engine"] == "ray" and distributed.data["ray"]["workers"] == 2
+    assert distributed.data["model"] == local.data["model"] and distributed.data["model"][
+        "weights_sha256"
+    ] == sha256_file(tiny_weights)
     for i in range(4):
         ours = label_bytes(tmp_path / "ray" / f"case{i}.nii.gz")
         assert ours == label_bytes(tmp_path / "local" / f"case{i}.nii.gz"), f"case{i}"
@@ -85,7 +85,7 @@ def test_ray_gives_the_local_loops_outputs_and_records_a_corrupt_volume(tmp_path
 
     # a rerun retries only the failed volume
     again = segment_batch(listing, tmp_path / "ray", engine, quiet=True)
-    assert again["counts"] == {"done": 0, "failed": 1, "skipped": 4}
+    assert again.counts == {"done": 0, "failed": 1, "skipped": 4}
 
 
 def test_cli_engine_ray(tmp_path, local_ray, tiny_weights):
@@ -111,7 +111,7 @@ def test_cli_engine_ray(tmp_path, local_ray, tiny_weights):
     assert result.exit_code == 0, result.output
     assert "3 done, 0 skipped, 0 failed" in result.output
     report = json.loads(next(out.glob("sammoe-run-*.json")).read_text())
-    assert report["engine"] == "ray" and [c["status"] for c in report["cases"]] == ["done"] * 3
+    assert report.data["engine"] == "ray" and [c["status"] for c in report.cases] == ["done"] * 3
     assert sorted(p.name for p in out.glob("*.nii.gz")) == ["case0.nii.gz", "case1.nii.gz", "case2.nii.gz"]
 
 

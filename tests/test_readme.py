@@ -34,6 +34,9 @@ def test_readme_has_exactly_two_setup_commands_and_ci_runs_the_test_one():
     ]
     assert ci_installs == _pip_installs(tests)
     assert "python -m pytest -q" in ci
+    # the test command lints, checks formatting and types before the tests, as CI does
+    for check in ("ruff check .", "ruff format --check .", "mypy sammoe_core"):
+        assert check in tests and check in ci, check
 
 
 def test_both_setup_commands_install_every_first_party_plugin():

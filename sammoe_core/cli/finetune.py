@@ -104,7 +104,7 @@ def finetune(
         fields["authors"] = tuple(authors)
     if description:
         fields["description"] = description
-    expert, summary = finetune_expert(
+    report = finetune_expert(
         data,
         name,
         output or name,
@@ -126,4 +126,4 @@ def finetune(
         box_prob=box_prob,
         **fields,
     )
-    click.echo(json.dumps({"expert": expert.name, "folder": str(expert.folder), **summary}, indent=2))
+    click.echo(json.dumps(report.to_dict(), indent=2))

@@ -122,19 +122,17 @@ def _segment_batch(
     from sammoe_core.distributed.run import UNCHANGED
 
     report = segment_batch(source, output, runner, settings_, shard=shard, quiet=quiet)
-    for case in report["cases"]:
+    for case in report.cases:
         if case["status"] == "skipped" and case["reason"] != UNCHANGED:
             click.echo(f"{case['case']}: skipped: {case['reason']}", err=True)
-    counts = report["counts"]
+    counts = report.counts
     if not quiet:
         click.echo(
             f"{counts['done']} done, {counts['skipped']} skipped, {counts['failed']} failed "
-            f"({report['volumes_per_minute']:.1f} volumes/min); report {report['report_path']}"
+            f"({report.volumes_per_minute:.1f} volumes/min); report {report.report_path}"
         )
     if counts["failed"]:
-        raise SammoeError(
-            f"{source}: {counts['failed']} of {len(report['cases'])} cases failed; see {report['report_path']}"
-        )
+        raise SammoeError(f"{source}: {counts['failed']} of {len(report.cases)} cases failed; see {report.report_path}")
 
 
 @click.command()

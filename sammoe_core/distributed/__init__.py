@@ -22,12 +22,13 @@ from sammoe_core.distributed.inputs import (
     manifest_items,
 )
 from sammoe_core.distributed.item import SegmentSettings, run_item, segment_file, weights_hashes
-from sammoe_core.distributed.run import run_batch, segment_batch, segment_folder
+from sammoe_core.distributed.run import BatchReport, run_batch, segment_batch, segment_folder
 from sammoe_core.distributed.run_manifest import RunManifest, manifest_path, read_manifest
 
 __all__ = [
     "PROMPTS_SUFFIX",
     "BatchItem",
+    "BatchReport",
     "Engine",
     "LocalEngine",
     "RunManifest",

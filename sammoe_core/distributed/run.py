@@ -4,7 +4,8 @@
 items of the shard, skips those already done (the output exists; the manifest says whether with
 the same weights), marks the rest pending, records each item in the manifest as the engine hands
 its result back, shows a progress bar on a terminal, and writes one JSON run report beside the
-outputs (counts of done, failed and skipped volumes, volumes per minute, every item's record).
+outputs (counts of done, failed and skipped volumes, volumes per minute, every item's record),
+and returns it as a :class:`BatchReport`.
 :func:`segment_folder` and :func:`segment_batch` are its front doors for a folder and for a
 folder-or-manifest.
 """
@@ -14,6 +15,7 @@ from __future__ import annotations
 import json
 import sys
 import time
+from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -32,6 +34,23 @@ if TYPE_CHECKING:
     from sammoe_core.segmentation.prompts import Target
 
 COUNTED = ("done", "failed", "skipped")
+
+
+@dataclass(frozen=True)
+class BatchReport:
+    """What a batch run did: every case's record, counts by status, speed, and the JSON report's path.
+
+    ``data`` is the report exactly as written to ``report_path``; the other fields are its
+    commonly read parts, typed.
+    """
+
+    counts: dict[str, int]
+    cases: list[dict[str, Any]]
+    seconds: float
+    volumes_per_minute: float
+    shard: str | None
+    report_path: Path
+    data: dict[str, Any]
 
 
 UNCHANGED = "done in an earlier run with the same weights, settings and prompts"
@@ -87,7 +106,7 @@ def run_batch(
     shard: Shard | None = None,
     quiet: bool = False,
     source: str | Path | None = None,
-) -> dict[str, Any]:
+) -> BatchReport:
     """Segment the items of ``shard`` (all when None) that are not done yet; return the report.
 
     The report is also written as ``sammoe-run-<UTC time>[-shard-I-of-N].json`` in
@@ -155,8 +174,15 @@ def run_batch(
     }
     report_path = _report_path(output_dir, started, shard)
     write_text_atomic(report_path, json.dumps(report, indent=2) + "\n")
-    report["report_path"] = str(report_path)
-    return report
+    return BatchReport(
+        counts=counts,
+        cases=cases,
+        seconds=report["seconds"],
+        volumes_per_minute=report["volumes_per_minute"],
+        shard=report["shard"],
+        report_path=report_path,
+        data=report,
+    )
 
 
 def segment_batch(
@@ -167,7 +193,7 @@ def segment_batch(
     *,
     shard: Shard | str | None = None,
     quiet: bool = False,
-) -> dict[str, Any]:
+) -> BatchReport:
     """Segment a folder of volumes or the volumes a CSV/JSONL manifest lists (see :func:`run_batch`)."""
     shard = Shard.parse(shard) if isinstance(shard, str) else shard
     return run_batch(
@@ -189,7 +215,7 @@ def segment_folder(
     quiet: bool = False,
     max_crops: int | None = None,
     shard: Shard | str | None = None,
-) -> dict[str, Any]:
+) -> BatchReport:
     """Segment every case of ``input_dir`` into ``output_dir`` (``<case>.nii.gz`` and friends) here.
 
     Each case uses ``prompts`` when given, else its own ``<case>.prompts.json`` beside it.

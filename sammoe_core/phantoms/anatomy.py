@@ -71,3 +71,21 @@ def _vary(canvas: Canvas, style: PhantomStyle, rng: np.random.Generator) -> None
     if amplitude > 0:
         field = displacement_field(canvas.grid.shape, canvas.grid.spacing, amplitude, style.deform_spacing_mm, rng)
         canvas.tissue, canvas.labels = deform([canvas.tissue, canvas.labels], field)
+        _fill_enclosed_air(canvas)
+
+
+def _fill_enclosed_air(canvas: Canvas) -> None:
+    """Give voxels of air the deformation folded inside the body the label and tissue of a neighbour."""
+    from scipy import ndimage
+
+    holes = np.argwhere(ndimage.binary_fill_holes(canvas.labels > 0) & (canvas.labels == 0))
+    offsets = [np.array(o) - 1 for o in np.ndindex(3, 3, 3) if o != (1, 1, 1)]
+    upper = np.array(canvas.labels.shape) - 1
+    while len(holes):
+        for offset in offsets:
+            i, j, k = np.clip(holes + offset, 0, upper).T
+            h = tuple(holes.T)
+            take = (canvas.labels[h] == 0) & (canvas.labels[i, j, k] > 0)
+            canvas.labels[h] = np.where(take, canvas.labels[i, j, k], canvas.labels[h])
+            canvas.tissue[h] = np.where(take, canvas.tissue[i, j, k], canvas.tissue[h])
+        holes = holes[canvas.labels[tuple(holes.T)] == 0]

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import shutil
 from collections.abc import Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -20,6 +21,28 @@ from sammoe_core.training.loop import DataSource, TrainConfig, train
 
 if TYPE_CHECKING:
     from sammoe_core.experts.expert import Expert
+
+
+@dataclass(frozen=True)
+class FinetuneReport:
+    """A finished finetune: the saved expert and its training run (steps, CPU and wall seconds)."""
+
+    expert: Expert
+    steps: int
+    cpu_seconds: float
+    wall_seconds: float
+    run_dir: Path
+
+    def to_dict(self) -> dict[str, Any]:
+        """The JSON ``sammoe finetune`` prints."""
+        return {
+            "expert": self.expert.name,
+            "folder": str(self.expert.folder),
+            "steps": self.steps,
+            "cpu_seconds": self.cpu_seconds,
+            "wall_seconds": self.wall_seconds,
+            "weights": str(self.run_dir / "model.safetensors"),
+        }
 
 
 def finetune_expert(
@@ -44,8 +67,8 @@ def finetune_expert(
     synthesis: bool = False,
     box_prob: float | None = None,
     **manifest_fields: Any,
-) -> tuple[Expert, dict[str, Any]]:
-    """Finetune, then save the expert folder; returns the :class:`~sammoe_core.experts.Expert`.
+) -> FinetuneReport:
+    """Finetune, then save the expert folder; returns the expert and the run's figures.
 
     ``manifest_fields``: version, description, modality, license, authors (defaults filled in).
     ``calibration``: a labelled dataset folder copied into the expert for gate training.
@@ -125,4 +148,10 @@ def finetune_expert(
         shutil.copytree(calibration, staging)
         shutil.rmtree(out / "calibration", ignore_errors=True)
         staging.rename(out / "calibration")
-    return expert, summary
+    return FinetuneReport(
+        expert=expert,
+        steps=int(summary["steps"]),
+        cpu_seconds=float(summary["cpu_seconds"]),
+        wall_seconds=float(summary["wall_seconds"]),
+        run_dir=run,
+    )

@@ -6,11 +6,11 @@ pytest_plugins = ["sammoe_core.testing"]
 def test_package_is_a_well_formed_expert_plugin():
     from sammoe_core.testing import check_expert_package
 
-    experts = check_expert_package('sammoe-expert-spinal-cord')
-    assert [e.name for e in experts] == ['spinal-cord']
+    experts = check_expert_package("sammoe-expert-spinal-cord")
+    assert [e.name for e in experts] == ["spinal-cord"]
 
 
 def test_sammoe_lists_the_expert_as_enabled(sammoe_home):
     from sammoe_core.experts import enabled_experts
 
-    assert 'spinal-cord' in enabled_experts()
+    assert "spinal-cord" in enabled_experts()
