@@ -111,7 +111,7 @@ def test_cli_engine_ray(tmp_path, local_ray, tiny_weights):
     assert result.exit_code == 0, result.output
     assert "3 done, 0 skipped, 0 failed" in result.output
     report = json.loads(next(out.glob("sammoe-run-*.json")).read_text())
-    assert report.data["engine"] == "ray" and [c["status"] for c in report.cases] == ["done"] * 3
+    assert report["engine"] == "ray" and [c["status"] for c in report["cases"]] == ["done"] * 3
     assert sorted(p.name for p in out.glob("*.nii.gz")) == ["case0.nii.gz", "case1.nii.gz", "case2.nii.gz"]
 
 
