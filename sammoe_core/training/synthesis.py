@@ -205,13 +205,21 @@ def synthesize(
     modality: Modality,
     keep: np.ndarray,
     rng: np.random.Generator,
+    *,
+    style: str | None = None,
+    field_of_view: bool = True,
 ) -> SynthesisResult:
     """One training image for a crop: ``labels`` (S, S, S) int label map, ``tissues`` its tissue
     classes (or None), ``image`` the stored crop (raw intensities), ``modality`` the dataset's,
-    ``keep`` a voxel that must stay inside the field of view (the target's)."""
-    styles = {k: v for k, v in STYLE_PROBABILITIES.items() if k != "ct" or tissues is not None}
-    names, weights = list(styles), np.array(list(styles.values()))
-    style = str(rng.choice(names, p=weights / weights.sum()))
+    ``keep`` a voxel that must stay inside the field of view (the target's). ``style`` fixes the
+    style (drawn by :data:`STYLE_PROBABILITIES` when None); ``field_of_view=False`` never
+    truncates (whole volumes, whose labels must stay complete)."""
+    if style is None:
+        styles = {k: v for k, v in STYLE_PROBABILITIES.items() if k != "ct" or tissues is not None}
+        names, weights = list(styles), np.array(list(styles.values()))
+        style = str(rng.choice(names, p=weights / weights.sum()))
+    elif style not in STYLE_PROBABILITIES or (style == "ct" and tissues is None):
+        raise ValueError(f"style {style!r}: expected one of {sorted(STYLE_PROBABILITIES)} ('ct' needs tissues)")
     gen = _torch_gen(rng)
     norm: Modality
     if style == "random":
@@ -236,7 +244,7 @@ def synthesize(
     else:
         out = out.clamp_min(0.0)
     inside = torch.ones(out.shape, dtype=torch.bool)
-    if rng.random() < TRUNCATE_PROB:
+    if field_of_view and rng.random() < TRUNCATE_PROB:
         inside = _field_of_view(tuple(out.shape), keep, rng)
         out = torch.where(inside, out, torch.zeros(()))
     return SynthesisResult(out.contiguous(), norm, style, inside)
