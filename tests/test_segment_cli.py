@@ -317,3 +317,21 @@ def test_model_choice_errors_are_one_line(tmp_path, weights, fresh_seed, sammoe_
         assert result.exit_code == 2 and len(result.output.strip().splitlines()) == 1, result.output
         assert problem in result.output
     assert not (tmp_path / "s.nii.gz").exists()
+
+
+def test_threads_sets_and_records_the_cpu_threads(tmp_path, weights, fresh_seed):
+    import torch
+
+    source = _write(tmp_path / "ct.nii.gz", _ct_like((40, 36, 30), fresh_seed))
+    before = torch.get_num_threads()
+    try:
+        result = _run(
+            source, "-o", tmp_path / "seg.nii.gz", "--point", "20,18,15", "--weights", weights, "--threads", "1"
+        )
+        assert result.exit_code == 0, result.output
+        sidecar = json.loads((tmp_path / "seg.json").read_text())
+        assert sidecar["runtime"]["torch_threads"] == 1 and torch.get_num_threads() == 1
+    finally:
+        torch.set_num_threads(before)
+    bad = _run(source, "-o", tmp_path / "other.nii.gz", "--point", "20,18,15", "--weights", weights, "--threads", "0")
+    assert bad.exit_code == 2 and "--threads" in bad.output

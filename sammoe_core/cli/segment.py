@@ -186,6 +186,11 @@ def _segment_batch(
     help="Write a PNG of three slices per target (default OUT.png).",
 )
 @click.option("--device", default="auto", show_default=True, help="auto, cpu, cuda or cuda:N.")
+@click.option(
+    "--threads",
+    type=click.IntRange(min=1),
+    help="CPU threads torch uses (default: torch's choice, the physical cores); recorded in the sidecar.",
+)
 @click.option("--overwrite", is_flag=True, help="Replace existing outputs (else they are kept; batches skip them).")
 @click.option("-q", "--quiet", is_flag=True, help="No progress bar or summary.")
 @click.option("--weights", type=click.Path(dir_okay=False), help="Model weights, a sammoe .safetensors file.")
@@ -244,6 +249,7 @@ def segment(
     probabilities: bool,
     preview: str | None,
     device: str,
+    threads: int | None,
     overwrite: bool,
     quiet: bool,
     weights: str | None,
@@ -276,6 +282,10 @@ def segment(
     from sammoe_core.segmentation.predictor_spec import PredictorSpec
     from sammoe_core.segmentation.prompts import make_targets, resolve_target
 
+    if threads is not None:
+        import torch
+
+        torch.set_num_threads(threads)
     targets = _targets(prompts_file, point, negative_point, point_mm, negative_point_mm, box, label_name)
     options = tuple(policy_options(click.get_current_context(), tau, top_k, policy_option).items())
     spec = PredictorSpec(weights, config_name, device, policy, options, expert, strict, allow_unverified)

@@ -112,6 +112,7 @@ class SegmentationResult:
             "settings": self.settings,
             "targets": [t.to_dict() for t in self.targets],
             "timings_s": {k: round(v, 4) for k, v in self.timings.items()},
+            "runtime": {"torch": torch.__version__, "torch_threads": torch.get_num_threads()},
         }
 
     def to_json(self, indent: int = 2) -> str:
