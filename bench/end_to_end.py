@@ -1,0 +1,139 @@
+"""Where the time of one ``sammoe segment`` goes, stage by stage, on the CPU and (when present) CUDA.
+
+    python bench/end_to_end.py [VOLUME PROMPTS] [--device cpu,cuda] [--repeats 3]
+
+Defaults to the shipped example volume and its prompts (8 targets). For the shared real CT, convert
+it first (``examples/real_ct/prepare_real_ct.py``) and pass the NIfTI with a prompts file. For each
+device it prints, as medians over ``--repeats`` runs in fresh processes:
+
+- ``process``: the whole ``sammoe segment`` command (interpreter start to exit);
+- ``imports``: ``import torch`` and the sammoe modules one segmentation needs;
+- ``load``: building the predictor (foundation, experts, gate: read, sha256-checked, composed);
+- ``read``: reading the volume; ``segment`` split into ``sample`` (crops resampled from the volume),
+  ``encode``, ``decode`` (prompt encoder, gate, decoder(s)), ``paste`` (back onto the input grid),
+  and ``other`` (overlap resolution, bookkeeping); ``write``: label map and sidecar.
+
+Ratios between stages are meaningful within one run; machines here are noisy across runs.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parent.parent
+EXAMPLE = REPO / "examples" / "data"
+
+# Runs in a fresh interpreter: times each stage of one segmentation through the public API.
+_DRIVER = r"""
+import json, sys, time
+t0 = time.perf_counter()
+import torch
+import sammoe_core
+from sammoe_core.io.outputs import write_result
+from sammoe_core.io.volumes import read_volume
+from sammoe_core.segmentation.predictor_spec import PredictorSpec
+from sammoe_core.segmentation.prompts import load_prompts
+t1 = time.perf_counter()
+volume_path, prompts_path, device, out = sys.argv[1:5]
+predictor = PredictorSpec(device=device).build()
+if device.startswith("cuda"):
+    torch.cuda.synchronize()
+t2 = time.perf_counter()
+volume = read_volume(volume_path)
+targets = load_prompts(prompts_path)
+t3 = time.perf_counter()
+result = sammoe_core.segment(volume, targets, predictor)
+if device.startswith("cuda"):
+    torch.cuda.synchronize()
+t4 = time.perf_counter()
+write_result(result, out, overwrite=True)
+t5 = time.perf_counter()
+stages = {"sample": 0.0, "encode": 0.0, "decode": 0.0, "paste": 0.0}
+crops = 0
+for target in result.targets:
+    crops += len(target.crops)
+    for key in stages:
+        stages[key] += target.timings.get(key + "_s", 0.0)
+print(json.dumps({
+    "imports": t1 - t0, "load": t2 - t1, "read": t3 - t2, "segment": t4 - t3, **stages,
+    "other": (t4 - t3) - sum(stages.values()), "write": t5 - t4, "crops": crops, "targets": len(result.targets),
+    "threads": torch.get_num_threads(),
+}))
+"""
+
+STAGES = ("process", "imports", "load", "read", "segment", "sample", "encode", "decode", "paste", "other", "write")
+
+
+def run_once(volume: Path, prompts: Path, device: str, work: Path) -> dict[str, float]:
+    out = work / "seg.nii.gz"
+    start = time.perf_counter()
+    done = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "sammoe_core",
+            "segment",
+            str(volume),
+            "--prompts",
+            str(prompts),
+            "-o",
+            str(out),
+            "--device",
+            device,
+            "--overwrite",
+            "-q",
+        ],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    process = time.perf_counter() - start
+    if done.returncode:
+        raise SystemExit(f"sammoe segment failed on {device}: {done.stderr.strip()}")
+    staged = subprocess.run(
+        [sys.executable, "-c", _DRIVER, str(volume), str(prompts), device, str(work / "api.nii.gz")],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    if staged.returncode:
+        raise SystemExit(f"the staged run failed on {device}: {staged.stderr.strip()[-500:]}")
+    return {"process": process, **json.loads(staged.stdout.strip().splitlines()[-1])}
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("volume", nargs="?", type=Path, default=EXAMPLE / "phantom_ct.nii.gz")
+    ap.add_argument("prompts", nargs="?", type=Path, default=EXAMPLE / "phantom_ct.prompts.json")
+    ap.add_argument("--device", default="cpu,cuda", help="comma-separated; cuda is skipped when absent")
+    ap.add_argument("--repeats", type=int, default=3)
+    args = ap.parse_args()
+    import torch
+
+    devices = [d for d in args.device.split(",") if d == "cpu" or (d.startswith("cuda") and torch.cuda.is_available())]
+    results: dict[str, dict[str, float]] = {}
+    with tempfile.TemporaryDirectory() as tmp:
+        for device in devices:
+            runs = [run_once(args.volume, args.prompts, device, Path(tmp)) for _ in range(args.repeats)]
+            results[device] = {k: statistics.median(r[k] for r in runs) for k in runs[0]}
+    print(f"{args.volume.name}: medians of {args.repeats} runs, seconds")
+    print(f"{'stage':<10}" + "".join(f"{d:>12}" for d in results))
+    for stage in STAGES:
+        print(f"{stage:<10}" + "".join(f"{results[d][stage]:>12.3f}" for d in results))
+    for key in ("targets", "crops", "threads"):
+        print(f"{key:<10}" + "".join(f"{int(results[d][key]):>12d}" for d in results))
+    if "cpu" in results and len(results) > 1:
+        for d in results:
+            if d != "cpu":
+                print(f"cpu/{d} segment ratio: {results['cpu']['segment'] / results[d]['segment']:.2f}")
+
+
+if __name__ == "__main__":
+    main()
