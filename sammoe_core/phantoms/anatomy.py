@@ -72,6 +72,16 @@ def _vary(canvas: Canvas, style: PhantomStyle, rng: np.random.Generator) -> None
         field = displacement_field(canvas.grid.shape, canvas.grid.spacing, amplitude, style.deform_spacing_mm, rng)
         canvas.tissue, canvas.labels = deform([canvas.tissue, canvas.labels], field)
         _fill_enclosed_air(canvas)
+        _cover_organs_with_body(canvas)
+
+
+def _cover_organs_with_body(canvas: Canvas) -> None:
+    """Organs the deformation pushed to the skin get a layer of body (fat) between them and the air."""
+    from scipy import ndimage
+
+    exposed = ndimage.binary_dilation(canvas.labels == 0, np.ones((3, 3, 3), bool)) & (canvas.labels > body.BODY)
+    canvas.labels[exposed] = body.BODY
+    canvas.tissue[exposed] = Tissue.FAT
 
 
 def _fill_enclosed_air(canvas: Canvas) -> None:
