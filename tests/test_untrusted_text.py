@@ -54,3 +54,20 @@ def test_target_names_are_safe_file_stems(make_expert):
     data["targets"] = [{"name": "../../etc/passwd"}]
     with pytest.raises(ValueError, match="targets"):
         ExpertManifest.model_validate(data)
+
+
+def test_manifest_text_reaches_pyproject_and_readme_only_escaped(make_expert, tmp_path):
+    import tomllib
+
+    hostile = 'Liver " \\ [x](javascript:alert(1)) <img src=x onerror=alert(1)> *bold* `code`'
+    expert = make_expert("escaped", description=hostile)
+    made = CliRunner().invoke(
+        main, ["new-plugin", "sammoe-expert-escaped", "--expert", str(expert.folder), "-o", str(tmp_path)]
+    )
+    assert made.exit_code == 0, made.output
+    project = tmp_path / "sammoe-expert-escaped"
+    meta = tomllib.loads((project / "pyproject.toml").read_text())["project"]
+    assert meta["description"] == hostile and meta["name"] == "sammoe-expert-escaped"  # a string, nothing more
+    readme = (project / "README.md").read_text()
+    assert "<img" not in readme and "](javascript" not in readme and "*bold*" not in readme
+    assert "&lt;img src=x onerror=alert\\(1\\)&gt;" in readme and "\\*bold\\*" in readme

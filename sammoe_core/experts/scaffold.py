@@ -8,6 +8,7 @@ and a README. Its test passes as generated, once the project is installed.
 
 from __future__ import annotations
 
+import html
 import json
 import re
 import shutil
@@ -28,23 +29,23 @@ requires = ["setuptools>=77"]
 build-backend = "setuptools.build_meta"
 
 [project]
-name = {name}
-version = {version}
-description = {description}
+name = {name_toml}
+version = {version_toml}
+description = {description_toml}
 readme = "README.md"
-license = {license}
-authors = [{authors}]
+license = {license_toml}
+authors = [{authors_toml}]
 requires-python = ">=3.10"
-dependencies = [{sammoe}]
+dependencies = [{sammoe_toml}]
 
 [project.optional-dependencies]
 test = ["pytest>=8"]
 
 [project.entry-points.sammoe]
-{name} = {module}
+{name_toml} = {module_toml}
 
 [tool.setuptools]
-packages = [{module}]
+packages = [{module_toml}]
 
 [tool.setuptools.package-data]
 {module_key} = ["{data}/**/*"]
@@ -83,20 +84,20 @@ pytest_plugins = ["sammoe_core.testing"]
 def test_package_is_a_well_formed_expert_plugin():
     from sammoe_core.testing import check_expert_package
 
-    experts = check_expert_package({name})
-    assert [e.name for e in experts] == [{expert}]
+    experts = check_expert_package({name_py})
+    assert [e.name for e in experts] == [{expert_py}]
 
 
 def test_sammoe_lists_the_expert_as_enabled(sammoe_home):
     from sammoe_core.experts import enabled_experts
 
-    assert {expert} in enabled_experts()
+    assert {expert_py} in enabled_experts()
 '''
 
 README = """\
 # {name}
 
-A sammoe expert plugin: **{expert}** {version}, {description}
+A sammoe expert plugin: **{expert}** {version}, {description_md}
 
 | | |
 |---|---|
@@ -104,7 +105,7 @@ A sammoe expert plugin: **{expert}** {version}, {description}
 | modality | {modality} |
 | foundation | `{config}`, weights sha256 `{foundation_sha}` |
 | overrides | {overrides} |
-| licence | {license} |
+| licence | {license_md} |
 
 ## Install
 
@@ -135,6 +136,14 @@ def _toml_str(value: str) -> str:
     return json.dumps(value)  # a JSON string is a valid TOML basic string
 
 
+_MARKDOWN_SPECIAL = re.compile(r"([\\`*_\[\]()|~])")  # what means something mid-line
+
+
+def _md_text(value: str) -> str:
+    """Manifest text as literal Markdown: HTML escaped, Markdown syntax backslash-escaped, one line."""
+    return _MARKDOWN_SPECIAL.sub(r"\\\1", html.escape(" ".join(value.split()), quote=False))
+
+
 def render_plugin(project: Path, name: str, expert: Expert) -> None:
     """Write the project files for ``expert`` into the (new, empty) folder ``project``."""
     m = expert.manifest
@@ -144,20 +153,20 @@ def render_plugin(project: Path, name: str, expert: Expert) -> None:
     (project / "tests").mkdir()
     (project / "pyproject.toml").write_text(
         PYPROJECT.format(
-            name=_toml_str(name),
-            version=_toml_str(m.version),
-            description=_toml_str(summary),
-            license=_toml_str(m.license),
-            authors=", ".join(f"{{ name = {_toml_str(a)} }}" for a in m.authors),
-            sammoe=_toml_str(f"sammoe>={__version__}"),
-            module=_toml_str(module),
+            name_toml=_toml_str(name),
+            version_toml=_toml_str(m.version),
+            description_toml=_toml_str(summary),
+            license_toml=_toml_str(m.license),
+            authors_toml=", ".join(f"{{ name = {_toml_str(a)} }}" for a in m.authors),
+            sammoe_toml=_toml_str(f"sammoe>={__version__}"),
+            module_toml=_toml_str(module),
             module_key=module,
             data=DATA_FOLDER,
         ),
         encoding="utf-8",
     )
     (project / module / "__init__.py").write_text(MODULE.format(data=DATA_FOLDER), encoding="utf-8")
-    test = TEST.format(name=_py_str(name), expert=_py_str(m.name))
+    test = TEST.format(name_py=_py_str(name), expert_py=_py_str(m.name))
     (project / "tests" / f"test_{module}.py").write_text(test, encoding="utf-8")
     (project / "README.md").write_text(
         README.format(
@@ -165,13 +174,13 @@ def render_plugin(project: Path, name: str, expert: Expert) -> None:
             module=module,
             expert=m.name,
             version=m.version,
-            description=summary,
+            description_md=_md_text(m.description),
             targets=", ".join(t.name for t in m.targets),
             modality=m.modality,
             config=m.foundation.config,
             foundation_sha=m.foundation.sha256,
             overrides=", ".join(f"`{o}`" for o in m.overrides),
-            license=m.license,
+            license_md=_md_text(m.license),
             data=DATA_FOLDER,
         ),
         encoding="utf-8",
