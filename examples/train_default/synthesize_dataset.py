@@ -38,23 +38,22 @@ def main() -> None:
         (args.dst / sub).mkdir(parents=True, exist_ok=True)
     rng = np.random.default_rng([args.seed, 0 if args.style == "ct" else 1])
     for case in data.cases:
-        image_file = nib.load(data.image_path(case))
-        labels = np.asarray(nib.load(data.label_path(case)).dataobj)
-        tissue_path = data.tissue_path(case) if args.style == "ct" else None
-        tissues = None if tissue_path is None else np.asarray(nib.load(tissue_path).dataobj)
+        image, labels = data.load(case)  # the checked reader: CRC, shape, finiteness, same grid
+        tissues = data.load_tissues(case).array if args.style == "ct" else None
         result = synthesize(
-            torch.from_numpy(labels.astype(np.int64)),
+            torch.from_numpy(labels.array.astype(np.int64)),
             None if tissues is None else torch.from_numpy(tissues.astype(np.int64)),
-            torch.from_numpy(np.asarray(image_file.dataobj, dtype=np.float32)),
+            torch.from_numpy(image.array.astype(np.float32)),
             "ct",
             np.array(labels.shape) // 2,
             rng,
             style=args.style,
             field_of_view=False,
         )
-        out = nib.Nifti1Image(result.image.numpy().astype(np.float32), image_file.affine, image_file.header)
-        out.set_data_dtype(np.float32)
-        nib.save(out, args.dst / "images" / data.image_path(case).name)
+        nib.save(
+            nib.Nifti1Image(result.image.numpy().astype(np.float32), image.affine),
+            args.dst / "images" / data.image_path(case).name,
+        )
         shutil.copyfile(data.label_path(case), args.dst / "labels" / data.label_path(case).name)
         print(f"{case}: {args.style}", flush=True)
     meta = json.loads((args.src / "dataset.json").read_text())

@@ -18,7 +18,7 @@ import time
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, cast
 
 from sammoe_core import __version__
 from sammoe_core.distributed.engines import Engine, LocalEngine
@@ -38,19 +38,33 @@ COUNTED = ("done", "failed", "skipped")
 
 @dataclass(frozen=True)
 class BatchReport:
-    """What a batch run did: every case's record, counts by status, speed, and the JSON report's path.
+    """What a batch run did: the JSON report as written to ``report_path``, with its commonly
+    read parts as typed properties."""
 
-    ``data`` is the report exactly as written to ``report_path``; the other fields are its
-    commonly read parts, typed.
-    """
-
-    counts: dict[str, int]
-    cases: list[dict[str, Any]]
-    seconds: float
-    volumes_per_minute: float
-    shard: str | None
-    report_path: Path
     data: dict[str, Any]
+    report_path: Path
+
+    @property
+    def counts(self) -> dict[str, int]:
+        """Cases per status: done, failed, skipped."""
+        return cast(dict[str, int], self.data["counts"])
+
+    @property
+    def cases(self) -> list[dict[str, Any]]:
+        """One record per case of the shard, in input order."""
+        return cast(list[dict[str, Any]], self.data["cases"])
+
+    @property
+    def seconds(self) -> float:
+        return float(self.data["seconds"])
+
+    @property
+    def volumes_per_minute(self) -> float:
+        return float(self.data["volumes_per_minute"])
+
+    @property
+    def shard(self) -> str | None:
+        return cast("str | None", self.data["shard"])
 
 
 UNCHANGED = "done in an earlier run with the same weights, settings and prompts"
@@ -174,15 +188,7 @@ def run_batch(
     }
     report_path = _report_path(output_dir, started, shard)
     write_text_atomic(report_path, json.dumps(report, indent=2) + "\n")
-    return BatchReport(
-        counts=counts,
-        cases=cases,
-        seconds=report["seconds"],
-        volumes_per_minute=report["volumes_per_minute"],
-        shard=report["shard"],
-        report_path=report_path,
-        data=report,
-    )
+    return BatchReport(report, report_path)
 
 
 def segment_batch(

@@ -92,9 +92,9 @@ def _fill_enclosed_air(canvas: Canvas) -> None:
     offsets = [np.array(o) - 1 for o in np.ndindex(3, 3, 3) if o != (1, 1, 1)]
     upper = np.array(canvas.labels.shape) - 1
     while len(holes):
+        h = tuple(holes.T)
         for offset in offsets:
             i, j, k = np.clip(holes + offset, 0, upper).T
-            h = tuple(holes.T)
             take = (canvas.labels[h] == 0) & (canvas.labels[i, j, k] > 0)
             canvas.labels[h] = np.where(take, canvas.labels[i, j, k], canvas.labels[h])
             canvas.tissue[h] = np.where(take, canvas.tissue[i, j, k], canvas.tissue[h])

@@ -51,6 +51,9 @@ class _Embeddings(dict[Any, Any]):
         super().__setitem__(key, value)
 
 
+_Prompts = tuple[list[dict[str, Any]], dict[str, Any] | None]  # a target's clicks and box, as edited
+
+
 @dataclass
 class _TargetState:
     """A target's prompts now, its history, and its last segmentation."""
@@ -59,8 +62,8 @@ class _TargetState:
     label: int
     clicks: list[dict[str, Any]] = field(default_factory=list)
     box: dict[str, Any] | None = None
-    undo: list[tuple[list[dict[str, Any]], dict[str, Any] | None]] = field(default_factory=list)
-    redo: list[tuple[list[dict[str, Any]], dict[str, Any] | None]] = field(default_factory=list)
+    undo: list[_Prompts] = field(default_factory=list)
+    redo: list[_Prompts] = field(default_factory=list)
     output: TargetOutput | None = None
 
     def target(self) -> Target | None:
@@ -154,20 +157,19 @@ class Session:
     def undo(self, name: str) -> bool:
         """Undo the target's last edit; False when there is nothing to undo."""
         state = self._get(name)
-        if not state.undo:
-            return False
-        state.redo.append((state.clicks, state.box))
-        clicks, box = state.undo.pop()
-        self._apply(state, clicks, box)
-        return True
+        return self._step(state, state.undo, state.redo)
 
     def redo(self, name: str) -> bool:
         """Redo the target's last undone edit; False when there is nothing to redo."""
         state = self._get(name)
-        if not state.redo:
+        return self._step(state, state.redo, state.undo)
+
+    def _step(self, state: _TargetState, source: list[_Prompts], other: list[_Prompts]) -> bool:
+        """Apply the newest prompts of ``source``, keeping the current ones on ``other``."""
+        if not source:
             return False
-        state.undo.append((state.clicks, state.box))
-        clicks, box = state.redo.pop()
+        other.append((state.clicks, state.box))
+        clicks, box = source.pop()
         self._apply(state, clicks, box)
         return True
 
