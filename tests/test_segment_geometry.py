@@ -9,9 +9,11 @@ from __future__ import annotations
 import nibabel as nib
 import numpy as np
 import pytest
-from segment_support import EllipsoidPredictor, make_affine, rotation, voxel_centres_mm
+import torch
+from segment_support import LOGIT, EllipsoidPredictor, make_affine, rotation, voxel_centres_mm
 
 from sammoe_core.segmentation.pipeline import segment
+from sammoe_core.segmentation.predictor import CropPrediction
 from sammoe_core.segmentation.prompts import PromptError, Target
 
 NEAREST_SLACK_MM = 0.75 * np.sqrt(3)  # a voxel's distance to its nearest 1.5 mm lattice point
@@ -124,6 +126,52 @@ def test_crop_bound_stops_edge_extension_and_says_so():
     image = np.full((n, n, n), 100.0, dtype=np.float32)
     result = segment(image, Target(points_mm=[[0, 0, 0]]), EllipsoidPredictor(110.0, 64), affine=affine, max_crops=3)
     assert len(result.targets[0].crops) == 3 and result.targets[0].crops_truncated
+
+
+class _SeededPredictor(EllipsoidPredictor):
+    """An ellipsoid for the first crop; for every crop edge extension adds (those get a mask
+    prompt), ``extension_mask`` instead."""
+
+    def __init__(self, radii_mm, extension_mask):
+        super().__init__(radii_mm, 64, keep_crops=False)
+        self.extension_mask = extension_mask
+
+    def decode(self, state, points, point_labels, mask_prompt=None, boxes=None, route=None):
+        first = super().decode(state, points, point_labels, mask_prompt, boxes, route)
+        if mask_prompt is None:
+            return first
+        return CropPrediction(torch.where(self.extension_mask, LOGIT, -LOGIT)[None, None])
+
+
+def _tube_volume():
+    spacing, n = 3.0, 80
+    affine = make_affine(np.eye(3), (spacing,) * 3, ((n - 1) / 2,) * 3)
+    return np.full((n, n, n), 100.0, dtype=np.float32), affine
+
+
+def test_a_crop_that_floods_stops_edge_extension_and_says_so():
+    """A thin tube leaves the first crop through its A faces; the crops added there flood
+    entirely (a leaking mask). Without the stop each would add crops on every face up to the bound."""
+    image, affine = _tube_volume()
+    flood = torch.ones((64,) * 3, dtype=torch.bool)
+    result = segment(image, Target(points_mm=[[0, 0, 0]]), _SeededPredictor((12.0, 200.0, 12.0), flood), affine=affine)
+    crops = result.targets[0].crops
+    assert len(crops) == 3 and not result.targets[0].crops_truncated
+    assert "extension_stopped" not in crops[0]
+    assert all(c["extension_stopped"].startswith("implausible growth") for c in crops[1:])
+    assert result.to_dict()["settings"]["extension_stops"]["flood_fill"] == 0.9
+
+
+def test_a_crop_that_adds_almost_nothing_stops_edge_extension():
+    """The added crops hold only specks in their corners: they touch every face, add almost nothing."""
+    image, affine = _tube_volume()
+    specks = torch.zeros((64,) * 3, dtype=torch.bool)
+    for corner in np.ndindex(2, 2, 2):
+        specks[tuple(slice(0, 2) if c == 0 else slice(62, 64) for c in corner)] = True
+    result = segment(image, Target(points_mm=[[0, 0, 0]]), _SeededPredictor((12.0, 200.0, 12.0), specks), affine=affine)
+    crops = result.targets[0].crops
+    assert len(crops) == 3
+    assert all(c["extension_stopped"].startswith("adds ") for c in crops[1:])
 
 
 def test_targets_of_a_prompt_file_get_their_label_values(fresh_seed):

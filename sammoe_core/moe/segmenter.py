@@ -105,6 +105,10 @@ class MoESegmenter:
 
     # --- CropPredictor ------------------------------------------------------------------------
 
+    @property
+    def device(self) -> torch.device:
+        return self.foundation.device
+
     @torch.no_grad()
     def encode(self, crop: torch.Tensor) -> MoEState:
         crop = crop.to(self.foundation.device)

@@ -11,10 +11,17 @@
    low-res logits as the mask prompt (the first with none: the official all-zero prompt);
 4. where the mask touches a crop face that has more volume behind it, a half-overlapping crop in
    that direction is added (it gets the prompts it holds, and the previous crop's logits, shifted,
-   as its mask prompt), up to ``max_crops``; the crops are blended with smooth weights;
+   as its mask prompt), up to ``max_crops``; the crops are blended with smooth weights. An added
+   crop extends no further when it adds almost nothing (its new voxels hold under
+   ``MIN_GAIN`` of the mask so far) or when its growth is implausible (it floods more than
+   ``FLOOD_FILL`` of its new voxels while the crop it extends held a mask filling under
+   ``FLOOD_PARENT_FILL`` of its own): both are recorded in its crop record;
 5. the blend is sampled back onto the input grid: nearest neighbour for the label map, linear for
    the optional probabilities. Several targets share the voxels as
    :mod:`~sammoe_core.segmentation.target_resolution` says.
+
+Sampling, blending and paste-back run on the predictor's device (the volume goes there once);
+only the finished label block comes back to the host.
 
 :func:`segment` runs all of that for a set of targets; :func:`prepare`, :func:`segment_target` and
 :func:`assemble` are its three steps, which the interactive
@@ -56,6 +63,9 @@ from sammoe_core.segmentation.target_resolution import TargetClaim, resolve_targ
 
 ClickPolicy = Literal["all", "newest"]
 DEFAULT_MAX_CROPS = 27
+MIN_GAIN = 0.01  # an added crop whose new voxels hold less of the mask so far extends no further
+FLOOD_FILL = 0.9  # an added crop filling more of its new voxels than this ...
+FLOOD_PARENT_FILL = 0.25  # ... from a crop filled less than this is a leak: it extends no further
 _FACES = ("R", "A", "S")
 
 
@@ -128,6 +138,25 @@ class _PastedTarget:
     linear: np.ndarray | None
 
 
+def device_of(predictor: CropPredictor) -> torch.device:
+    """Where the predictor computes (its ``device`` attribute; the CPU for predictors without one)."""
+    return torch.device(getattr(predictor, "device", "cpu"))
+
+
+def _extension_stop(new_mask: int, new_voxels: int, mask_so_far: int, parent_fill: float | None) -> str | None:
+    """Why an added crop (``parent_fill`` not None) extends no further, or None."""
+    if parent_fill is None or new_voxels == 0:
+        return None
+    if new_mask < MIN_GAIN * max(mask_so_far, 1):
+        return f"adds {new_mask} mask voxels, under {MIN_GAIN:.0%} of the {mask_so_far} so far"
+    fill = new_mask / new_voxels
+    if fill > FLOOD_FILL and parent_fill < FLOOD_PARENT_FILL:
+        return (
+            f"implausible growth: fills {fill:.0%} of its new voxels, the crop it extends {parent_fill:.0%} of its own"
+        )
+    return None
+
+
 def _box_capable(predictor: CropPredictor) -> bool:
     return bool(getattr(getattr(predictor, "config", None), "box_prompts", False))
 
@@ -198,15 +227,19 @@ def _predict_target(
     volume_lo, volume_hi = input_extent(volume.shape, np.linalg.inv(lattice_to_input))
     points = lattice.index_of(np.array([c.mm for c in resolved.clicks]).reshape(-1, 3))
     labels = np.array([1 if c.positive else 0 for c in resolved.clicks])
-    window = crop_window(size)
+    window = crop_window(size, image.device)
     blend = LatticeAccumulator()
+    mask_so_far = 0
     timings = {"sample_s": 0.0, "encode_s": 0.0, "decode_s": 0.0}
     route: Route | None = None  # this target's routing, decided by its first decode
-    queue: deque[tuple[tuple[int, int, int], torch.Tensor | None, int | None]] = deque([((0, 0, 0), None, None)])
+    # (offset in half crops, mask-prompt seed, parent crop index, parent's fill of its new voxels)
+    queue: deque[tuple[tuple[int, int, int], torch.Tensor | None, int | None, float | None]] = deque(
+        [((0, 0, 0), None, None, None)]
+    )
     seen = {(0, 0, 0)}
     records: list[dict[str, Any]] = []
     while queue and len(records) < max_crops:
-        offset, seed, parent = queue.popleft()
+        offset, seed, parent, parent_fill = queue.popleft()
         start = np.asarray(offset) * half - half
         t0 = time.perf_counter()
         key = (tuple(np.round(resolved.anchor_mm, 3)), tuple(int(s) for s in start), modality.modality)
@@ -235,11 +268,18 @@ def _predict_target(
             infos.append(prediction.info)
         if low_res is None:
             raise SammoeError("no decode ran on the crop")
-        logits = predictor.upsample(low_res)[0, 0].float().cpu()
+        logits = predictor.upsample(low_res)[0, 0].float().to(image.device)
         t3 = time.perf_counter()
+        mask = (logits > 0) & inside
+        covered = blend.covered(start, size)
+        new = inside if covered is None else inside & ~covered
+        new_voxels, new_mask = int(new.sum()), int((mask & new).sum())
+        mask_so_far += new_mask
         blend.add(start, torch.sigmoid(logits), window)
-        touched = _touched_faces((logits > 0) & inside)
-        for axis, direction in touched:
+        stop = _extension_stop(new_mask, new_voxels, mask_so_far, parent_fill)
+        fill = new_mask / max(new_voxels, 1)
+        touched = _touched_faces(mask)
+        for axis, direction in [] if stop else touched:
             beyond = (
                 start[axis] + size - 0.5 < volume_hi[axis] if direction > 0 else start[axis] - 0.5 > volume_lo[axis]
             )
@@ -248,7 +288,7 @@ def _predict_target(
             )
             if beyond and neighbour not in seen:
                 seen.add(neighbour)
-                queue.append((neighbour, _shifted_seed(low_res, axis, direction, size), len(records)))
+                queue.append((neighbour, _shifted_seed(low_res, axis, direction, size), len(records), fill))
         record: dict[str, Any] = {
             "offset_half_crops": list(offset),
             "centre_mm": [round(float(v), 3) for v in lattice.mm_of(start + size / 2 - 0.5)],
@@ -257,6 +297,8 @@ def _predict_target(
             "mask_prompt": "official zero prompt" if seed is None else f"seeded from crop {parent}",
             "touches": [("+" if d > 0 else "-") + _FACES[a] for a, d in touched],
         }
+        if stop:
+            record["extension_stopped"] = stop
         if any(infos):
             record["predictor_info"] = infos
         records.append(record)
@@ -281,8 +323,8 @@ def _paste_back(blend: LatticeAccumulator, lattice: Lattice, volume: Volume, lin
     last = np.minimum(np.asarray(volume.shape), np.floor(hi).astype(int) + 1)
     shape = cast(tuple[int, int, int], tuple(int(n) for n in last - first))
     block = cast(tuple[slice, slice, slice], tuple(slice(int(a), int(b)) for a, b in zip(first, last)))
-    nearest = resample(probabilities, input_to_blend, shape, first, "nearest").numpy()
-    smooth = resample(probabilities, input_to_blend, shape, first, "linear").numpy() if linear else None
+    nearest = resample(probabilities, input_to_blend, shape, first, "nearest").cpu().numpy()
+    smooth = resample(probabilities, input_to_blend, shape, first, "linear").cpu().numpy() if linear else None
     return _PastedTarget(block, nearest, smooth)
 
 
@@ -311,7 +353,8 @@ def _box_record(resolved: ResolvedTarget) -> dict[str, Any] | None:
 
 @dataclass
 class Prepared:
-    """A volume ready for targets: its tensor, the CT/MR decision, the predictor's abilities."""
+    """A volume ready for targets: its tensor (on the predictor's device), the CT/MR decision, the
+    predictor's abilities."""
 
     volume: Volume
     image: torch.Tensor
@@ -339,7 +382,7 @@ def prepare(
     decision = decide_modality(volume.array, modality)
     return Prepared(
         volume,
-        torch.from_numpy(volume.array),
+        torch.from_numpy(volume.array).to(device_of(predictor)),
         decision,
         _box_capable(predictor),
         box_as_click,
@@ -436,6 +479,11 @@ def assemble(
     settings = {
         "clicks": clicks,
         "max_crops": max_crops,
+        "extension_stops": {
+            "min_gain": MIN_GAIN,
+            "flood_fill": FLOOD_FILL,
+            "flood_parent_fill": FLOOD_PARENT_FILL,
+        },
         "preprocessing": predictor.preprocessing.model_dump(mode="json"),
         "lattice": "input axes reordered/flipped to closest RAS, isotropic spacing, centred on the prompt",
         "overlaps": "a target claims only mask pieces its own prompts reach; where claims overlap the most "

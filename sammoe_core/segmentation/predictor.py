@@ -48,6 +48,9 @@ class CropPrediction:
 
 
 class CropPredictor(Protocol):
+    """What segmentation needs of a network. A predictor may also have a ``device`` attribute:
+    the crops are then sampled, blended and pasted back there (the CPU otherwise)."""
+
     config: SamConfig
     preprocessing: Preprocessing
 
@@ -83,6 +86,10 @@ class FoundationPredictor:
         self.config = model.config
         self.preprocessing = preprocessing or Preprocessing(crop_size=model.config.image_size)
         self.source = dict(source or {})
+
+    @property
+    def device(self) -> torch.device:
+        return self.model.device
 
     def describe(self) -> dict[str, Any]:
         """JSON-able facts for reports: the network config and where its weights came from."""
