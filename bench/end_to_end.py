@@ -1,6 +1,6 @@
 """Where the time of one ``sammoe segment`` goes, stage by stage, on the CPU and (when present) CUDA.
 
-    python bench/end_to_end.py [VOLUME PROMPTS] [--device cpu,cuda] [--repeats 3]
+    python bench/end_to_end.py [VOLUME PROMPTS] [--device cpu,cuda] [--precision fp32,auto] [--repeats 3]
 
 Defaults to the shipped example volume and its prompts (8 targets). For the shared real CT, convert
 it first (``examples/real_ct/prepare_real_ct.py``) and pass the NIfTI with a prompts file. For each
@@ -11,7 +11,12 @@ device it prints, as medians over ``--repeats`` runs in fresh processes:
 - ``load``: building the predictor (foundation, experts, gate: read, sha256-checked, composed);
 - ``read``: reading the volume; ``segment`` split into ``sample`` (crops resampled from the volume),
   ``encode``, ``decode`` (prompt encoder, gate, decoder(s)), ``paste`` (back onto the input grid),
-  and ``other`` (overlap resolution, bookkeeping); ``write``: label map and sidecar.
+  and ``other`` (overlap resolution, bookkeeping); ``write``: label map and sidecar;
+- ``segment_cpu``: the CPU seconds of the process during ``segment`` (all threads; on a machine
+  other work shares, a steadier figure than wall time).
+
+One column per device and precision (``auto``: bf16 where the hardware computes it natively; the
+row ``bf16`` says what auto chose).
 
 Ratios between stages are meaningful within one run; machines here are noisy across runs.
 """
@@ -41,18 +46,20 @@ from sammoe_core.io.volumes import read_volume
 from sammoe_core.segmentation.predictor_spec import PredictorSpec
 from sammoe_core.segmentation.prompts import load_prompts
 t1 = time.perf_counter()
-volume_path, prompts_path, device, out = sys.argv[1:5]
-predictor = PredictorSpec(device=device).build()
+volume_path, prompts_path, device, precision, out = sys.argv[1:6]
+predictor = PredictorSpec(device=device, precision=precision).build()
 if device.startswith("cuda"):
     torch.cuda.synchronize()
 t2 = time.perf_counter()
 volume = read_volume(volume_path)
 targets = load_prompts(prompts_path)
 t3 = time.perf_counter()
+c3 = time.process_time()
 result = sammoe_core.segment(volume, targets, predictor)
 if device.startswith("cuda"):
     torch.cuda.synchronize()
 t4 = time.perf_counter()
+c4 = time.process_time()
 write_result(result, out, overwrite=True)
 t5 = time.perf_counter()
 stages = {"sample": 0.0, "encode": 0.0, "decode": 0.0, "paste": 0.0}
@@ -64,14 +71,27 @@ for target in result.targets:
 print(json.dumps({
     "imports": t1 - t0, "load": t2 - t1, "read": t3 - t2, "segment": t4 - t3, **stages,
     "other": (t4 - t3) - sum(stages.values()), "write": t5 - t4, "crops": crops, "targets": len(result.targets),
-    "threads": torch.get_num_threads(),
+    "threads": torch.get_num_threads(), "segment_cpu": c4 - c3, "bf16": int(predictor.precision == "bf16"),
 }))
 """
 
-STAGES = ("process", "imports", "load", "read", "segment", "sample", "encode", "decode", "paste", "other", "write")
+STAGES = (
+    "process",
+    "imports",
+    "load",
+    "read",
+    "segment",
+    "sample",
+    "encode",
+    "decode",
+    "paste",
+    "other",
+    "write",
+    "segment_cpu",
+)
 
 
-def run_once(volume: Path, prompts: Path, device: str, work: Path) -> dict[str, float]:
+def run_once(volume: Path, prompts: Path, device: str, precision: str, work: Path) -> dict[str, float]:
     out = work / "seg.nii.gz"
     start = time.perf_counter()
     done = subprocess.run(
@@ -87,6 +107,8 @@ def run_once(volume: Path, prompts: Path, device: str, work: Path) -> dict[str, 
             str(out),
             "--device",
             device,
+            "--precision",
+            precision,
             "--overwrite",
             "-q",
         ],
@@ -98,7 +120,7 @@ def run_once(volume: Path, prompts: Path, device: str, work: Path) -> dict[str, 
     if done.returncode:
         raise SystemExit(f"sammoe segment failed on {device}: {done.stderr.strip()}")
     staged = subprocess.run(
-        [sys.executable, "-c", _DRIVER, str(volume), str(prompts), device, str(work / "api.nii.gz")],
+        [sys.executable, "-c", _DRIVER, str(volume), str(prompts), device, precision, str(work / "api.nii.gz")],
         capture_output=True,
         text=True,
         check=False,
@@ -113,6 +135,7 @@ def main() -> None:
     ap.add_argument("volume", nargs="?", type=Path, default=EXAMPLE / "phantom_ct.nii.gz")
     ap.add_argument("prompts", nargs="?", type=Path, default=EXAMPLE / "phantom_ct.prompts.json")
     ap.add_argument("--device", default="cpu,cuda", help="comma-separated; cuda is skipped when absent")
+    ap.add_argument("--precision", default="fp32,auto", help="comma-separated: fp32, bf16, auto")
     ap.add_argument("--repeats", type=int, default=3)
     args = ap.parse_args()
     import torch
@@ -120,19 +143,21 @@ def main() -> None:
     devices = [d for d in args.device.split(",") if d == "cpu" or (d.startswith("cuda") and torch.cuda.is_available())]
     results: dict[str, dict[str, float]] = {}
     with tempfile.TemporaryDirectory() as tmp:
-        for device in devices:
-            runs = [run_once(args.volume, args.prompts, device, Path(tmp)) for _ in range(args.repeats)]
-            results[device] = {k: statistics.median(r[k] for r in runs) for k in runs[0]}
+        columns = [(d, p) for d in devices for p in args.precision.split(",")]
+        runs: dict[str, list[dict[str, float]]] = {f"{d}/{p}": [] for d, p in columns}
+        for _ in range(args.repeats):  # interleaved, so that a busy spell hits every column alike
+            for device, precision in columns:
+                runs[f"{device}/{precision}"].append(run_once(args.volume, args.prompts, device, precision, Path(tmp)))
+        results = {c: {k: statistics.median(r[k] for r in rs) for k in rs[0]} for c, rs in runs.items()}
     print(f"{args.volume.name}: medians of {args.repeats} runs, seconds")
-    print(f"{'stage':<10}" + "".join(f"{d:>12}" for d in results))
+    print(f"{'stage':<12}" + "".join(f"{c:>14}" for c in results))
     for stage in STAGES:
-        print(f"{stage:<10}" + "".join(f"{results[d][stage]:>12.3f}" for d in results))
-    for key in ("targets", "crops", "threads"):
-        print(f"{key:<10}" + "".join(f"{int(results[d][key]):>12d}" for d in results))
-    if "cpu" in results and len(results) > 1:
-        for d in results:
-            if d != "cpu":
-                print(f"cpu/{d} segment ratio: {results['cpu']['segment'] / results[d]['segment']:.2f}")
+        print(f"{stage:<12}" + "".join(f"{results[c][stage]:>14.3f}" for c in results))
+    for key in ("targets", "crops", "threads", "bf16"):
+        print(f"{key:<12}" + "".join(f"{int(results[c][key]):>14d}" for c in results))
+    first = next(iter(results))
+    for c in list(results)[1:]:
+        print(f"{first} / {c} segment ratio: {results[first]['segment'] / results[c]['segment']:.2f}")
 
 
 if __name__ == "__main__":

@@ -365,3 +365,51 @@ def test_a_batch_of_garbage_leaves_no_partial_output_folders(tmp_path, predictor
     assert report.counts["failed"] == 1
     assert not (out / "deep").exists()  # before: out/deep/er was left empty
     assert sorted(p.name for p in out.iterdir() if not p.name.startswith("sammoe-")) == []
+
+
+def test_the_local_loop_reads_the_next_volume_while_segmenting_and_keeps_read_errors_per_item(
+    tmp_path, predictor, monkeypatch
+):
+    """Read-ahead: case1 is read before case0's segmentation ends; a case that fails to read
+    fails alone, with its own error, and the outputs equal those of the loop without a thread."""
+    import threading
+
+    import sammoe_core.distributed.item as volume
+    import sammoe_core.io.volumes as volumes
+
+    data = tmp_path / "data"
+    write_cases(data, 3, seed=2)
+    write_corrupt(data / "broken.nii.gz")
+    (data / "broken.prompts.json").write_text((data / "case0.prompts.json").read_text())
+    events: list[tuple[str, str, str]] = []
+    read, segment_file = volumes.read_volume, volume.segment_file
+
+    def reading(path, *args, **kwargs):
+        events.append(("read", str(path).split("/")[-1], threading.current_thread().name))
+        return read(path, *args, **kwargs)
+
+    def segmenting(input_path, *args, **kwargs):
+        events.append(("segment start", str(input_path).split("/")[-1], ""))
+        try:
+            return segment_file(input_path, *args, **kwargs)
+        finally:
+            events.append(("segment end", str(input_path).split("/")[-1], ""))
+
+    monkeypatch.setattr(volumes, "read_volume", reading)
+    monkeypatch.setattr(volume, "segment_file", segmenting)
+    ahead = segment_batch(data, tmp_path / "ahead", LocalEngine(predictor), SegmentSettings(), quiet=True)
+    reads = [e for e in events if e[0] == "read"]
+    assert reads and all(thread.startswith("sammoe-read") for _, _, thread in reads)
+    order = [e[:2] for e in events]
+    first, second = [name for kind, name in order if kind == "segment start"][:2]
+    assert order.index(("read", second)) < order.index(("segment end", first))
+    monkeypatch.setattr(volumes, "read_volume", read)
+    plain = segment_batch(
+        data, tmp_path / "plain", LocalEngine(predictor, read_ahead=False), SegmentSettings(), quiet=True
+    )
+    assert ahead.counts == plain.counts and ahead.counts["failed"] == 1
+    failed = [c for c in ahead.cases if c["status"] == "failed"]
+    assert [c["case"] for c in failed] == ["broken"] and "broken" in failed[0]["error"]
+    for case in (c for c in plain.cases if c["status"] == "done"):
+        name = case["case"] + ".nii.gz"
+        assert label_bytes(tmp_path / "ahead" / name) == label_bytes(tmp_path / "plain" / name)

@@ -187,6 +187,13 @@ def _segment_batch(
 )
 @click.option("--device", default="auto", show_default=True, help="auto, cpu, cuda or cuda:N.")
 @click.option(
+    "--precision",
+    type=click.Choice(["auto", "fp32", "bf16"]),
+    default="auto",
+    show_default=True,
+    help="Networks in bf16 autocast (auto: where the GPU or CPU computes bf16 natively) or fp32, the exact mode.",
+)
+@click.option(
     "--threads",
     type=click.IntRange(min=1),
     help="CPU threads torch uses (default: torch's choice, the physical cores); recorded in the sidecar.",
@@ -249,6 +256,7 @@ def segment(
     probabilities: bool,
     preview: str | None,
     device: str,
+    precision: str,
     threads: int | None,
     overwrite: bool,
     quiet: bool,
@@ -288,7 +296,7 @@ def segment(
         torch.set_num_threads(threads)
     targets = _targets(prompts_file, point, negative_point, point_mm, negative_point_mm, box, label_name)
     options = tuple(policy_options(click.get_current_context(), tau, top_k, policy_option).items())
-    spec = PredictorSpec(weights, config_name, device, policy, options, expert, strict, allow_unverified)
+    spec = PredictorSpec(weights, config_name, device, policy, options, expert, strict, allow_unverified, precision)
     if is_batch_input(input_path):
         if preview:
             raise SammoeError(f"{input_path}: in batch mode --preview takes no path (previews go beside each output)")

@@ -9,6 +9,7 @@ spreads the same calls over a Ray actor pool.
 
 from __future__ import annotations
 
+from collections import deque
 from collections.abc import Iterator
 from typing import TYPE_CHECKING, Any, Protocol
 
@@ -33,19 +34,33 @@ class Engine(Protocol):
 
 
 class LocalEngine:
-    """One predictor in this process, the items one after another."""
+    """One predictor in this process, the items one after another; a background thread reads
+    the next volume while the current one is segmented (``read_ahead=False``: no thread)."""
 
     name = "local"
 
-    def __init__(self, predictor: CropPredictor) -> None:
+    def __init__(self, predictor: CropPredictor, read_ahead: bool = True) -> None:
         self.predictor = predictor
+        self.read_ahead = read_ahead
 
     def describe(self) -> dict[str, Any]:
         return describe_predictor(self.predictor)
 
     def info(self) -> dict[str, Any]:
-        return {"engine": self.name}
+        return {"engine": self.name, "read_ahead": self.read_ahead}
 
     def run(self, items: list[BatchItem], settings: SegmentSettings) -> Iterator[dict[str, Any]]:
-        for item in items:
-            yield run_item(item, self.predictor, settings)
+        if not self.read_ahead:
+            for item in items:
+                yield run_item(item, self.predictor, settings)
+            return
+        from concurrent.futures import ThreadPoolExecutor
+
+        from sammoe_core.io.volumes import read_volume
+
+        with ThreadPoolExecutor(max_workers=1, thread_name_prefix="sammoe-read") as reader:
+            reads = deque(reader.submit(read_volume, item.input, settings.max_voxels) for item in items[:1])
+            for i, item in enumerate(items):
+                if i + 1 < len(items):  # the next volume is read while this one is segmented
+                    reads.append(reader.submit(read_volume, items[i + 1].input, settings.max_voxels))
+                yield run_item(item, self.predictor, settings, volume=reads.popleft().result)

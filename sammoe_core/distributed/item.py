@@ -10,6 +10,7 @@ run goes on. There is no second code path for distributed runs.
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -166,12 +167,18 @@ def _one_line(error: BaseException) -> str:
     return text if isinstance(error, (ValueError, OSError)) else f"{type(error).__name__}: {text}"
 
 
-def run_item(item: BatchItem, predictor: CropPredictor, settings: SegmentSettings) -> dict[str, Any]:
+def run_item(
+    item: BatchItem,
+    predictor: CropPredictor,
+    settings: SegmentSettings,
+    volume: Callable[[], Volume] | None = None,
+) -> dict[str, Any]:
     """Segment one batch item with :func:`segment_file`; a failure becomes a ``failed`` record.
 
     Any exception but an interrupt is caught, so one bad volume (unreadable, no prompts, out of
     memory) never stops the volumes after it; the record says what went wrong. The record holds
     the item's key, the status, and the hashes of the weights used (:func:`weights_hashes`).
+    ``volume``: gives the item's volume when it was read ahead (its read errors are the item's).
     """
     started = time.perf_counter()
     base = {"key": item.key, "input": str(item.input)}
@@ -200,6 +207,7 @@ def run_item(item: BatchItem, predictor: CropPredictor, settings: SegmentSetting
             max_crops=settings.max_crops,
             box_as_click=settings.box_as_click,
             max_voxels=settings.max_voxels,
+            volume=None if volume is None else volume(),
         )
     except Exception as e:  # noqa: BLE001 - recorded; the batch goes on
         record = {"status": "failed", "error": _one_line(e), "seconds": round(time.perf_counter() - started, 3)}

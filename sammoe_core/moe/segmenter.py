@@ -22,6 +22,7 @@ from typing import Any
 
 import torch
 
+from sammoe_core.devices import Precision, autocast
 from sammoe_core.errors import InputError, SammoeError
 from sammoe_core.model import Sam3D
 from sammoe_core.moe.gate import GateInput
@@ -83,6 +84,8 @@ class MoESegmenter:
         self.foundation_sha256 = foundation_sha256
         self._models: dict[str, Sam3D] = {FOUNDATION: foundation}
         self._extra = dict(describe_extra or {})
+        self.precision: Precision = "fp32"  # the networks' precision; the gate always runs in fp32
+        self.precision_reason = "the exact mode"
 
     # --- candidates ---------------------------------------------------------------------------
 
@@ -112,7 +115,9 @@ class MoESegmenter:
     @torch.no_grad()
     def encode(self, crop: torch.Tensor) -> MoEState:
         crop = crop.to(self.foundation.device)
-        return MoEState(crop=crop, embedding=self.foundation.encode(crop))
+        with autocast(self.device, self.precision):
+            embedding = self.foundation.encode(crop).float()
+        return MoEState(crop=crop, embedding=embedding)
 
     def _probabilities(
         self, state: MoEState, points: torch.Tensor | None, labels: torch.Tensor | None
@@ -170,13 +175,14 @@ class MoESegmenter:
         blended = None
         for name, weight in route.weights.items():
             model = self.model_of(name)
-            if self.uses_own_encoder(name):
-                if name not in state.expert_embeddings:
-                    state.expert_embeddings[name] = model.encode(state.crop)
-                embedding = state.expert_embeddings[name]
-            else:
-                embedding = state.embedding
-            logits = model.decode(embedding, points, point_labels, mask_prompt, boxes)
+            with autocast(self.device, self.precision):
+                if self.uses_own_encoder(name):
+                    if name not in state.expert_embeddings:
+                        state.expert_embeddings[name] = model.encode(state.crop).float()
+                    embedding = state.expert_embeddings[name]
+                else:
+                    embedding = state.embedding
+                logits = model.decode(embedding, points, point_labels, mask_prompt, boxes).float()
             blended = logits * weight if blended is None else blended + logits * weight
         if blended is None:
             raise SammoeError(f"policy {route.policy!r} chose no candidate")
@@ -196,6 +202,8 @@ class MoESegmenter:
             "predictor": "moe",
             "config": self.config.name,
             "device": str(self.foundation.device),
+            "precision": self.precision,
+            "precision_reason": self.precision_reason,
             "foundation_sha256": self.foundation_sha256,
             "candidates": self.candidates,
             "policy": getattr(self.policy, "name", type(self.policy).__name__),

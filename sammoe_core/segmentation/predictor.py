@@ -17,6 +17,7 @@ from typing import Any, Protocol
 
 import torch
 
+from sammoe_core.devices import Precision, autocast
 from sammoe_core.model import Sam3D, SamConfig
 from sammoe_core.segmentation.preprocessing import Preprocessing
 
@@ -49,7 +50,10 @@ class CropPrediction:
 
 class CropPredictor(Protocol):
     """What segmentation needs of a network. A predictor may also have a ``device`` attribute:
-    the crops are then sampled, blended and pasted back there (the CPU otherwise)."""
+    the crops are then sampled, blended and pasted back there (the CPU otherwise). The predictors
+    here also have ``precision`` ('fp32', the exact default, or 'bf16' autocast for the networks;
+    the gate always runs in fp32) and ``precision_reason``, which
+    :class:`~sammoe_core.segmentation.predictor_spec.PredictorSpec` sets."""
 
     config: SamConfig
     preprocessing: Preprocessing
@@ -86,6 +90,8 @@ class FoundationPredictor:
         self.config = model.config
         self.preprocessing = preprocessing or Preprocessing(crop_size=model.config.image_size)
         self.source = dict(source or {})
+        self.precision: Precision = "fp32"
+        self.precision_reason = "the exact mode"
 
     @property
     def device(self) -> torch.device:
@@ -93,11 +99,19 @@ class FoundationPredictor:
 
     def describe(self) -> dict[str, Any]:
         """JSON-able facts for reports: the network config and where its weights came from."""
-        return {"predictor": "foundation", "config": self.config.name, "device": str(self.model.device), **self.source}
+        return {
+            "predictor": "foundation",
+            "config": self.config.name,
+            "device": str(self.model.device),
+            "precision": self.precision,
+            "precision_reason": self.precision_reason,
+            **self.source,
+        }
 
     @torch.no_grad()
     def encode(self, crop: torch.Tensor) -> torch.Tensor:
-        return self.model.encode(crop.to(self.model.device))
+        with autocast(self.device, self.precision):
+            return self.model.encode(crop.to(self.model.device)).float()
 
     @torch.no_grad()
     def decode(
@@ -114,8 +128,9 @@ class FoundationPredictor:
         def mv(t: torch.Tensor | None) -> torch.Tensor | None:
             return None if t is None else t.to(dev)
 
-        logits = self.model.decode(state, mv(points), mv(point_labels), mv(mask_prompt), mv(boxes))
-        return CropPrediction(logits)
+        with autocast(self.device, self.precision):
+            logits = self.model.decode(state, mv(points), mv(point_labels), mv(mask_prompt), mv(boxes))
+        return CropPrediction(logits.float())
 
     @torch.no_grad()
     def upsample(self, low_res_logits: torch.Tensor) -> torch.Tensor:

@@ -30,6 +30,7 @@ class PredictorSpec:
     expert: str | None = None
     strict: bool = False
     allow_unverified: bool = False
+    precision: str = "auto"  # 'auto' (bf16 where the hardware computes it natively), 'fp32' or 'bf16'
 
     def on(self, device: str) -> PredictorSpec:
         """The same model on another device."""
@@ -39,11 +40,20 @@ class PredictorSpec:
         return asdict(self)
 
     def build(self) -> CropPredictor:
-        """The predictor: ``weights`` alone, else the MoE from the local registry.
+        """The predictor: ``weights`` alone, else the MoE from the local registry, in the precision
+        :func:`~sammoe_core.devices.choose_precision` picks for ``precision`` on the device.
 
         A stale or missing gate warns (:class:`~sammoe_core.moe.segmenter.StaleGateWarning`) and
         falls back to the foundation, or raises under ``strict``.
         """
+        from sammoe_core.devices import choose_precision, resolve_device
+
+        precision = choose_precision(resolve_device(self.device), self.precision)
+        predictor = self._build()
+        predictor.precision, predictor.precision_reason = precision  # type: ignore[attr-defined]
+        return predictor
+
+    def _build(self) -> CropPredictor:
         from pathlib import Path
 
         from sammoe_core.devices import resolve_device
