@@ -335,3 +335,44 @@ def test_threads_sets_and_records_the_cpu_threads(tmp_path, weights, fresh_seed)
         torch.set_num_threads(before)
     bad = _run(source, "-o", tmp_path / "other.nii.gz", "--point", "20,18,15", "--weights", weights, "--threads", "0")
     assert bad.exit_code == 2 and "--threads" in bad.output
+
+
+def test_precision_is_chosen_from_the_hardware_and_recorded(tmp_path, weights, fresh_seed, monkeypatch):
+    """fp32 is the exact mode: the label map of the API with a directly built predictor. bf16
+    (forced, and what auto picks on a CPU with native bf16) is recorded with its reason and
+    agrees with fp32 nearly everywhere; auto without native bf16 is fp32."""
+    import sammoe_core.devices as devices
+    from sammoe_core import segment
+    from sammoe_core.model.checkpoint import load_model
+    from sammoe_core.segmentation.predictor import FoundationPredictor
+
+    source = _write(tmp_path / "ct.nii.gz", _ct_like((40, 36, 30), fresh_seed))
+    maps, sidecars = {}, {}
+    for name, flag, precision in (
+        ("fp32", "avx512_bf16", "fp32"),
+        ("bf16", None, "bf16"),
+        ("auto", "amx_bf16", "auto"),
+    ):
+        monkeypatch.setattr(devices, "_cpu_bf16_flag", lambda flag=flag: flag)
+        out = tmp_path / f"{name}.nii.gz"
+        args = ("-o", out, "--point", "20,18,15", "--weights", weights, "--device", "cpu", "--precision", precision)
+        result = _run(source, *args)
+        assert result.exit_code == 0, result.output
+        maps[name] = np.asarray(nib.load(str(out)).dataobj)
+        sidecars[name] = json.loads((tmp_path / f"{name}.json").read_text())["model"]
+    assert sidecars["fp32"]["precision"] == "fp32" and sidecars["bf16"]["precision"] == "bf16"
+    assert sidecars["auto"]["precision"] == "bf16" and "amx_bf16" in sidecars["auto"]["precision_reason"]
+    exact = segment(
+        str(source),
+        {"targets": [{"name": "target", "points": [[20, 18, 15]]}]},
+        FoundationPredictor(load_model(weights, device="cpu")),
+    )
+    assert np.array_equal(maps["fp32"], exact.label_map)
+    assert (maps["bf16"] == maps["fp32"]).mean() > 0.99 and np.array_equal(maps["auto"], maps["bf16"])
+    monkeypatch.setattr(devices, "_cpu_bf16_flag", lambda: None)
+    assert devices.choose_precision(devices.resolve_device("cpu")) == (
+        "fp32",
+        "auto: the CPU has neither AMX nor AVX-512 BF16",
+    )
+    bad = _run(source, "-o", tmp_path / "x.nii.gz", "--point", "20,18,15", "--weights", weights, "--precision", "fp8")
+    assert bad.exit_code == 2 and "--precision" in bad.output
