@@ -1,0 +1,165 @@
+"""A label map as a DICOM Segmentation (highdicom, the optional ``sammoe[dicom]`` extra).
+
+The SEG references the series the label map was made from: the source folder's headers are read
+again (no pixel data), checked to describe the very grid of the label map, and handed to
+highdicom, which copies the patient and study and references every source instance. Frame
+``k`` of the SEG is slice ``k`` of the series in the reader's order (by position along the slice
+normal), with pixel ``[row, column]`` = label-map voxel ``[column, row, k]`` (the reader's axis
+order, see :mod:`sammoe_core.io.volumes.dicom`). One segment per target, numbered 1, 2, ... in
+target order, labelled with the target's name and coded by :mod:`.structure_codes`; empty frames
+are left out, as the standard allows.
+
+Anonymised series sometimes carry empty identifiers. An empty SOP Instance or SOP Class UID is
+taken from the file meta information (which holds the same values by the standard); an empty
+Study or Series Instance UID cannot be recovered, so the SEG gets one derived from the instance
+UIDs (the same for every SEG of that series) and the record says so.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+
+from sammoe_core import __version__
+from sammoe_core.errors import InputError
+from sammoe_core.io.structure_codes import structure_code
+from sammoe_core.io.volumes.dicom import check_dicom_series, looks_like_dicom
+
+if TYPE_CHECKING:
+    from sammoe_core.io.volumes import Volume
+
+SERIES_NUMBER = 300
+_ENTITY_UIDS = ("StudyInstanceUID", "SeriesInstanceUID")
+_FROM_FILE_META = (("SOPInstanceUID", "MediaStorageSOPInstanceUID"), ("SOPClassUID", "MediaStorageSOPClassUID"))
+
+
+class DicomSegError(InputError):
+    """A DICOM SEG that cannot be made from this input."""
+
+
+def _highdicom() -> Any:
+    try:
+        import highdicom
+    except ImportError:
+        raise DicomSegError(
+            "writing a DICOM SEG needs highdicom; install it with pip install 'sammoe[dicom]'"
+        ) from None
+    return highdicom
+
+
+def dicom_seg_source(input_path: str | Path, output: str | Path) -> Path:
+    """The DICOM series folder a ``.dcm`` output will reference; a one-line error for any other input."""
+    folder = Path(input_path)
+    if not (folder.is_dir() and any(looks_like_dicom(p) for p in folder.iterdir() if p.is_file())):
+        raise DicomSegError(
+            f"{output}: a DICOM SEG (.dcm) output needs a DICOM series folder as input, and {input_path} is not one;"
+            " write .nii.gz instead"
+        )
+    return folder
+
+
+def _source_headers(folder: Path, volume: Volume) -> tuple[list[Any], list[str]]:
+    """The series' headers in slice order, identifiers filled in; the entity UIDs that were empty."""
+    pydicom, affine, ordered = check_dicom_series(folder)
+    headers = [pydicom.dcmread(path, stop_before_pixels=True) for path in ordered]
+    first = headers[0]
+    shape = (int(first.Columns), int(first.Rows), len(headers))
+    if shape != volume.shape or not np.allclose(affine, volume.affine, atol=1e-4):
+        raise DicomSegError(
+            f"{folder}: the series no longer matches the volume segmented (shape {shape} against {volume.shape})"
+        )
+    for path, ds in zip(ordered, headers):
+        meta = getattr(ds, "file_meta", None)
+        for tag, meta_tag in (
+            ("SOPInstanceUID", "MediaStorageSOPInstanceUID"),
+            ("SOPClassUID", "MediaStorageSOPClassUID"),
+        ):
+            if not str(ds.get(tag, "") or ""):
+                value = str(getattr(meta, meta_tag, "") or "") if meta is not None else ""
+                if not value:
+                    raise DicomSegError(f"{path}: no {tag}; a DICOM SEG cannot reference this image")
+                setattr(ds, tag, value)
+    missing = [tag for tag in _ENTITY_UIDS if not str(first.get(tag, "") or "")]
+    if missing:
+        derived = {
+            tag: pydicom.uid.generate_uid(entropy_srcs=[tag, *sorted(str(ds.SOPInstanceUID) for ds in headers)])
+            for tag in missing
+        }
+        for ds in headers:
+            for tag, uid in derived.items():
+                setattr(ds, tag, uid)
+    return headers, missing
+
+
+def _segment_description(highdicom: Any, number: int, name: str) -> Any:
+    from pydicom.sr.codedict import codes
+
+    code = structure_code(name)
+    algorithm = highdicom.AlgorithmIdentificationSequence(
+        name="sammoe", family=codes.cid7162.ArtificialIntelligence, version=__version__
+    )
+    description = highdicom.seg.SegmentDescription(
+        segment_number=number,
+        segment_label=name,
+        segmented_property_category=code.category,
+        segmented_property_type=code.type,
+        algorithm_type="AUTOMATIC",
+        algorithm_identification=algorithm,
+    )
+    if code.laterality is not None:
+        description.SegmentedPropertyTypeCodeSequence[0].SegmentedPropertyTypeModifierCodeSequence = [
+            highdicom.sr.CodedConcept.from_code(code.laterality)
+        ]
+    return description
+
+
+def write_dicom_seg(
+    label_map: np.ndarray, volume: Volume, segments: list[tuple[str, int]], source: Path, path: Path
+) -> dict[str, Any]:
+    """Write ``label_map`` (on ``volume``'s grid, read from the series folder ``source``) to ``path``.
+
+    ``segments`` are (name, label value) in segment order. Returns the record for the sidecar.
+    """
+    highdicom = _highdicom()
+    import pydicom
+
+    headers, missing = _source_headers(source, volume)
+    lookup = np.zeros(max([int(label_map.max()), *(label for _, label in segments)]) + 1, np.uint16)
+    for number, (_, label) in enumerate(segments, start=1):
+        lookup[label] = number  # other values (none, from a pipeline result) stay background
+    frames = lookup.astype(np.uint8 if len(segments) < 256 else np.uint16)[label_map.transpose(2, 1, 0)]
+    try:
+        seg = highdicom.seg.Segmentation(
+            source_images=headers,
+            pixel_array=frames,
+            segmentation_type=highdicom.seg.SegmentationTypeValues.BINARY,
+            segment_descriptions=[_segment_description(highdicom, n, name) for n, (name, _) in enumerate(segments, 1)],
+            series_instance_uid=pydicom.uid.generate_uid(),
+            series_number=SERIES_NUMBER,
+            sop_instance_uid=pydicom.uid.generate_uid(),
+            instance_number=1,
+            manufacturer="sammoe",
+            manufacturer_model_name="sammoe",
+            software_versions=__version__,
+            device_serial_number="none",
+            series_description="sammoe segmentation",
+        )
+    except (ValueError, TypeError, KeyError, AttributeError) as e:  # what highdicom raises for unusable sources
+        raise DicomSegError(
+            f"{source}: highdicom cannot make a SEG of this series ({' '.join(str(e).split())})"
+        ) from None
+    seg.save_as(path)
+    return {
+        "sop_instance_uid": str(seg.SOPInstanceUID),
+        "series_instance_uid": str(seg.SeriesInstanceUID),
+        "referenced_series_instance_uid": str(headers[0].SeriesInstanceUID),
+        "referenced_instances": len(headers),
+        "frames": int(seg.NumberOfFrames),
+        "segments": [
+            {"segment_number": n, "name": name, "label": label, **structure_code(name).to_dict()}
+            for n, (name, label) in enumerate(segments, start=1)
+        ],
+        **({"source_uids_derived": missing} if missing else {}),
+    }
