@@ -7,12 +7,14 @@ highdicom, which copies the patient and study and references every source instan
 normal), with pixel ``[row, column]`` = label-map voxel ``[column, row, k]`` (the reader's axis
 order, see :mod:`sammoe_core.io.volumes.dicom`). One segment per target, numbered 1, 2, ... in
 target order, labelled with the target's name and coded by :mod:`.structure_codes`; empty frames
-are left out, as the standard allows.
+are left out, as the standard allows (unless all are empty: a SEG needs frames, so all are kept).
 
 Anonymised series sometimes carry empty identifiers. An empty SOP Instance or SOP Class UID is
 taken from the file meta information (which holds the same values by the standard); an empty
 Study or Series Instance UID cannot be recovered, so the SEG gets one derived from the instance
-UIDs (the same for every SEG of that series) and the record says so.
+UIDs (the same for every SEG of that series) and the record says so. Missing patient and study
+attributes that the standard lets be empty (name, ID, dates...) are copied as empty, and a missing
+slice thickness is taken to be the slice spacing.
 """
 
 from __future__ import annotations
@@ -32,6 +34,18 @@ if TYPE_CHECKING:
 
 SERIES_NUMBER = 300
 _ENTITY_UIDS = ("StudyInstanceUID", "SeriesInstanceUID")
+# type 2 attributes (present, possibly empty) of the patient and study the SEG copies
+_PATIENT_AND_STUDY = (
+    "PatientName",
+    "PatientID",
+    "PatientBirthDate",
+    "PatientSex",
+    "StudyDate",
+    "StudyTime",
+    "StudyID",
+    "ReferringPhysicianName",
+    "AccessionNumber",
+)
 _FROM_FILE_META = (("SOPInstanceUID", "MediaStorageSOPInstanceUID"), ("SOPClassUID", "MediaStorageSOPClassUID"))
 
 
@@ -81,6 +95,17 @@ def _source_headers(folder: Path, volume: Volume) -> tuple[list[Any], list[str]]
                 if not value:
                     raise DicomSegError(f"{path}: no {tag}; a DICOM SEG cannot reference this image")
                 setattr(ds, tag, value)
+    slice_spacing = float(np.linalg.norm(affine[:3, 2]))
+    for ds in headers:
+        for tag in _PATIENT_AND_STUDY:
+            if tag not in ds:
+                setattr(ds, tag, "")
+        if not ds.get("SliceThickness"):
+            ds.SliceThickness = f"{slice_spacing:.6g}"
+    if not str(first.get("FrameOfReferenceUID", "") or ""):
+        raise DicomSegError(
+            f"{folder}: the series has no FrameOfReferenceUID, which a DICOM SEG must share with its images"
+        )
     missing = [tag for tag in _ENTITY_UIDS if not str(first.get(tag, "") or "")]
     if missing:
         derived = {
@@ -147,9 +172,8 @@ def write_dicom_seg(
             series_description="sammoe segmentation",
         )
     except (ValueError, TypeError, KeyError, AttributeError) as e:  # what highdicom raises for unusable sources
-        raise DicomSegError(
-            f"{source}: highdicom cannot make a SEG of this series ({' '.join(str(e).split())})"
-        ) from None
+        problem = " ".join(str(e).split())
+        raise DicomSegError(f"{source}: highdicom cannot make a SEG of this series ({problem})") from None
     seg.save_as(path)
     return {
         "sop_instance_uid": str(seg.SOPInstanceUID),
