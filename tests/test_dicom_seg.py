@@ -16,6 +16,7 @@ from pathlib import Path
 
 import nibabel as nib
 import numpy as np
+import pydicom
 import pytest
 from click.testing import CliRunner
 from segment_support import EllipsoidPredictor, make_affine, rotation, write_dicom_series
@@ -212,6 +213,25 @@ def test_a_dcm_output_needs_a_dicom_series(tmp_path):
     assert done.exit_code == 2
     assert done.output.count("\n") == 1 and done.output.startswith("Error: ") and "DICOM SEG (.dcm)" in done.output
     assert sorted(p.name for p in tmp_path.iterdir()) == ["ct.nii.gz"]  # refused before the model loads
+
+
+def test_a_manifest_row_can_ask_for_a_dicom_seg(tmp_path, fresh_seed):
+    from sammoe_core.distributed import LocalEngine, SegmentSettings, segment_batch
+
+    _series(tmp_path / "series", fresh_seed)
+    nib.Nifti1Image(np.zeros((12, 12, 8), np.int16), np.eye(4)).to_filename(str(tmp_path / "ct.nii.gz"))
+    listing = tmp_path / "list.jsonl"
+    rows = [{"image": "series", "output": "p1.dcm"}, {"image": "ct.nii.gz", "output": "p2.dcm"}]
+    listing.write_text("".join(json.dumps(row) + "\n" for row in rows))
+    settings = SegmentSettings(prompts=(Target(name="liver", points=[[10, 9, 5]]),), statistics=True)
+    report = segment_batch(listing, tmp_path / "out", LocalEngine(EllipsoidPredictor(5.0, 64)), settings, quiet=True)
+    assert [c["status"] for c in report.cases] == ["done", "failed"]
+    assert "needs a DICOM series folder as input" in report.cases[1]["error"]
+    assert report.cases[0]["case"] == "p1"
+    seg = pydicom.dcmread(tmp_path / "out" / "p1.dcm")
+    assert seg.Modality == "SEG" and seg.SegmentSequence[0].SegmentLabel == "liver"
+    assert json.loads((tmp_path / "out" / "p1.statistics.json").read_text())["liver"]["voxel_count"] > 0
+    assert not (tmp_path / "out" / "p2.dcm").exists() and not (tmp_path / "out" / "p2.json").exists()
 
 
 @pytest.mark.skipif(not (REAL_CT / "series").is_dir(), reason=f"the shared real CT series is not at {REAL_CT}")

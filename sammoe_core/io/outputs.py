@@ -65,7 +65,9 @@ class OutputPaths:
         return self.label_map.name.lower().endswith(DICOM_SUFFIX)
 
 
-def _stem(path: Path) -> str:
+def label_stem(path: str | Path) -> str:
+    """A label map's name less its suffix (``.nii.gz``, ``.nii`` or ``.dcm``)."""
+    path = Path(path)
     name = path.name
     for suffix in LABEL_SUFFIXES:
         if name.lower().endswith(suffix):
@@ -84,7 +86,7 @@ def output_paths(
     """The files a result will be written to; ``preview=True`` puts it at ``OUT.png``; ``split``:
     the target names that each get ``OUT/<name>.nii.gz``."""
     out_path = Path(out_path)
-    stem = _stem(out_path)
+    stem = label_stem(out_path)
     if not stem or stem.startswith("."):
         raise OutputError(f"{out_path}: the output needs a name before its suffix (e.g. liver.nii.gz)")
     suffix = out_path.name[len(stem) :]
