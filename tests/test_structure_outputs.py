@@ -18,7 +18,7 @@ from segment_support import EllipsoidPredictor, make_affine, rotation
 
 from sammoe_core.cli import main
 from sammoe_core.distributed import LocalEngine, SegmentSettings, segment_batch, segment_folder
-from sammoe_core.io.outputs import OutputError, output_paths, write_result
+from sammoe_core.io.outputs import OutputError, output_paths, planned_outputs, write_result
 from sammoe_core.io.statistics import structure_statistics
 from sammoe_core.io.structure_files import StructureNameError, file_stem, structure_paths
 from sammoe_core.io.volumes.volume import make_volume
@@ -159,7 +159,10 @@ def test_statistics_of_an_empty_structure():
 def test_repeated_names_cannot_be_listed_by_name(tmp_path, fresh_seed):
     with pytest.raises(OutputError, match=r"\['same'\] repeat"):
         write_result(_result(fresh_seed, names=("same", "same")), tmp_path / "seg.nii.gz", statistics=True)
+    with pytest.raises(OutputError, match=r"\['same'\] repeat"):  # as the CLI checks, before the model loads
+        planned_outputs(tmp_path / "seg.nii.gz", tmp_path / "in.nii.gz", ["same", "x", "same"], statistics=True)
     assert list(tmp_path.iterdir()) == []
+    planned_outputs(tmp_path / "seg.nii.gz", tmp_path / "in.nii.gz", ["same", "same"])  # no statistics: fine
 
 
 def test_output_names_with_statistics_and_split(tmp_path):

@@ -149,6 +149,13 @@ def check_label_format(paths: OutputPaths, input_path: str | Path) -> None:
         dicom_seg_source(input_path, paths.label_map)
 
 
+def _check_statistics_names(paths: OutputPaths, names: list[str]) -> None:
+    """Statistics are listed by target name: names must not repeat."""
+    repeated = sorted({n for n in names if names.count(n) > 1})
+    if paths.statistics is not None and repeated:
+        raise OutputError(f"{paths.statistics}: statistics are listed by target name, and {repeated} repeat")
+
+
 def planned_outputs(
     out_path: str | Path,
     input_path: str | Path,
@@ -163,6 +170,7 @@ def planned_outputs(
     """The files segmenting ``input_path`` will write, checked before any work (see
     :func:`check_outputs` and :func:`check_label_format`)."""
     paths = output_paths(out_path, preview, probabilities, statistics=statistics, split=target_names if split else None)
+    _check_statistics_names(paths, target_names)
     check_label_format(paths, input_path)
     check_outputs(paths, overwrite, inputs=(input_path,))
     return paths
@@ -174,6 +182,24 @@ def _make_folder(folder: Path | None) -> Path | None:
         return None
     folder.mkdir()
     return folder
+
+
+def _sidecar(
+    result: SegmentationResult, paths: OutputPaths, segments: list[tuple[str, int]], extra: dict[str, Any] | None
+) -> dict[str, Any]:
+    """The sidecar's content: the result's record, the files, and the statistics when asked for."""
+    sidecar = result.to_dict()
+    sidecar["files"] = {k: Path(v).name for k, v in paths.to_dict().items()}
+    if paths.structures:
+        sidecar["files"]["structures"] = {n: f"{p.parent.name}/{p.name}" for n, p in paths.structures.items()}
+    if paths.probabilities is not None:
+        sidecar["probabilities_volumes"] = [label for _, label in segments]
+    if paths.statistics is not None:
+        from sammoe_core.io.statistics import label_map_statistics
+
+        sidecar["statistics"] = label_map_statistics(result.label_map, result.volume, segments)
+    sidecar.update(extra or {})
+    return sidecar
 
 
 def write_result(
@@ -202,23 +228,11 @@ def write_result(
     paths = output_paths(out_path, preview, probabilities, statistics=statistics, split=names if split else None)
     if probabilities and result.probabilities is None:
         raise OutputError(f"{paths.probabilities}: the result holds no probabilities (segment with probabilities=True)")
-    if statistics and len(set(names)) != len(names):
-        repeated = sorted({n for n in names if names.count(n) > 1})
-        raise OutputError(f"{paths.statistics}: statistics are listed by target name, and {repeated} repeat")
+    _check_statistics_names(paths, names)
     check_label_format(paths, result.volume.source)
     check_outputs(paths, overwrite)
     segments = [(t.name, t.label) for t in result.targets]
-    sidecar = result.to_dict()
-    sidecar["files"] = {k: Path(v).name for k, v in paths.to_dict().items()}
-    if paths.structures:
-        sidecar["files"]["structures"] = {n: f"{p.parent.name}/{p.name}" for n, p in paths.structures.items()}
-    if probabilities:
-        sidecar["probabilities_volumes"] = [t.label for t in result.targets]
-    if statistics:
-        from sammoe_core.io.statistics import label_map_statistics
-
-        sidecar["statistics"] = label_map_statistics(result.label_map, result.volume, segments)
-    sidecar.update(extra or {})
+    sidecar = _sidecar(result, paths, segments, extra)
     made = None
     try:
         made = _make_folder(paths.structures_folder)
@@ -235,10 +249,10 @@ def write_result(
                 nifti_like(result.label_map, result.volume).to_filename(str(temporary[paths.label_map]))
             if paths.probabilities is not None and result.probabilities is not None:  # both or neither (above)
                 nifti_like(result.probabilities, result.volume).to_filename(str(temporary[paths.probabilities]))
-            for name, label in segments:
-                if name in paths.structures:
-                    mask = (result.label_map == label).astype(np.uint8)
-                    nifti_like(mask, result.volume).to_filename(str(temporary[paths.structures[name]]))
+            labels = dict(segments)
+            for name, path in paths.structures.items():
+                mask = (result.label_map == labels[name]).astype(np.uint8)
+                nifti_like(mask, result.volume).to_filename(str(temporary[path]))
             if paths.preview is not None:
                 from sammoe_core.io.preview import render_preview
 
