@@ -169,7 +169,7 @@ def test_seg_frames_are_the_label_maps_slices(tmp_path, fresh_seed):
     assert [(s["segment_number"], s["label"]) for s in sidecar["dicom_seg"]["segments"]] == [(1, 3), (2, 200)]
 
 
-def test_seg_of_an_empty_result_holds_its_segments_and_empty_frames(tmp_path, fresh_seed):
+def test_seg_of_an_empty_result_holds_its_segments_and_empty_frames(tmp_path, fresh_seed, capfd):
     import highdicom as hd
 
     source = _series(tmp_path / "series", fresh_seed, complete=False)
@@ -179,9 +179,13 @@ def test_seg_of_an_empty_result_holds_its_segments_and_empty_frames(tmp_path, fr
     seg = hd.seg.segread(tmp_path / "empty.dcm")
     assert [s.SegmentLabel for s in seg.SegmentSequence] == ["liver"]
     assert int(seg.NumberOfFrames) == 13 and not seg.pixel_array.any()  # a SEG needs frames: all, empty
-    # this minimal series has no study UID: the SEG gets a derived one, and the sidecar says so
+    # this minimal series has no study UID: the SEG gets a derived one, and the sidecar says so;
+    # highdicom's log line about the empty image lands in the record, not on the terminal
     sidecar = json.loads((tmp_path / "empty.json").read_text())
     assert sidecar["dicom_seg"]["source_uids_derived"] == ["StudyInstanceUID"]
+    assert any("empty image" in note for note in sidecar["dicom_seg"]["notes"])
+    captured = capfd.readouterr()
+    assert "empty image" not in captured.err + captured.out
 
 
 def test_a_series_without_a_frame_of_reference_is_refused(tmp_path, fresh_seed):

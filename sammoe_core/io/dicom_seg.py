@@ -19,6 +19,10 @@ slice thickness is taken to be the slice spacing.
 
 from __future__ import annotations
 
+import contextlib
+import logging
+import warnings
+from collections.abc import Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -118,6 +122,31 @@ def _source_headers(folder: Path, volume: Volume) -> tuple[list[Any], list[str]]
     return headers, missing
 
 
+@contextlib.contextmanager
+def _notes() -> Iterator[list[str]]:
+    """Collect what highdicom and pydicom warn about (bad person names, empty images...) for the
+    record, instead of letting it reach the terminal as stray lines."""
+
+    class Collect(logging.Handler):
+        def emit(self, record: logging.LogRecord) -> None:
+            found.append(record.getMessage())
+
+    found: list[str] = []
+    handler = Collect(logging.WARNING)
+    loggers = [logging.getLogger(name) for name in ("highdicom", "pydicom")]
+    before = [(logger.propagate, logger.handlers[:]) for logger in loggers]
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        for logger in loggers:
+            logger.handlers, logger.propagate = [handler], False
+        try:
+            yield found
+        finally:
+            for logger, (propagate, handlers) in zip(loggers, before):
+                logger.handlers, logger.propagate = handlers, propagate
+    found.extend(str(w.message) for w in caught)
+
+
 def _segment_description(highdicom: Any, number: int, name: str) -> Any:
     from pydicom.sr.codedict import codes
 
@@ -155,26 +184,28 @@ def write_dicom_seg(
     for number, (_, label) in enumerate(segments, start=1):
         lookup[label] = number  # other values (none, from a pipeline result) stay background
     frames = lookup.astype(np.uint8 if len(segments) < 256 else np.uint16)[label_map.transpose(2, 1, 0)]
-    try:
-        seg = highdicom.seg.Segmentation(
-            source_images=headers,
-            pixel_array=frames,
-            segmentation_type=highdicom.seg.SegmentationTypeValues.BINARY,
-            segment_descriptions=[_segment_description(highdicom, n, name) for n, (name, _) in enumerate(segments, 1)],
-            series_instance_uid=pydicom.uid.generate_uid(),
-            series_number=SERIES_NUMBER,
-            sop_instance_uid=pydicom.uid.generate_uid(),
-            instance_number=1,
-            manufacturer="sammoe",
-            manufacturer_model_name="sammoe",
-            software_versions=__version__,
-            device_serial_number="none",
-            series_description="sammoe segmentation",
-        )
-    except (ValueError, TypeError, KeyError, AttributeError) as e:  # what highdicom raises for unusable sources
-        problem = " ".join(str(e).split())
-        raise DicomSegError(f"{source}: highdicom cannot make a SEG of this series ({problem})") from None
-    seg.save_as(path)
+    descriptions = [_segment_description(highdicom, n, name) for n, (name, _) in enumerate(segments, start=1)]
+    with _notes() as notes:
+        try:
+            seg = highdicom.seg.Segmentation(
+                source_images=headers,
+                pixel_array=frames,
+                segmentation_type=highdicom.seg.SegmentationTypeValues.BINARY,
+                segment_descriptions=descriptions,
+                series_instance_uid=pydicom.uid.generate_uid(),
+                series_number=SERIES_NUMBER,
+                sop_instance_uid=pydicom.uid.generate_uid(),
+                instance_number=1,
+                manufacturer="sammoe",
+                manufacturer_model_name="sammoe",
+                software_versions=__version__,
+                device_serial_number="none",
+                series_description="sammoe segmentation",
+            )
+        except (ValueError, TypeError, KeyError, AttributeError) as e:  # what highdicom raises for unusable sources
+            problem = " ".join(str(e).split())
+            raise DicomSegError(f"{source}: highdicom cannot make a SEG of this series ({problem})") from None
+        seg.save_as(path)
     return {
         "sop_instance_uid": str(seg.SOPInstanceUID),
         "series_instance_uid": str(seg.SeriesInstanceUID),
@@ -186,4 +217,5 @@ def write_dicom_seg(
             for n, (name, label) in enumerate(segments, start=1)
         ],
         **({"source_uids_derived": missing} if missing else {}),
+        **({"notes": sorted(set(" ".join(n.split()) for n in notes))} if notes else {}),
     }
