@@ -77,6 +77,7 @@ def test_target_names_are_data_for_file_names(tmp_path):
     assert file_stem("../../etc/passwd") == "_.._etc_passwd"
     assert file_stem("C:\\temp\\x") == "C__temp_x"
     assert file_stem("...") == "target"
+    assert file_stem("CON") == "CON_" and file_stem("nul.x") == "nul.x_" and file_stem("console") == "console"
     hostile = ["../../escape", "/abs/path", "a\x00b", "ñame", "x" * 300]
     for name, path in structure_paths(tmp_path / "out", hostile).items():
         assert path.parent == tmp_path / "out" and path.name.endswith(".nii.gz"), name

@@ -2,7 +2,8 @@
 
 Target names come from users, so they are data: each becomes a file name by keeping letters,
 digits, ``-``, ``+``, ``.`` and ``_`` (anything else, spaces included, turns into ``_``), never
-starting with a dot, and the path is resolved inside the folder. Two targets whose file names
+starting with a dot, never a Windows device name (``CON``, ``NUL``, ``COM1``... get a trailing
+``_``), and the path is resolved inside the folder. Two targets whose file names
 would be the same (also when they differ only in case, which some file systems ignore) are an
 error naming both, rather than one file silently replacing the other.
 """
@@ -18,6 +19,7 @@ from sammoe_core.files.safe_paths import resolve_inside
 MASK_SUFFIX = ".nii.gz"
 _UNSAFE = re.compile(r"[^A-Za-z0-9_.+-]")
 _MAX_STEM = 100
+_DEVICE_NAMES = {"CON", "PRN", "AUX", "NUL", *(f"COM{i}" for i in range(10)), *(f"LPT{i}" for i in range(10))}
 
 
 class StructureNameError(InputError):
@@ -26,8 +28,8 @@ class StructureNameError(InputError):
 
 def file_stem(name: str) -> str:
     """The file name (less suffix) a target name gets."""
-    stem = _UNSAFE.sub("_", name.strip())[:_MAX_STEM].lstrip(".")
-    return stem or "target"
+    stem = _UNSAFE.sub("_", name.strip())[:_MAX_STEM].lstrip(".") or "target"
+    return f"{stem}_" if stem.split(".")[0].upper() in _DEVICE_NAMES else stem
 
 
 def structure_paths(folder: str | Path, names: list[str]) -> dict[str, Path]:
