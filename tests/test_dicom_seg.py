@@ -219,6 +219,18 @@ def test_a_dcm_output_needs_a_dicom_series(tmp_path):
     assert sorted(p.name for p in tmp_path.iterdir()) == ["ct.nii.gz"]  # refused before the model loads
 
 
+def test_without_highdicom_a_dcm_output_says_what_to_install(tmp_path, fresh_seed, monkeypatch):
+    import sys
+
+    from sammoe_core.io.outputs import planned_outputs
+
+    source = _series(tmp_path / "series", fresh_seed)
+    monkeypatch.setitem(sys.modules, "highdicom", None)  # as if not installed
+    with pytest.raises(DicomSegError, match=r"needs highdicom; install it with pip install 'sammoe\[dicom\]'"):
+        planned_outputs(tmp_path / "seg.dcm", source, ["liver"])
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["series"]
+
+
 def test_a_manifest_row_can_ask_for_a_dicom_seg(tmp_path, fresh_seed):
     from sammoe_core.distributed import LocalEngine, SegmentSettings, segment_batch
 

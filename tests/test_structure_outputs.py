@@ -220,7 +220,6 @@ def test_plain_settings_digest_is_unchanged():
     assert settings.digest({}) == expected
 
 
-@pytest.mark.slow
 def test_cli_split_statistics_and_dicom_seg(tmp_path, fresh_seed):
     from segment_support import write_dicom_series
 

@@ -68,13 +68,15 @@ def _highdicom() -> Any:
 
 
 def dicom_seg_source(input_path: str | Path, output: str | Path) -> Path:
-    """The DICOM series folder a ``.dcm`` output will reference; a one-line error for any other input."""
+    """The DICOM series folder a ``.dcm`` output will reference; a one-line error for any other
+    input, or when highdicom is not installed (both before any work)."""
     folder = Path(input_path)
     if not (folder.is_dir() and any(looks_like_dicom(p) for p in folder.iterdir() if p.is_file())):
         raise DicomSegError(
             f"{output}: a DICOM SEG (.dcm) output needs a DICOM series folder as input, and {input_path} is not one;"
             " write .nii.gz instead"
         )
+    _highdicom()
     return folder
 
 
