@@ -72,6 +72,16 @@ def test_split_writes_each_target_as_a_mask_on_the_input_grid(tmp_path, fresh_se
     assert (tmp_path / "case" / "notes.txt").read_text() == "mine"
 
 
+def test_split_and_statistics_need_no_dicom_packages(tmp_path, fresh_seed, monkeypatch):
+    import sys
+
+    result = _result(fresh_seed)
+    for package in ("pydicom", "highdicom"):  # the core install has neither
+        monkeypatch.setitem(sys.modules, package, None)
+    paths = write_result(result, tmp_path / "seg.nii.gz", split=True, statistics=True)
+    assert paths.statistics.is_file() and len(paths.structures) == 2
+
+
 def test_target_names_are_data_for_file_names(tmp_path):
     assert file_stem("left kidney") == "left_kidney"
     assert file_stem("../../etc/passwd") == "_.._etc_passwd"
