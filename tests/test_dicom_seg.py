@@ -114,7 +114,8 @@ def _read_back(seg_path: Path, source: Path, nifti_path: Path, labels: dict[int,
     pixels = seg.pixel_array if seg.NumberOfFrames > 1 else seg.pixel_array[None]
     seen = {number: set() for number in labels}
     for frame, item in enumerate(seg.PerFrameFunctionalGroupsSequence):
-        number = int(item.SegmentIdentificationSequence[0].ReferencedSegmentNumber)
+        identification = item if "SegmentIdentificationSequence" in item else seg.SharedFunctionalGroupsSequence[0]
+        number = int(identification.SegmentIdentificationSequence[0].ReferencedSegmentNumber)  # shared: one segment
         uid = str(item.DerivationImageSequence[0].SourceImageSequence[0].ReferencedSOPInstanceUID)
         ds = sources[uid]
         position = [float(v) for v in item.PlanePositionSequence[0].ImagePositionPatient]
@@ -186,6 +187,27 @@ def test_seg_of_an_empty_result_holds_its_segments_and_empty_frames(tmp_path, fr
     assert any("empty image" in note for note in sidecar["dicom_seg"]["notes"])
     captured = capfd.readouterr()
     assert "empty image" not in captured.err + captured.out
+
+
+def test_blanked_identifiers_are_filled_from_the_file_meta_or_derived_the_same_each_time(tmp_path, fresh_seed):
+    import highdicom as hd
+
+    source = _series(tmp_path / "series", fresh_seed, complete=False)
+    for path in source.iterdir():  # as an anonymiser that blanks UIDs leaves them
+        ds = pydicom.dcmread(path)
+        ds.SOPInstanceUID, ds.SOPClassUID, ds.SeriesInstanceUID = "", "", ""
+        ds.save_as(path)
+    result = segment(read_volume(source), Target(name="liver", points=[[10, 9, 5]]), EllipsoidPredictor(5.0, 64))
+    write_result(result, tmp_path / "labels.nii.gz")
+    write_result(result, tmp_path / "first.dcm")
+    write_result(result, tmp_path / "second.dcm")
+    _read_back(tmp_path / "first.dcm", source, tmp_path / "labels.nii.gz", {1: 1})  # file-meta UIDs referenced
+    first, second = hd.seg.segread(tmp_path / "first.dcm"), hd.seg.segread(tmp_path / "second.dcm")
+    assert first.StudyInstanceUID == second.StudyInstanceUID
+    assert first.ReferencedSeriesSequence[0].SeriesInstanceUID == second.ReferencedSeriesSequence[0].SeriesInstanceUID
+    assert first.SOPInstanceUID != second.SOPInstanceUID
+    sidecar = json.loads((tmp_path / "first.json").read_text())
+    assert sidecar["dicom_seg"]["source_uids_derived"] == ["StudyInstanceUID", "SeriesInstanceUID"]
 
 
 def test_a_series_without_a_frame_of_reference_is_refused(tmp_path, fresh_seed):

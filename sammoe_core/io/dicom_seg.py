@@ -80,8 +80,31 @@ def dicom_seg_source(input_path: str | Path, output: str | Path) -> Path:
     return folder
 
 
+def _instance_identifiers(path: Path, ds: Any) -> None:
+    """Fill an empty SOP Instance / Class UID from the file meta information (the same values)."""
+    meta = getattr(ds, "file_meta", None)
+    for tag, meta_tag in _FROM_FILE_META:
+        if not str(ds.get(tag, "") or ""):
+            value = str(getattr(meta, meta_tag, "") or "") if meta is not None else ""
+            if not value:
+                raise DicomSegError(f"{path}: no {tag}; a DICOM SEG cannot reference this image")
+            setattr(ds, tag, value)
+
+
+def _derived_entity_uids(pydicom: Any, headers: list[Any]) -> list[str]:
+    """Give every header the same derived Study / Series Instance UID where the series has none;
+    return the names of those that were made."""
+    missing = [tag for tag in _ENTITY_UIDS if not str(headers[0].get(tag, "") or "")]
+    instances = sorted(str(ds.SOPInstanceUID) for ds in headers)
+    for tag in missing:
+        uid = pydicom.uid.generate_uid(entropy_srcs=[tag, *instances])
+        for ds in headers:
+            setattr(ds, tag, uid)
+    return missing
+
+
 def _source_headers(folder: Path, volume: Volume) -> tuple[list[Any], list[str]]:
-    """The series' headers in slice order, identifiers filled in; the entity UIDs that were empty."""
+    """The series' headers in slice order, identifiers filled in; the entity UIDs that were made."""
     pydicom, affine, ordered = check_dicom_series(folder)
     headers = [pydicom.dcmread(path, stop_before_pixels=True) for path in ordered]
     first = headers[0]
@@ -90,38 +113,19 @@ def _source_headers(folder: Path, volume: Volume) -> tuple[list[Any], list[str]]
         raise DicomSegError(
             f"{folder}: the series no longer matches the volume segmented (shape {shape} against {volume.shape})"
         )
-    for path, ds in zip(ordered, headers):
-        meta = getattr(ds, "file_meta", None)
-        for tag, meta_tag in (
-            ("SOPInstanceUID", "MediaStorageSOPInstanceUID"),
-            ("SOPClassUID", "MediaStorageSOPClassUID"),
-        ):
-            if not str(ds.get(tag, "") or ""):
-                value = str(getattr(meta, meta_tag, "") or "") if meta is not None else ""
-                if not value:
-                    raise DicomSegError(f"{path}: no {tag}; a DICOM SEG cannot reference this image")
-                setattr(ds, tag, value)
+    if not str(first.get("FrameOfReferenceUID", "") or ""):
+        raise DicomSegError(
+            f"{folder}: the series has no FrameOfReferenceUID, which a DICOM SEG must share with its images"
+        )
     slice_spacing = float(np.linalg.norm(affine[:3, 2]))
-    for ds in headers:
+    for path, ds in zip(ordered, headers):
+        _instance_identifiers(path, ds)
         for tag in _PATIENT_AND_STUDY:
             if tag not in ds:
                 setattr(ds, tag, "")
         if not ds.get("SliceThickness"):
             ds.SliceThickness = f"{slice_spacing:.6g}"
-    if not str(first.get("FrameOfReferenceUID", "") or ""):
-        raise DicomSegError(
-            f"{folder}: the series has no FrameOfReferenceUID, which a DICOM SEG must share with its images"
-        )
-    missing = [tag for tag in _ENTITY_UIDS if not str(first.get(tag, "") or "")]
-    if missing:
-        derived = {
-            tag: pydicom.uid.generate_uid(entropy_srcs=[tag, *sorted(str(ds.SOPInstanceUID) for ds in headers)])
-            for tag in missing
-        }
-        for ds in headers:
-            for tag, uid in derived.items():
-                setattr(ds, tag, uid)
-    return headers, missing
+    return headers, _derived_entity_uids(pydicom, headers)
 
 
 @contextlib.contextmanager
