@@ -106,6 +106,8 @@ def test_cli_engine_ray(tmp_path, local_ray, tiny_weights):
             "ray",
             "--workers",
             "2",
+            "--split",
+            "--statistics",
         ],
     )
     assert result.exit_code == 0, result.output
@@ -113,6 +115,9 @@ def test_cli_engine_ray(tmp_path, local_ray, tiny_weights):
     report = json.loads(next(out.glob("sammoe-run-*.json")).read_text())
     assert report["engine"] == "ray" and [c["status"] for c in report["cases"]] == ["done"] * 3
     assert sorted(p.name for p in out.glob("*.nii.gz")) == ["case0.nii.gz", "case1.nii.gz", "case2.nii.gz"]
+    for case in ("case0", "case1", "case2"):  # the per-target outputs come back from the actors too
+        assert (out / case / "core.nii.gz").is_file()
+        assert json.loads((out / f"{case}.statistics.json").read_text())["core"]["label"] == 3
 
 
 def test_retrain_gate_fills_its_cache_on_ray(

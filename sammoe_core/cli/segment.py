@@ -138,7 +138,11 @@ def _segment_batch(
 @click.command()
 @click.argument("input_path", metavar="INPUT")
 @click.option(
-    "-o", "--output", required=True, help="Label map (.nii.gz/.nii), or a folder when INPUT is a folder or a manifest."
+    "-o",
+    "--output",
+    required=True,
+    help="Label map (.nii.gz/.nii, or .dcm: a DICOM SEG of a DICOM series INPUT), or a folder when INPUT is a "
+    "folder or a manifest.",
 )
 @click.option(
     "--point", multiple=True, callback=_POINT, metavar="X,Y,Z", help="Positive click, voxel indices of INPUT (0-based)."
@@ -177,6 +181,12 @@ def _segment_batch(
     help="CT gets the [-1000, 1000] HU clamp.",
 )
 @click.option("--probabilities", is_flag=True, help="Also write OUT.probabilities.nii.gz (float).")
+@click.option("--split", is_flag=True, help="Also write one 0/1 mask per target: OUT/NAME.nii.gz (input grid).")
+@click.option(
+    "--statistics",
+    is_flag=True,
+    help="Also write OUT.statistics.json (and the sidecar): volume, intensities, bounding box per target.",
+)
 @click.option(
     "--preview",
     is_flag=False,
@@ -254,6 +264,8 @@ def segment(
     label_name: str | None,
     modality: str,
     probabilities: bool,
+    split: bool,
+    statistics: bool,
     preview: str | None,
     device: str,
     precision: str,
@@ -285,7 +297,7 @@ def segment(
     records every case's status, so rerunning does only what is missing (see docs/scaling.md).
     """
     from sammoe_core.distributed import is_batch_input, segment_file
-    from sammoe_core.io.outputs import check_outputs, output_paths
+    from sammoe_core.io.outputs import planned_outputs
     from sammoe_core.io.volumes import read_volume
     from sammoe_core.segmentation.predictor_spec import PredictorSpec
     from sammoe_core.segmentation.prompts import make_targets, resolve_target
@@ -314,6 +326,8 @@ def segment(
             clicks=click_policy,
             preview=preview is not None,
             probabilities=probabilities,
+            statistics=statistics,
+            split=split,
             overwrite=overwrite,
             quiet=quiet,
             box_as_click=box_as_click,
@@ -327,9 +341,19 @@ def segment(
     if targets is None:
         raise SammoeError(f"{input_path}: no prompts; pass --point X,Y,Z, --point-mm, --box or --prompts FILE.json")
     preview_arg = True if preview == "" else preview
-    check_outputs(output_paths(output, preview_arg, probabilities), overwrite, inputs=(input_path,))
+    targets = make_targets(targets)
+    planned_outputs(
+        output,
+        input_path,
+        [t.name for t in targets],
+        preview=preview_arg,
+        probabilities=probabilities,
+        statistics=statistics,
+        split=split,
+        overwrite=overwrite,
+    )
     volume = read_volume(input_path, max_voxels)  # every input check (header first) before the model loads
-    for target in make_targets(targets):  # prompts inside the volume, also before the model loads
+    for target in targets:  # prompts inside the volume, also before the model loads
         resolve_target(target, volume.affine, volume.shape, volume.source)
     predictor = _build_predictor(spec)
     record = segment_file(
@@ -342,6 +366,8 @@ def segment(
         clicks=click_policy,
         preview=preview_arg,
         probabilities=probabilities,
+        statistics=statistics,
+        split=split,
         overwrite=overwrite,
         progress=not quiet,
         box_as_click=box_as_click,

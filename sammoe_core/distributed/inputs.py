@@ -3,12 +3,13 @@
 A :class:`BatchItem` is one input path, its prompts file (if any) and its label-map path. Items
 come from a folder (NIfTI files and DICOM series subfolders, by name, each with an optional
 ``<case>.prompts.json`` beside it) or from a manifest: CSV with a header, or JSON Lines, with
-the fields ``image`` (required), ``prompts`` and ``output`` (optional). Relative ``image`` and
-``prompts`` paths are taken from the manifest's folder, relative ``output`` paths from the
-output folder. The order is deterministic (sorted names for a folder, file order for a
-manifest). A :class:`Shard` ``I/N`` keeps the items whose key hashes to ``I`` modulo ``N``:
-shards ``0..N-1`` partition the items exactly, and an item keeps its shard when others are
-added, so Slurm array tasks can be rerun with a grown input list.
+the fields ``image`` (required), ``prompts`` and ``output`` (optional; ending in ``.dcm``: a
+DICOM SEG of a DICOM series image). Relative ``image`` and ``prompts`` paths are taken from the
+manifest's folder, relative ``output`` paths from the output folder. The order is deterministic
+(sorted names for a folder, file order for a manifest). A :class:`Shard` ``I/N`` keeps the items
+whose key hashes to ``I`` modulo ``N``: shards ``0..N-1`` partition the items exactly, and an
+item keeps its shard when others are added, so Slurm array tasks can be rerun with a grown
+input list.
 """
 
 from __future__ import annotations
@@ -22,6 +23,7 @@ from typing import Any
 
 from sammoe_core.errors import SammoeError
 from sammoe_core.files.safe_paths import resolve_inside
+from sammoe_core.io.outputs import LABEL_SUFFIXES, label_stem
 from sammoe_core.io.volumes.dicom import looks_like_dicom
 from sammoe_core.io.volumes.nifti import NIFTI_SUFFIXES, is_nifti_path
 
@@ -84,7 +86,7 @@ def is_batch_input(path: str | Path) -> bool:
 
 
 def _item(output_dir: Path, image: Path, prompts: Path | None, output: Path | None) -> BatchItem:
-    name = case_name(image) if output is None else case_name(output)
+    name = case_name(image) if output is None else label_stem(output)
     output = output_dir / f"{name}.nii.gz" if output is None else output
     try:
         key = output.relative_to(output_dir).as_posix()
@@ -167,8 +169,11 @@ def manifest_items(manifest: str | Path, output_dir: str | Path) -> list[BatchIt
         for field, value in (("prompts", prompts), ("output", output)):
             if value is not None and not isinstance(value, str):
                 raise SammoeError(f"{manifest}:{line}: '{field}' must be a path")
-        if output is not None and not str(output).lower().endswith(NIFTI_SUFFIXES):
-            raise SammoeError(f"{manifest}:{line}: output {output!r} must end in .nii.gz or .nii")
+        if output is not None and not str(output).lower().endswith(LABEL_SUFFIXES):
+            raise SammoeError(
+                f"{manifest}:{line}: output {output!r} must end in .nii.gz or .nii (or .dcm: a DICOM SEG of a DICOM "
+                "series image)"
+            )
         if output is not None:
             # resolved against the output folder and kept inside it (a row cannot write elsewhere)
             inside = resolve_inside(output_dir, output, f"{manifest}:{line}: output")

@@ -16,8 +16,8 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from sammoe_core.distributed.inputs import PROMPTS_SUFFIX, BatchItem
-from sammoe_core.io.outputs import check_outputs, output_paths, write_result
-from sammoe_core.segmentation.prompts import PromptError, Target, load_prompts
+from sammoe_core.io.outputs import planned_outputs, write_result
+from sammoe_core.segmentation.prompts import PromptError, Target, load_prompts, make_targets
 
 if TYPE_CHECKING:
     from sammoe_core.io.volumes import Volume
@@ -34,6 +34,8 @@ def segment_file(
     clicks: str = "newest",
     preview: str | Path | bool | None = None,
     probabilities: bool = False,
+    statistics: bool = False,
+    split: bool = False,
     overwrite: bool = False,
     max_crops: int | None = None,
     progress: bool = False,
@@ -42,6 +44,9 @@ def segment_file(
     max_voxels: int | None = None,
 ) -> dict[str, Any]:
     """Segment one volume file to its outputs; return the record of the run.
+
+    ``statistics`` and ``split`` ask for per-structure statistics and one mask per target, and an
+    ``output_path`` ending in ``.dcm`` for a DICOM SEG (see :func:`~sammoe_core.io.outputs.write_result`).
 
     ``volume``: the file, already read (the CLI reads it before loading the model); otherwise it
     is read here within the voxel budget ``max_voxels`` (default: :mod:`sammoe_core.io.limits`).
@@ -53,10 +58,20 @@ def segment_file(
     from sammoe_core.segmentation.pipeline import DEFAULT_MAX_CROPS, segment
 
     started = time.perf_counter()
-    check_outputs(output_paths(output_path, preview, probabilities), overwrite, inputs=(input_path,))
+    targets = make_targets(prompts)
+    planned_outputs(
+        output_path,
+        input_path,
+        [t.name for t in targets],
+        preview=preview,
+        probabilities=probabilities,
+        statistics=statistics,
+        split=split,
+        overwrite=overwrite,
+    )
     result = segment(
         read_volume(input_path, max_voxels) if volume is None else volume,
-        prompts,
+        targets,
         predictor,
         modality=modality,
         clicks=clicks,  # type: ignore[arg-type]
@@ -65,7 +80,15 @@ def segment_file(
         progress=progress,
         box_as_click=box_as_click,
     )
-    paths = write_result(result, output_path, preview=preview, probabilities=probabilities, overwrite=overwrite)
+    paths = write_result(
+        result,
+        output_path,
+        preview=preview,
+        probabilities=probabilities,
+        statistics=statistics,
+        split=split,
+        overwrite=overwrite,
+    )
     return {
         "input": str(input_path),
         "status": "done",
@@ -101,6 +124,8 @@ class SegmentSettings:
     max_crops: int | None = None
     box_as_click: bool = False
     max_voxels: int | None = None
+    statistics: bool = False
+    split: bool = False
 
     def to_dict(self) -> dict[str, Any]:
         """The settings for a run report (shared prompts by target name)."""
@@ -115,6 +140,9 @@ class SegmentSettings:
         import json
 
         out = {k: v for k, v in asdict(self).items() if k not in ("overwrite", "prompts")}
+        for added in ("statistics", "split"):  # off, they leave the digest of earlier runs as it was
+            if not out[added]:
+                del out[added]
         out["prompts"] = None if self.prompts is None else [t.model_dump(mode="json") for t in self.prompts]
         out["policy"] = [description.get("policy"), description.get("policy_settings")]
         return hashlib.sha256(json.dumps(out, sort_keys=True, default=str).encode()).hexdigest()
@@ -203,6 +231,8 @@ def run_item(
             clicks=settings.clicks,
             preview=settings.preview,
             probabilities=settings.probabilities,
+            statistics=settings.statistics,
+            split=settings.split,
             overwrite=settings.overwrite,
             max_crops=settings.max_crops,
             box_as_click=settings.box_as_click,

@@ -217,6 +217,8 @@ def segment_folder(
     clicks: str = "newest",
     preview: bool = False,
     probabilities: bool = False,
+    statistics: bool = False,
+    split: bool = False,
     overwrite: bool = False,
     quiet: bool = False,
     max_crops: int | None = None,
@@ -224,7 +226,8 @@ def segment_folder(
 ) -> BatchReport:
     """Segment every case of ``input_dir`` into ``output_dir`` (``<case>.nii.gz`` and friends) here.
 
-    Each case uses ``prompts`` when given, else its own ``<case>.prompts.json`` beside it.
+    Each case uses ``prompts`` when given, else its own ``<case>.prompts.json`` beside it;
+    ``statistics`` and ``split`` add ``<case>.statistics.json`` and ``<case>/<target>.nii.gz``.
     Returns the run report (see :func:`run_batch`).
     """
     settings = SegmentSettings(
@@ -233,6 +236,8 @@ def segment_folder(
         clicks=clicks,
         preview=preview,
         probabilities=probabilities,
+        statistics=statistics,
+        split=split,
         overwrite=overwrite,
         max_crops=max_crops,
     )
