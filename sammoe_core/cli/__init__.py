@@ -14,6 +14,7 @@ import click
 
 from sammoe_core import __version__
 from sammoe_core.cli.add_expert import add_expert
+from sammoe_core.cli.bundle import bundle
 from sammoe_core.cli.cache import cache
 from sammoe_core.cli.convert import convert
 from sammoe_core.cli.evaluate import evaluate
@@ -78,3 +79,4 @@ main.add_command(export)
 main.add_command(publish)
 main.add_command(evaluate)
 main.add_command(cache)
+main.add_command(bundle)
