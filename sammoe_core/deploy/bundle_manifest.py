@@ -13,8 +13,9 @@ import json
 import os
 import re
 from pathlib import Path
+from typing import Annotated
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 from sammoe_core.errors import InputError, WeightsError
 from sammoe_core.experts.manifest import SHA256, SLUG
@@ -23,29 +24,43 @@ from sammoe_core.files.safe_paths import resolve_inside
 
 BUNDLE_MANIFEST = "bundle.json"
 BUNDLE_FORMAT = "sammoe-bundle"
-RELATIVE_PATH = r"^[A-Za-z0-9_.-]+(?:/[A-Za-z0-9_.-]+)*$"
+RELATIVE_PATH = r"^[A-Za-z0-9_.-]+(?:/[A-Za-z0-9_.-]+)*$"  # and no '.' or '..' part (_relative)
 MAX_FILES = 10_000
+
+
+def _matches(pattern: str, text: str) -> bool:
+    return re.fullmatch(pattern, text) is not None
 
 
 class _Strict(BaseModel):
     model_config = ConfigDict(frozen=True, extra="forbid")
 
 
+def _relative(path: str) -> str:
+    """A path inside the bundle: relative, '/'-separated, no '.' or '..' part."""
+    if not _matches(RELATIVE_PATH, path) or any(part in (".", "..") for part in path.split("/")):
+        raise ValueError(f"{path!r} is not a relative path inside the bundle")
+    return path
+
+
+InsidePath = Annotated[str, Field(max_length=500), AfterValidator(_relative)]
+
+
 class BundleFoundation(_Strict):
     name: str = Field(min_length=1, max_length=200)
     config: str = Field(min_length=1, max_length=128)
-    file: str = Field(pattern=RELATIVE_PATH, max_length=500)
+    file: InsidePath
     hub_id: str | None = None
 
 
 class BundleExpert(_Strict):
     name: str = Field(pattern=SLUG, max_length=64)
     version: str = Field(min_length=1, max_length=64)
-    folder: str = Field(pattern=RELATIVE_PATH, max_length=500)
+    folder: InsidePath
 
 
 class BundleGate(_Strict):
-    folder: str = Field(pattern=RELATIVE_PATH, max_length=500)
+    folder: InsidePath
 
 
 class BundleManifest(_Strict):
@@ -59,9 +74,10 @@ class BundleManifest(_Strict):
 
     @model_validator(mode="after")
     def _consistent(self) -> BundleManifest:
-        bad = [p for p, sha in self.files.items() if not _matches(RELATIVE_PATH, p) or not _matches(SHA256, sha)]
-        if bad:
-            raise ValueError(f"files: not a relative path with a sha256: {', '.join(sorted(bad)[:3])}")
+        for path, sha in self.files.items():
+            _relative(path)
+            if not _matches(SHA256, sha):
+                raise ValueError(f"files: {path!r} has no sha256 (64 hex digits)")
         if len(self.files) > MAX_FILES:
             raise ValueError(f"files: {len(self.files)} entries (at most {MAX_FILES})")
         if self.foundation.file not in self.files:
@@ -75,10 +91,6 @@ class BundleManifest(_Strict):
 
     def expert_names(self) -> list[str]:
         return [e.name for e in self.experts]
-
-
-def _matches(pattern: str, text: str) -> bool:
-    return re.fullmatch(pattern, text) is not None
 
 
 def read_bundle_manifest(folder: str | Path) -> BundleManifest:
