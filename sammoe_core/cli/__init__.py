@@ -20,6 +20,7 @@ from sammoe_core.cli.convert import convert
 from sammoe_core.cli.evaluate import evaluate
 from sammoe_core.cli.experts import experts
 from sammoe_core.cli.export import export
+from sammoe_core.cli.export_onnx import export_onnx
 from sammoe_core.cli.finetune import finetune
 from sammoe_core.cli.foundation import foundation
 from sammoe_core.cli.new_plugin import new_plugin
@@ -80,3 +81,4 @@ main.add_command(publish)
 main.add_command(evaluate)
 main.add_command(cache)
 main.add_command(bundle)
+main.add_command(export_onnx)
