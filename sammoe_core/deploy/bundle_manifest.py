@@ -9,13 +9,12 @@ Every path in it is data: it is resolved and must stay inside the bundle folder.
 
 from __future__ import annotations
 
-import json
 import os
 import re
 from pathlib import Path
 from typing import Annotated
 
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, model_validator
 
 from sammoe_core.errors import InputError, WeightsError
 from sammoe_core.experts.manifest import SHA256, SLUG
@@ -95,26 +94,12 @@ class BundleManifest(_Strict):
 
 def read_bundle_manifest(folder: str | Path) -> BundleManifest:
     """Read and validate ``folder/bundle.json``; every problem is a one-line error naming it."""
-    from sammoe_core.io.limits import regular_file
+    from sammoe_core.files.json_models import read_json_model
 
-    path = Path(folder) / BUNDLE_MANIFEST
-    try:
-        if not Path(folder).is_dir():
-            raise InputError(f"{folder}: no bundle here (not a folder; `sammoe bundle OUT` writes one)")
-        regular_file(path, "bundle manifest")
-        data = json.loads(path.read_text(encoding="utf-8"))
-        return BundleManifest.model_validate(data)
-    except FileNotFoundError:
-        raise InputError(f"{path}: no bundle manifest here (`sammoe bundle OUT` writes one)") from None
-    except (OSError, UnicodeDecodeError, RecursionError) as e:
-        what = e.strerror if isinstance(e, OSError) and e.strerror else type(e).__name__
-        raise InputError(f"{path}: unreadable bundle manifest ({what})") from None
-    except json.JSONDecodeError as e:
-        raise InputError(f"{path}: unreadable bundle manifest (not JSON: {e.msg})") from None
-    except ValidationError as e:
-        first = e.errors()[0]
-        where = ".".join(str(part) for part in first["loc"]) or "manifest"
-        raise InputError(f"{path}: invalid bundle manifest: {where}: {first['msg']}") from None
+    if not Path(folder).is_dir():
+        raise InputError(f"{folder}: no bundle here (not a folder; `sammoe bundle OUT` writes one)")
+    missing = "no bundle manifest here (`sammoe bundle OUT` writes one)"
+    return read_json_model(Path(folder) / BUNDLE_MANIFEST, BundleManifest, "bundle manifest", missing, InputError)
 
 
 def bundle_files(folder: Path) -> list[str]:
