@@ -84,6 +84,11 @@ def test_nothing_is_overwritten_without_overwrite(written_bundle, sammoe_home):
     run("bundle", str(target), "--overwrite")
     assert not (target / "stale-file").exists()  # replaced as a whole, atomically
     assert not [p for p in target.parent.iterdir() if p.name.startswith(".second.")]  # no staging left
+    mine = written_bundle.parent / "mine"
+    mine.mkdir()
+    (mine / "notes.txt").write_text("not a bundle")
+    assert "holds no bundle.json; not replaced" in run("bundle", str(mine), "--overwrite", ok=False).output
+    assert (mine / "notes.txt").read_text() == "not a bundle"
 
 
 def test_the_bundled_moe_runs_with_no_plugin_loaded_and_equals_the_plugin_moe(written_bundle, sammoe_home):

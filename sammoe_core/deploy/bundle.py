@@ -95,7 +95,8 @@ def write_bundle(out: str | Path, overwrite: bool = False) -> BundleReport:
     """Write the MoE the local state describes (foundation, enabled experts, their gate) to ``out``.
 
     The folder is staged beside ``out`` and renamed into place, so a failure leaves nothing half
-    written; an existing ``out`` is replaced only with ``overwrite``. The gate is loaded (strict,
+    written; an existing ``out`` is replaced only with ``overwrite``, and only if it is empty or
+    an earlier bundle. The gate is loaded (strict,
     sha256-checked) before anything is written, and every copy is checked against its hash.
     """
     from sammoe_core import __version__
@@ -111,7 +112,7 @@ def write_bundle(out: str | Path, overwrite: bool = False) -> BundleReport:
     if gate_folder is not None:
         _, gate_manifest = load_gate(gate_folder, gate_factories(), get_config(spec.config))
     out = Path(out)
-    with atomic_folder(out, overwrite=overwrite) as staging:
+    with atomic_folder(out, overwrite=overwrite, marker=BUNDLE_MANIFEST) as staging:
         _copy_checked(spec.weights, resolve_inside(staging, FOUNDATION_FILE, "foundation file"), spec.sha256)
         entries = []
         for name, expert in experts.items():

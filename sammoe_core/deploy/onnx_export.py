@@ -133,8 +133,8 @@ def export_onnx(
     overwrite: bool = False,
     progress: Callable[[str], None] | None = None,
 ) -> OnnxExport:
-    """Write ``encoder.onnx``, ``decoder.onnx`` and ``onnx.json`` to ``out`` (a new folder, or
-    replaced with ``overwrite``; written beside it and renamed into place)."""
+    """Write ``encoder.onnx``, ``decoder.onnx`` and ``onnx.json`` to ``out`` (a new folder, or with
+    ``overwrite`` an empty one or an earlier export; written beside it and renamed into place)."""
     import torch
 
     from sammoe_core import __version__
@@ -164,7 +164,7 @@ def export_onnx(
         ("decoder", DECODER_FILE, DecoderGraph(model), DECODER_INPUTS, DECODER_OUTPUTS),
     )
     described: dict[str, Any] = {}
-    with atomic_folder(out, overwrite=overwrite) as staging, torch.no_grad():
+    with atomic_folder(out, overwrite=overwrite, marker=ONNX_MANIFEST) as staging, torch.no_grad():
         for step, (name, file, graph, names, outputs) in enumerate(graphs, start=1):
             if progress is not None:
                 progress(f"exporting {name} ({step}/{len(graphs)})")

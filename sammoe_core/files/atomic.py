@@ -14,7 +14,7 @@ import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 
-from sammoe_core.errors import OutputExistsError
+from sammoe_core.errors import InputError, OutputExistsError
 
 __all__ = ["OutputExistsError", "atomic_folder", "atomic_output", "usual_mode", "write_text_atomic"]
 
@@ -65,15 +65,21 @@ def write_text_atomic(path: str | Path, text: str, overwrite: bool = False) -> N
 
 
 @contextlib.contextmanager
-def atomic_folder(destination: str | Path, overwrite: bool = False) -> Iterator[Path]:
+def atomic_folder(destination: str | Path, overwrite: bool = False, marker: str | None = None) -> Iterator[Path]:
     """Yield an empty staging folder beside ``destination``; on success it takes its place.
 
     A failure leaves ``destination`` as it was (with ``overwrite``, the previous folder is only
-    removed once the new one is in place) and removes the staging folder.
+    removed once the new one is in place) and removes the staging folder. With ``marker`` (a file
+    name), ``overwrite`` replaces only an empty folder or one holding that file (an earlier output
+    of the same kind), never another folder the user named by mistake.
     """
     destination = Path(destination)
     if destination.exists() and not overwrite:
         raise OutputExistsError(destination)
+    if destination.exists() and marker is not None:
+        earlier = destination.is_dir() and (not any(destination.iterdir()) or (destination / marker).is_file())
+        if not earlier:
+            raise InputError(f"{destination}: exists and holds no {marker}; not replaced (choose another folder)")
     destination.parent.mkdir(parents=True, exist_ok=True)
     staging = Path(tempfile.mkdtemp(prefix=f".{destination.name}.", dir=destination.parent))
     staging.chmod(usual_mode(directory=True))  # mkdtemp makes 0700; the folder gets the usual mode
