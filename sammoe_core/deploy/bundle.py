@@ -96,8 +96,8 @@ def write_bundle(out: str | Path, overwrite: bool = False) -> BundleReport:
 
     The folder is staged beside ``out`` and renamed into place, so a failure leaves nothing half
     written; an existing ``out`` is replaced only with ``overwrite``, and only if it is empty or
-    an earlier bundle. The gate is loaded (strict,
-    sha256-checked) before anything is written, and every copy is checked against its hash.
+    an earlier bundle. The gate is loaded (strict, sha256-checked) before anything is written, and
+    every copy is checked against the hash its manifest names.
     """
     from sammoe_core import __version__
     from sammoe_core.experts.expert import copy_expert_folder
