@@ -15,6 +15,8 @@ __version__ = "0.1.0"
 from sammoe_core.plugins.hookspecs import hookimpl  # noqa: E402
 
 if TYPE_CHECKING:
+    from sammoe_core.deploy.bundle import build_from_bundle, write_bundle
+    from sammoe_core.deploy.onnx_export import export_onnx
     from sammoe_core.distributed import BatchReport, SegmentSettings, segment_batch, segment_file, segment_folder
     from sammoe_core.errors import (
         HubError,
@@ -92,6 +94,9 @@ _LAZY: dict[str, str] = {
     "HubError": "sammoe_core.errors",
     "StateError": "sammoe_core.errors",
     "OutputExistsError": "sammoe_core.errors",
+    "write_bundle": "sammoe_core.deploy.bundle",
+    "build_from_bundle": "sammoe_core.deploy.bundle",
+    "export_onnx": "sammoe_core.deploy.onnx_export",
 }
 
 
@@ -152,4 +157,7 @@ __all__ = [  # the same names as _LAZY (tested), spelt out for type checkers and
     "HubError",
     "StateError",
     "OutputExistsError",
+    "write_bundle",
+    "build_from_bundle",
+    "export_onnx",
 ]

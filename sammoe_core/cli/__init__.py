@@ -14,11 +14,13 @@ import click
 
 from sammoe_core import __version__
 from sammoe_core.cli.add_expert import add_expert
+from sammoe_core.cli.bundle import bundle
 from sammoe_core.cli.cache import cache
 from sammoe_core.cli.convert import convert
 from sammoe_core.cli.evaluate import evaluate
 from sammoe_core.cli.experts import experts
 from sammoe_core.cli.export import export
+from sammoe_core.cli.export_onnx import export_onnx
 from sammoe_core.cli.finetune import finetune
 from sammoe_core.cli.foundation import foundation
 from sammoe_core.cli.new_plugin import new_plugin
@@ -78,3 +80,5 @@ main.add_command(export)
 main.add_command(publish)
 main.add_command(evaluate)
 main.add_command(cache)
+main.add_command(bundle)
+main.add_command(export_onnx)

@@ -213,6 +213,11 @@ def _segment_batch(
 @click.option("--weights", type=click.Path(dir_okay=False), help="Model weights, a sammoe .safetensors file.")
 @click.option("--config", "config_name", help="Network config (default: the one recorded in the weights).")
 @click.option(
+    "--bundle",
+    type=click.Path(file_okay=False),
+    help="Run the MoE a `sammoe bundle` folder holds (no plugin needed; every file sha256-checked).",
+)
+@click.option(
     "--allow-unverified",
     is_flag=True,
     help="Load --weights made elsewhere: no content digest, non-finite values allowed.",
@@ -274,6 +279,7 @@ def segment(
     quiet: bool,
     weights: str | None,
     config_name: str | None,
+    bundle: str | None,
     allow_unverified: bool,
     policy: str,
     tau: float,
@@ -308,7 +314,9 @@ def segment(
         torch.set_num_threads(threads)
     targets = _targets(prompts_file, point, negative_point, point_mm, negative_point_mm, box, label_name)
     options = tuple(policy_options(click.get_current_context(), tau, top_k, policy_option).items())
-    spec = PredictorSpec(weights, config_name, device, policy, options, expert, strict, allow_unverified, precision)
+    spec = PredictorSpec(
+        weights, config_name, device, policy, options, expert, strict, allow_unverified, bundle, precision
+    )
     if is_batch_input(input_path):
         if preview:
             raise SammoeError(f"{input_path}: in batch mode --preview takes no path (previews go beside each output)")

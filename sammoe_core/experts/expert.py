@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import os
 import shutil
-import tempfile
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -25,7 +24,7 @@ from sammoe_core.experts.manifest import (
     write_manifest,
 )
 from sammoe_core.experts.weights import ExpertWeights, part_prefixes, save_delta
-from sammoe_core.files.atomic import usual_mode
+from sammoe_core.files.atomic import atomic_folder
 
 if TYPE_CHECKING:
     import torch
@@ -235,22 +234,10 @@ def copy_expert_folder(
 
     if destination.exists() and not overwrite:
         raise SammoeError(f"{destination}: exists (pass --overwrite to replace it)")
-    destination.parent.mkdir(parents=True, exist_ok=True)
-    staging = Path(tempfile.mkdtemp(prefix=f".{destination.name}.", dir=destination.parent))
-    staging.chmod(usual_mode(directory=True))  # mkdtemp makes 0700; the folder gets the usual mode
-    try:
+    with atomic_folder(destination, overwrite=overwrite) as staging:
         for name in folders:
             (staging / name).mkdir(parents=True, exist_ok=True)
         for name, real in files.items():
             shutil.copy2(real, staging / name)
         for file_name, text in (extra_files or {}).items():
             (staging / file_name).write_text(text, encoding="utf-8")
-        if destination.exists():
-            old = staging.with_name(staging.name + ".old")
-            destination.rename(old)
-            staging.rename(destination)
-            shutil.rmtree(old)
-        else:
-            staging.rename(destination)
-    finally:
-        shutil.rmtree(staging, ignore_errors=True)

@@ -7,12 +7,11 @@ hash, so a gate is only ever used for the expert set it was trained for.
 
 from __future__ import annotations
 
-import json
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field
 
 from sammoe_core.errors import SammoeError
 from sammoe_core.files.atomic import atomic_output, write_text_atomic
@@ -82,25 +81,10 @@ def save_gate(folder: str | Path, gate: torch.nn.Module, manifest: GateManifest)
 
 
 def read_gate_manifest(folder: str | Path) -> GateManifest:
-    from sammoe_core.io.limits import regular_file
+    from sammoe_core.files.json_models import read_json_model
 
     path = Path(folder) / GATE_MANIFEST
-    try:
-        regular_file(path, "gate manifest")  # a FIFO would hang the read
-        return GateManifest.model_validate(json.loads(path.read_text(encoding="utf-8")))
-    except RecursionError:
-        raise SammoeError(f"{path}: unreadable gate manifest (nested too deeply)") from None
-    except FileNotFoundError:
-        raise SammoeError(f"{path}: no gate here (run `sammoe retrain-gate`)") from None
-    except (OSError, UnicodeDecodeError) as e:
-        what = e.strerror if isinstance(e, OSError) and e.strerror else type(e).__name__
-        raise SammoeError(f"{path}: unreadable gate manifest ({what})") from None
-    except json.JSONDecodeError as e:
-        raise SammoeError(f"{path}: unreadable gate manifest (not JSON: {e.msg})") from None
-    except ValidationError as e:
-        first = e.errors()[0]
-        where = ".".join(str(part) for part in first["loc"]) or "file"
-        raise SammoeError(f"{path}: invalid gate manifest: {where}: {first['msg']}") from None
+    return read_json_model(path, GateManifest, "gate manifest", "no gate here (run `sammoe retrain-gate`)")
 
 
 def load_gate(folder: str | Path, factories: dict[str, Registered], config: SamConfig) -> tuple[Any, GateManifest]:

@@ -18,7 +18,7 @@ from __future__ import annotations
 import warnings
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, cast
 
 import torch
 
@@ -212,6 +212,39 @@ class MoESegmenter:
         }
 
 
+def check_expert_fits(expert: Any, foundation_sha256: str, preprocessing: Preprocessing) -> None:
+    """Refuse an expert made on another foundation or expecting other preprocessing (a SammoeError)."""
+    expert.check_foundation(foundation_sha256)
+    if expert.manifest.preprocessing != preprocessing:
+        raise SammoeError(
+            f"expert {expert.name!r} expects other preprocessing ({expert.manifest.preprocessing.model_dump()}) "
+            f"than its foundation ({preprocessing.model_dump()})"
+        )
+
+
+def build_policy(
+    policy: str, policy_options: Mapping[str, Any] | None, expert: str | None, experts: Mapping[str, Any]
+) -> Policy:
+    """The selection policy named ``policy`` (from the policy plugins), its options validated;
+    ``expert`` forces that one of ``experts`` (policy ``fixed``)."""
+    from sammoe_core.plugins.factories import policy_factories
+
+    factories = policy_factories()
+    options = dict(policy_options or {})
+    if expert is not None:
+        policy, options = "fixed", {**options, "expert": expert}
+    if policy == "fixed" and options.get("expert") not in experts:
+        wanted = options.get("expert")
+        raise InputError(
+            f"policy fixed: no enabled expert {wanted!r}; enabled: {', '.join(sorted(experts)) or 'none'}"
+            if wanted
+            else "policy fixed needs the expert to use"
+        )
+    if policy not in factories:
+        raise InputError(f"unknown policy {policy!r}; installed: {', '.join(sorted(factories))}")
+    return cast(Policy, factories[policy].build(options=options))
+
+
 def build_from_registry(
     device: str | torch.device = "auto",
     policy: str = "threshold",
@@ -235,7 +268,7 @@ def build_from_registry(
     from sammoe_core.experts.registry import Registry
     from sammoe_core.moe.gate_choice import GateChoice, choose_gate
     from sammoe_core.moe.gatefile import load_gate
-    from sammoe_core.plugins.factories import gate_factories, policy_factories
+    from sammoe_core.plugins.factories import gate_factories
 
     dev = resolve_device(device)
     spec = resolve_foundation(foundation)
@@ -250,12 +283,7 @@ def build_from_registry(
             if problem:
                 damaged[name] = ex.manifest.weights.sha256
                 raise SammoeError(problem)
-            ex.check_foundation(spec.sha256)
-            if ex.manifest.preprocessing != pre:
-                raise SammoeError(
-                    f"expert {name!r} expects other preprocessing ({ex.manifest.preprocessing.model_dump()}) "
-                    f"than its foundation ({pre.model_dump()})"
-                )
+            check_expert_fits(ex, spec.sha256, pre)
         except SammoeError as e:
             if strict:
                 raise
@@ -263,20 +291,7 @@ def build_from_registry(
             warnings.warn(ExpertSkippedWarning(f"expert {name!r} skipped: {e}"), stacklevel=2)
             continue
         experts[name] = ex
-    factories = policy_factories()
-    options = dict(policy_options or {})
-    if expert is not None:
-        policy, options = "fixed", {**options, "expert": expert}
-    if policy == "fixed" and options.get("expert") not in experts:
-        wanted = options.get("expert")
-        raise InputError(
-            f"policy fixed: no enabled expert {wanted!r}; enabled: {', '.join(sorted(experts)) or 'none'}"
-            if wanted
-            else "policy fixed needs the expert to use"
-        )
-    if policy not in factories:
-        raise InputError(f"unknown policy {policy!r}; installed: {', '.join(sorted(factories))}")
-    chosen_policy = factories[policy].build(options=options)
+    chosen_policy = build_policy(policy, policy_options, expert, experts)
     registry = Registry()
     state = registry.read()
     gate = None

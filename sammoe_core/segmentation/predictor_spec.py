@@ -1,10 +1,11 @@
 """A small, picklable recipe for a predictor, so each batch worker builds its own model once.
 
-A :class:`PredictorSpec` names either one network (``weights``, a sammoe .safetensors file) or
-the mixture of experts the local state describes (foundation in use, enabled experts, current
-gate, a policy). :meth:`PredictorSpec.build` is the one place a predictor is made from such
-settings: the CLI calls it, and each Ray actor calls it once in its own process (the model never
-travels through the object store).
+A :class:`PredictorSpec` names either one network (``weights``, a sammoe .safetensors file), the
+mixture of experts a bundle holds (``bundle``, a folder ``sammoe bundle`` wrote), or the mixture
+of experts the local state describes (foundation in use, enabled experts, current gate, a policy).
+:meth:`PredictorSpec.build` is the one place a predictor is made from such settings: the CLI
+calls it, and each Ray actor calls it once in its own process (the model never travels through
+the object store).
 """
 
 from __future__ import annotations
@@ -30,6 +31,7 @@ class PredictorSpec:
     expert: str | None = None
     strict: bool = False
     allow_unverified: bool = False
+    bundle: str | None = None  # a folder `sammoe bundle` wrote: its MoE, no plugin or local state needed
     precision: str = "auto"  # 'auto' (bf16 where the hardware computes it natively), 'fp32' or 'bf16'
 
     def on(self, device: str) -> PredictorSpec:
@@ -40,8 +42,8 @@ class PredictorSpec:
         return asdict(self)
 
     def build(self) -> CropPredictor:
-        """The predictor: ``weights`` alone, else the MoE from the local registry, in the precision
-        :func:`~sammoe_core.devices.choose_precision` picks for ``precision`` on the device.
+        """The predictor: ``weights`` alone, the MoE of ``bundle``, else the MoE from the local registry,
+        in the precision :func:`~sammoe_core.devices.choose_precision` picks for ``precision`` on the device.
 
         A stale or missing gate warns (:class:`~sammoe_core.moe.segmenter.StaleGateWarning`) and
         falls back to the foundation, or raises under ``strict``.
@@ -62,6 +64,14 @@ class PredictorSpec:
         from sammoe_core.segmentation.predictor import FoundationPredictor
 
         dev = resolve_device(self.device)
+        if self.bundle is not None:
+            if self.weights is not None or self.allow_unverified:
+                raise InputError("a bundle holds its own checked weights; leave out the weights and allow_unverified")
+            from sammoe_core.deploy.bundle import build_from_bundle
+
+            return build_from_bundle(
+                self.bundle, dev, policy=self.policy, policy_options=dict(self.policy_options), expert=self.expert
+            )
         if self.weights is None:
             from sammoe_core.moe.segmenter import build_from_registry
 
