@@ -4,7 +4,9 @@
 
 Every variant runs in its own subprocess (so peak RSS is its own) on the same random weights and
 the same 128³ input: medim fp32, sammoe exact fp32, sammoe literal padded window fp32 (optional),
-sammoe exact bf16. Prints median seconds, the ratio to medim, max abs diff to medim, and peak
+sammoe exact bf16, the bench-only bf16 CUDA graph (CUDA only), and ``runtime``: the encoder as
+``sammoe segment`` runs it (``FoundationPredictor.encode`` at the precision ``--precision auto``
+picks on the device, with its fp32 output). Prints median seconds, the ratio to medim, max abs diff to medim, and peak
 memory (RSS on CPU; max allocated on CUDA). Needs the test extra (medim, requests).
 """
 
@@ -20,7 +22,7 @@ import sys
 import tempfile
 import time
 
-VARIANTS = ("medim", "exact", "padded", "bf16", "bf16-graph")
+VARIANTS = ("medim", "exact", "padded", "bf16", "bf16-graph", "runtime")
 
 
 def _run_variant(variant: str, device: str, repeats: int, out: str) -> None:
@@ -55,8 +57,16 @@ def _run_variant(variant: str, device: str, repeats: int, out: str) -> None:
     sync = torch.cuda.synchronize if dev.type == "cuda" else (lambda: None)
     times = []
     run = encoder
+    if variant == "runtime":
+        from sammoe_core.devices import choose_precision
+        from sammoe_core.segmentation.predictor import FoundationPredictor
+
+        predictor = FoundationPredictor(model.to(dev).eval())
+        predictor.precision, predictor.precision_reason = choose_precision(dev, "auto")
+        print(f"runtime precision: {predictor.precision} ({predictor.precision_reason})", file=sys.stderr)
+        run = predictor.encode
     with torch.no_grad(), ctx:
-        out_t = encoder(image)  # warm-up
+        out_t = run(image)  # warm-up
         sync()
         if variant == "bf16-graph":  # replay one captured CUDA graph: no per-kernel launch cost
             stream = torch.cuda.Stream()
