@@ -27,6 +27,7 @@ from sammoe_core.cli.plugins import plugins
 from sammoe_core.cli.publish import publish
 from sammoe_core.cli.retrain_gate import retrain_gate
 from sammoe_core.cli.segment import segment
+from sammoe_core.cli.view import view
 
 
 class SammoeGroup(click.Group):
@@ -78,3 +79,4 @@ main.add_command(export)
 main.add_command(publish)
 main.add_command(evaluate)
 main.add_command(cache)
+main.add_command(view)

@@ -16,9 +16,9 @@ weights; the route (gate probabilities and choice) is returned with every predic
 from __future__ import annotations
 
 import warnings
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, cast
 
 import torch
 
@@ -200,6 +200,28 @@ class MoESegmenter:
         }
 
 
+def build_policy(policy: str, options: Mapping[str, Any] | None, expert: str | None, experts: Iterable[str]) -> Policy:
+    """The policy ``policy`` with its validated ``options``; ``expert`` forces that one of
+    ``experts`` (policy ``fixed``). Unknown policies, options and experts are errors that name them."""
+    from sammoe_core.plugins.factories import policy_factories
+
+    factories = policy_factories()
+    options = dict(options or {})
+    experts = set(experts)
+    if expert is not None:
+        policy, options = "fixed", {**options, "expert": expert}
+    if policy == "fixed" and options.get("expert") not in experts:
+        wanted = options.get("expert")
+        raise InputError(
+            f"policy fixed: no enabled expert {wanted!r}; enabled: {', '.join(sorted(experts)) or 'none'}"
+            if wanted
+            else "policy fixed needs the expert to use"
+        )
+    if policy not in factories:
+        raise InputError(f"unknown policy {policy!r}; installed: {', '.join(sorted(factories))}")
+    return cast(Policy, factories[policy].build(options=options))
+
+
 def build_from_registry(
     device: str | torch.device = "auto",
     policy: str = "threshold",
@@ -223,7 +245,7 @@ def build_from_registry(
     from sammoe_core.experts.registry import Registry
     from sammoe_core.moe.gate_choice import GateChoice, choose_gate
     from sammoe_core.moe.gatefile import load_gate
-    from sammoe_core.plugins.factories import gate_factories, policy_factories
+    from sammoe_core.plugins.factories import gate_factories
 
     dev = resolve_device(device)
     spec = resolve_foundation(foundation)
@@ -251,20 +273,7 @@ def build_from_registry(
             warnings.warn(ExpertSkippedWarning(f"expert {name!r} skipped: {e}"), stacklevel=2)
             continue
         experts[name] = ex
-    factories = policy_factories()
-    options = dict(policy_options or {})
-    if expert is not None:
-        policy, options = "fixed", {**options, "expert": expert}
-    if policy == "fixed" and options.get("expert") not in experts:
-        wanted = options.get("expert")
-        raise InputError(
-            f"policy fixed: no enabled expert {wanted!r}; enabled: {', '.join(sorted(experts)) or 'none'}"
-            if wanted
-            else "policy fixed needs the expert to use"
-        )
-    if policy not in factories:
-        raise InputError(f"unknown policy {policy!r}; installed: {', '.join(sorted(factories))}")
-    chosen_policy = factories[policy].build(options=options)
+    chosen_policy = build_policy(policy, policy_options, expert, experts)
     registry = Registry()
     state = registry.read()
     gate = None
