@@ -30,7 +30,6 @@ TOKEN_COOKIE = "sammoe_token"
 LOCAL_HOSTS = {"127.0.0.1", "localhost", "[::1]", "testserver"}
 log = logging.getLogger("sammoe.viewer")
 
-Name = Field(min_length=1, max_length=100)
 Coordinate = Field(min_length=3, max_length=3)
 
 
@@ -39,12 +38,12 @@ class _Body(BaseModel):
 
 
 class NewTarget(_Body):
-    name: str | None = Name
+    name: str | None = Field(default=None, min_length=1, max_length=100)
     colour: str | None = None
 
 
 class TargetChange(_Body):
-    name: str | None = Name
+    name: str | None = Field(default=None, min_length=1, max_length=100)
     colour: str | None = None
 
 
@@ -61,9 +60,9 @@ class Box(_Body):
 
 
 class PolicyChange(_Body):
-    policy: str = Name
+    policy: str = Field(min_length=1, max_length=100)
     tau: float | None = Field(default=None, ge=0.0, le=1.0)
-    expert: str | None = None
+    expert: str | None = Field(default=None, min_length=1, max_length=100)
 
 
 def _error(status: int, message: str) -> JSONResponse:
