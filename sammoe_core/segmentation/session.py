@@ -187,7 +187,7 @@ class Session:
         output = self._get(name).output
         crops = output.result.crops if output is not None else []
         infos = crops[0].get("predictor_info") if crops else None
-        return dict(infos[-1]) if infos else None
+        return dict(infos[-1]) if infos and "chosen" in infos[-1] else None
 
     def set_policy(self, policy: str, options: dict[str, Any] | None = None, expert: str | None = None) -> None:
         """Give the mixture of experts another policy (``expert``: force that expert) and
