@@ -93,6 +93,7 @@ class ViewerState:
                 "shape": list(volume.shape),
                 "spacing_mm": [round(float(v), 4) for v in volume.spacing],
                 "affine": [[float(v) for v in row] for row in volume.affine],
+                "mm_to_voxel": [[float(v) for v in row] for row in np.linalg.inv(volume.affine)],
                 "modality": prepared.modality.modality,
                 "intensity_range": [float(volume.array.min()), float(volume.array.max())],
             },

@@ -178,12 +178,28 @@ async function ensureTarget() {
 
 // --- pointer: click = point, shift-click = negative point, drag = box -----------------------
 
+// Voxel indices of the volume file (the grid `sammoe segment --point` takes) from RAS mm, with the
+// server's inverse affine; NiiVue's own voxel indices are those of its RAS-reordered copy.
+function mmToVoxel(mm) {
+  const m = app.info.volume.mm_to_voxel;
+  return [0, 1, 2].map((r) => m[r][0] * mm[0] + m[r][1] * mm[1] + m[r][2] * mm[2] + m[r][3]);
+}
+
+function voxelToMm(voxel) {
+  const a = app.info.volume.affine;
+  return [0, 1, 2].map((r) => a[r][0] * voxel[0] + a[r][1] * voxel[1] + a[r][2] * voxel[2] + a[r][3]);
+}
+app.voxelToFrac = (voxel) => app.nv.mm2frac(voxelToMm(voxel));
+
 function voxelAt(event) {
   const rect = app.nv.canvas.getBoundingClientRect();
   const dpr = app.nv.uiData.dpr || window.devicePixelRatio || 1;
   const frac = app.nv.canvasPos2frac([(event.clientX - rect.left) * dpr, (event.clientY - rect.top) * dpr]);
   if (frac[0] < 0) return null;
-  return { frac, vox: Array.from(app.nv.frac2vox(frac)).map((v) => Math.round(v)) };
+  const vox = mmToVoxel(app.nv.frac2mm(frac)).map((v) => Math.round(v));
+  const shape = app.info.volume.shape;
+  if (vox.some((v, i) => v < 0 || v >= shape[i])) return null;
+  return { frac, vox };
 }
 
 function clickPoint(event) {
@@ -259,7 +275,7 @@ function zoom(factor) {
 }
 
 function showLocation(data) {
-  const vox = Array.from(data.vox).map((v) => Math.round(v)).join(", ");
+  const vox = mmToVoxel(data.mm).map((v) => Math.round(v)).join(", ");
   const mm = Array.from(data.mm).slice(0, 3).map((v) => v.toFixed(1)).join(", ");
   const value = data.values && data.values.length ? data.values[0].value : "–";
   $("location").textContent = `voxel (${vox}) · RAS mm (${mm}) · value ${value}`;
