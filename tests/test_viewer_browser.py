@@ -33,6 +33,7 @@ ROOT = Path(__file__).resolve().parents[1]
 EXAMPLE = ROOT / "examples" / "data" / "phantom_ct.nii.gz"
 LIVER = (96, 129, 70)  # the README example's liver click
 INSIDE_LIVER = (104, 129, 70)
+SPINAL_CORD = (69, 31, 50)  # the README example's spinal-cord click: the gate picks the spinal-cord expert
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
 CHROMEDRIVER = shutil.which("chromedriver")
 
@@ -55,7 +56,7 @@ def browser():
         "--no-sandbox",
         "--use-gl=swiftshader",
         "--enable-unsafe-swiftshader",
-        "--window-size=1400,900",
+        "--window-size=1280,860",
         "--disable-dev-shm-usage",
     ):
         options.add_argument(arg)
@@ -194,6 +195,21 @@ def test_click_in_the_liver_shows_the_mask_and_saves_what_segment_makes(browser,
     browser.find_element("id", "apply-policy").click()
     _wait(browser, "return document.getElementById('route').textContent.includes('policy foundation')", "the policy")
     assert "cached embeddings" in browser.find_element("id", "latency").text  # no encoder pass
+
+    Select(browser.find_element("id", "policy")).select_by_value("threshold")  # back to the default, then
+    browser.find_element("id", "apply-policy").click()  # a second target that the gate sends to an expert
+    _wait(browser, "return document.getElementById('route').textContent.includes('policy threshold')", "the policy")
+    browser.find_element("id", "new-target").click()
+    _wait(browser, "return window.sammoe.targets.length == 2 && !window.sammoe.busy", "the new target")
+    _click(browser, SPINAL_CORD)
+    _wait(browser, "return window.sammoe.targets[1].segmented && !window.sammoe.busy", "the spinal cord")
+    assert "chosen spinal-cord" in browser.find_element("id", "route").text
     shot = os.environ.get("SAMMOE_VIEW_SCREENSHOT")
-    if shot:
+    if shot:  # slices through both structures, for docs/view.png
+        browser.execute_script(
+            "const nv = window.sammoe.nv;"
+            "nv.scene.crosshairPos = window.sammoe.voxelToFrac(arguments[0]); nv.drawScene()",
+            [SPINAL_CORD[0], LIVER[1], SPINAL_CORD[2]],
+        )
+        time.sleep(0.5)
         browser.save_screenshot(shot)

@@ -348,6 +348,7 @@ async function start() {
     show3Dcrosshair: false,
     dragAndDropEnabled: false,
     multiplanarShowRender: NV.SHOW_RENDER.NEVER,
+    multiplanarLayout: NV.MULTIPLANAR_TYPE.GRID,
     isOrientationTextVisible: true,
     crosshairColor: [0.2, 0.8, 1, 0.8],
     mouseEventConfig: {
