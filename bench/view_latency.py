@@ -72,7 +72,8 @@ def main() -> None:
     t0 = time.perf_counter()
     volume = read_volume(args.volume)
     session = Session(volume, PredictorSpec(weights=args.weights, device=args.device).build())
-    print(f"volume {volume.shape}, model ready in {time.perf_counter() - t0:.1f} s, torch threads {torch.get_num_threads()}")
+    ready_s = time.perf_counter() - t0
+    print(f"volume {volume.shape}, model ready in {ready_s:.1f} s, torch threads {torch.get_num_threads()}")
     out = Path(tempfile.mkdtemp()) / "bench_seg.nii.gz"
     app = create_app(ViewerState(session, SavePlan(out, args.volume)))
     with socket.socket() as probe:

@@ -208,7 +208,8 @@ def test_click_in_the_liver_shows_the_mask_and_saves_what_segment_makes(browser,
     if shot:  # slices through both structures, for docs/view.png
         browser.execute_script(
             "const nv = window.sammoe.nv;"
-            "nv.scene.crosshairPos = window.sammoe.voxelToFrac(arguments[0]); nv.drawScene()",
+            "nv.scene.crosshairPos = window.sammoe.voxelToFrac(arguments[0]); nv.drawScene();"
+            "nv.createOnLocationChange()",
             [SPINAL_CORD[0], LIVER[1], SPINAL_CORD[2]],
         )
         time.sleep(0.5)

@@ -208,6 +208,7 @@ function clickPoint(event) {
   const positive = !event.shiftKey;
   app.nv.scene.crosshairPos = hit.frac;
   app.nv.drawScene();
+  app.nv.createOnLocationChange();
   run(async () => {
     const name = await ensureTarget();
     return json("POST", targetPath(name) + "/clicks", { position: hit.vox, positive });
