@@ -34,6 +34,7 @@ EXAMPLE = ROOT / "examples" / "data" / "phantom_ct.nii.gz"
 LIVER = (96, 129, 70)  # the README example's liver click
 INSIDE_LIVER = (104, 129, 70)
 SPINAL_CORD = (69, 31, 50)  # the README example's spinal-cord click: the gate picks the spinal-cord expert
+KIDNEY_BOX = ((86, 178, 49), (104, 178, 65))  # around the right kidney's click (95, 178, 57), one axial slice
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
 CHROMEDRIVER = shutil.which("chromedriver")
 
@@ -144,6 +145,21 @@ def _click(driver, voxel, shift: bool = False) -> tuple[int, int]:
     return round(y), round(x)
 
 
+def _drag(driver, start_voxel, end_voxel) -> None:
+    from selenium.webdriver.common.action_chains import ActionChains
+
+    canvas = driver.find_element("id", "gl")
+    start = _axial_point_of(driver, start_voxel)
+    end = _axial_point_of(driver, end_voxel)
+    actions = ActionChains(driver).move_to_element_with_offset(canvas, round(start[0]), round(start[1]))
+    actions.click_and_hold()
+    for step in (0.25, 0.5, 0.75, 1.0):
+        actions.move_to_element_with_offset(
+            canvas, round(start[0] + step * (end[0] - start[0])), round(start[1] + step * (end[1] - start[1]))
+        )
+    actions.release().perform()
+
+
 def _targets(driver):
     return driver.execute_script("return window.sammoe.targets")
 
@@ -204,8 +220,26 @@ def test_click_in_the_liver_shows_the_mask_and_saves_what_segment_makes(browser,
     _click(browser, SPINAL_CORD)
     _wait(browser, "return window.sammoe.targets[1].segmented && !window.sammoe.busy", "the spinal cord")
     assert "chosen spinal-cord" in browser.find_element("id", "route").text
+
+    browser.find_element("id", "new-target").click()  # a third target from a box dragged in the axial view
+    _wait(browser, "return window.sammoe.targets.length == 3 && !window.sammoe.busy", "the third target")
+    _drag(browser, KIDNEY_BOX[0], KIDNEY_BOX[1])
+    _wait(browser, "return window.sammoe.targets[2].segmented && !window.sammoe.busy", "the box")
+    box = _targets(browser)[2]["box"]
+    corners = browser.execute_script(
+        "const a = window.sammoe.info.volume.affine;"
+        "return arguments[0].map(v => [0, 1, 2].map(r => a[r][0] * v[0] + a[r][1] * v[1] + a[r][2] * v[2] + a[r][3]))",
+        list(KIDNEY_BOX),
+    )
+    lower, upper = np.minimum(*corners), np.maximum(*corners)  # RAS mm; the axial plane holds R and A
+    got_lower, got_upper = np.asarray(box["lower"]), np.asarray(box["upper"])
+    assert box["space"] == "mm"
+    assert np.allclose(got_lower[:2], lower[:2], atol=3.0) and np.allclose(got_upper[:2], upper[:2], atol=3.0), box
+    depth = got_upper[2] - got_lower[2]  # as deep as the larger side, centred on the slice
+    assert abs(depth - max(upper[:2] - lower[:2])) < 3.0 and abs((got_upper[2] + got_lower[2]) / 2 - lower[2]) < 2.0
     shot = os.environ.get("SAMMOE_VIEW_SCREENSHOT")
-    if shot:  # slices through both structures, for docs/view.png
+    if shot:  # the spinal cord's gate panel and slices through liver and cord, for docs/view.png
+        browser.find_elements("css selector", "#targets input[type=radio]")[1].click()
         browser.execute_script(
             "const nv = window.sammoe.nv;"
             "nv.scene.crosshairPos = window.sammoe.voxelToFrac(arguments[0]); nv.drawScene();"

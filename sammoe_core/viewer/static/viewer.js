@@ -82,8 +82,8 @@ function renderTargets() {
     colour.addEventListener("change", () => run(() => json("PATCH", targetPath(t.name), { colour: colour.value })));
     const size = document.createElement("span");
     size.className = "size";
-    const clicks = t.clicks.length + (t.box ? " + box" : "");
-    size.textContent = `label ${t.label} · ${clicks} prompt${t.clicks.length === 1 ? "" : "s"} · ${t.crops} crop${t.crops === 1 ? "" : "s"}`;
+    const clicks = `${t.clicks.length} click${t.clicks.length === 1 ? "" : "s"}${t.box ? " + box" : ""}`;
+    size.textContent = `label ${t.label} · ${clicks} · ${t.crops} crop${t.crops === 1 ? "" : "s"}`;
     const remove = document.createElement("button");
     remove.textContent = "✕"; remove.title = "delete target";
     remove.addEventListener("click", () => run(async () => {
@@ -311,6 +311,7 @@ function wireControls() {
   const typed = () => setWindow(Number($("window-width").value), Number($("window-level").value));
   $("window-width").addEventListener("change", typed);
   $("window-level").addEventListener("change", typed);
+  $("radiological").addEventListener("change", () => app.nv.setRadiologicalConvention($("radiological").checked));
   $("zoom-in").addEventListener("click", () => zoom(1.25));
   $("zoom-out").addEventListener("click", () => zoom(0.8));
   $("zoom-reset").addEventListener("click", () => zoom(null));
@@ -352,15 +353,16 @@ async function start() {
     multiplanarLayout: NV.MULTIPLANAR_TYPE.GRID,
     isOrientationTextVisible: true,
     crosshairColor: [0.2, 0.8, 1, 0.8],
-    mouseEventConfig: {
-      leftButton: { primary: NV.DRAG_MODE.callbackOnly, withShift: NV.DRAG_MODE.callbackOnly },
-      rightButton: NV.DRAG_MODE.pan,
-      centerButton: NV.DRAG_MODE.pan,
-    },
+  });
+  nv.setMouseEventConfig({ // left: our clicks and boxes (NiiVue reports the drag); right, middle: pan
+    leftButton: { primary: NV.DRAG_MODE.callbackOnly, withShift: NV.DRAG_MODE.callbackOnly },
+    rightButton: NV.DRAG_MODE.pan,
+    centerButton: NV.DRAG_MODE.pan,
   });
   app.nv = nv;
   await nv.attachToCanvas($("gl"));
   nv.setSliceType(nv.sliceTypeMultiplanar);
+  nv.setRadiologicalConvention($("radiological").checked);
   await nv.loadVolumes([{ url: "api/volume.nii.gz", name: "volume.nii.gz", colormap: "gray" }]);
   app.overlay = await NV.NVImage.loadFromUrl({ url: "api/labels.nii.gz", name: "labels.nii.gz", opacity: 0.5 });
   nv.addVolume(app.overlay);
