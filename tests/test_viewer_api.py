@@ -146,3 +146,37 @@ def test_save_writes_labels_sidecar_and_prompts_and_never_replaces_others_files(
     post(client, "/api/targets/liver/clicks", {"position": [24, 20, 20], "positive": False})
     post(client, "/api/save")  # its own files: replaced
     assert json.loads((tmp_path / "out_seg.prompts.json").read_text()) == session.prompts()
+
+
+def test_a_box_in_mm_segments_on_a_network_with_box_prompts(tmp_path):
+    array = np.full(SHAPE, 50.0, dtype=np.float32)
+    predictor = EllipsoidPredictor(9.0, 64, box_prompts=True)
+    session = Session(array, predictor, affine=np.diag([1.5, 1.5, 1.5, 1.0]))
+    client, _ = viewer_client(session, tmp_path / "out_seg.nii.gz")
+    assert client.get("/api/info").json()["model"]["box_prompts"] is True
+    post(client, "/api/targets", {"name": "kidney"})
+    box = {"lower": [24.0, 24.0, 24.0], "upper": [42.0, 42.0, 42.0], "space": "mm"}  # voxels 16-28
+    snap = post(client, "/api/targets/kidney/box", box)
+    assert snap["targets"][0]["box"] == box and snap["targets"][0]["segmented"]
+    assert predictor.decodes[0]["boxes"] is not None  # the box reached the network's box embeddings
+    assert session.prompts()["targets"][0]["box"] == box
+
+
+def test_the_printed_url_and_when_a_token_is_needed():
+    from sammoe_core.errors import InputError
+    from sammoe_core.viewer import server
+
+    assert not server.needs_token("127.0.0.1") and not server.needs_token("localhost")
+    assert server.needs_token("0.0.0.0") and server.needs_token("192.168.1.5")
+    assert server.url_of("127.0.0.1", 8765, None) == "http://127.0.0.1:8765/"
+    assert server.url_of("0.0.0.0", 9000, "abc") == "http://127.0.0.1:9000/?token=abc"
+    assert len(server.new_token()) >= 32 and server.new_token() != server.new_token()
+    port = server.check_port("127.0.0.1", 0)
+    assert port > 0
+    import socket
+
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        with pytest.raises(InputError, match="cannot listen there"):
+            server.check_port("127.0.0.1", taken.getsockname()[1])
