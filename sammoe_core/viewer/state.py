@@ -76,7 +76,7 @@ class ViewerState:
     version: int = 0
     last: Timing = field(default_factory=Timing)
     saved_once: bool = False
-    lock: threading.Lock = field(default_factory=threading.Lock)
+    lock: threading.RLock = field(default_factory=threading.RLock)  # every read and edit of the session
     _volume_file: bytes | None = None
     _labels: tuple[int, bytes] | None = None
 
@@ -126,25 +126,27 @@ class ViewerState:
 
     def snapshot(self) -> dict[str, Any]:
         """What the page redraws from after any request: targets, label map version, last timing."""
-        return {
-            "targets": self.targets(),
-            "labels_version": self.version,
-            "last": self.last.to_dict(),
-            "policy": self.policy,
-        }
+        with self.lock:
+            return {
+                "targets": self.targets(),
+                "labels_version": self.version,
+                "last": self.last.to_dict(),
+                "policy": self.policy,
+            }
 
     def volume_file(self) -> bytes:
         """The opened volume as a gzipped NIfTI on its own grid (int16 when its values allow)."""
-        if self._volume_file is None:
-            from sammoe_core.io.volumes.nifti import nifti_like
+        from sammoe_core.io.volumes.nifti import nifti_like
 
-            array = self.session.volume.array
-            exact = bool(np.all(np.isfinite(array))) and bool(np.array_equal(array, np.round(array)))
-            small = exact and array.min() >= -32768 and array.max() <= 32767
-            data = array.astype(np.int16) if small else array.astype(np.float32)
-            image = nifti_like(data, self.session.volume)
-            self._volume_file = gzip.compress(image.to_bytes(), compresslevel=1)
-        return self._volume_file
+        with self.lock:
+            if self._volume_file is None:
+                array = self.session.volume.array
+                exact = bool(np.all(np.isfinite(array))) and bool(np.array_equal(array, np.round(array)))
+                small = exact and array.min() >= -32768 and array.max() <= 32767
+                data = array.astype(np.int16) if small else array.astype(np.float32)
+                image = nifti_like(data, self.session.volume)
+                self._volume_file = gzip.compress(image.to_bytes(), compresslevel=1)
+            return self._volume_file
 
     def labels_file(self) -> bytes:
         """The label map now as a gzipped uint8 NIfTI on the volume's grid (the page's overlay)."""
@@ -156,14 +158,15 @@ class ViewerState:
 
     def label_bytes(self) -> tuple[int, bytes]:
         """(version, the label map as gzipped uint8 bytes in the volume file's voxel order)."""
-        if self._labels is None or self._labels[0] != self.version:
-            try:
-                labels = self.session.result().label_map
-            except InputError:  # no target has a prompt yet
-                labels = np.zeros(self.session.volume.shape, dtype=np.uint8)
-            raw = np.asarray(labels, dtype=np.uint8).tobytes(order="F")
-            self._labels = (self.version, gzip.compress(raw, compresslevel=1))
-        return self._labels
+        with self.lock:
+            if self._labels is None or self._labels[0] != self.version:
+                try:
+                    labels = self.session.result().label_map
+                except InputError:  # no target has a prompt yet
+                    labels = np.zeros(self.session.volume.shape, dtype=np.uint8)
+                raw = np.asarray(labels, dtype=np.uint8).tobytes(order="F")
+                self._labels = (self.version, gzip.compress(raw, compresslevel=1))
+            return self._labels
 
     # --- edits -------------------------------------------------------------------------------
 
