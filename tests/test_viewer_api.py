@@ -180,3 +180,15 @@ def test_the_printed_url_and_when_a_token_is_needed():
         taken.listen()
         with pytest.raises(InputError, match="cannot listen there"):
             server.check_port("127.0.0.1", taken.getsockname()[1])
+
+
+def test_the_reproducing_command_carries_the_model_and_policy_flags(session, tmp_path):
+    weights = ("--weights", "w.safetensors")
+    _, state = viewer_client(session, tmp_path / "out seg.nii.gz", input_argument="my scan.nii.gz", model_flags=weights)
+    state.policy = {"policy": "topk-blend", "options": {"k": 3, "temperature": 0.5}, "expert": None}
+    assert state.reproduce_command() == (
+        f"sammoe segment 'my scan.nii.gz' --prompts '{tmp_path}/out seg.prompts.json' -o '{tmp_path}/out seg.nii.gz' "
+        "--weights w.safetensors --policy topk-blend --top-k 3 --policy-option temperature=0.5"
+    )
+    state.policy = {"policy": "fixed", "options": {}, "expert": "hip"}
+    assert state.reproduce_command().endswith("--weights w.safetensors --expert hip")

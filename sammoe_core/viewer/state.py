@@ -236,8 +236,13 @@ class ViewerState:
             words += ["--expert", self.policy["expert"]]
         elif self.policy["policy"] != "threshold":
             words += ["--policy", self.policy["policy"]]
-        if "tau" in self.policy["options"]:
-            words += ["--tau", repr(float(self.policy["options"]["tau"]))]
+        for option, value in self.policy["options"].items():
+            if option == "tau":
+                words += ["--tau", repr(float(value))]
+            elif option == "k":
+                words += ["--top-k", str(int(value))]
+            elif option != "expert":
+                words += ["--policy-option", f"{option}={json.dumps(value)}"]
         return " ".join(shlex.quote(w) for w in words)
 
     def save(self) -> dict[str, Any]:
