@@ -53,8 +53,9 @@ def vendor_niivue() -> None:
             _warn("npm is not on the PATH, so the NiiVue bundle was not installed")
             return
         command = [npm, "ci", "--ignore-scripts", "--no-audit", "--no-fund", "--omit=optional", "--omit=dev"]
+        command += ["--fetch-retries=1", "--fetch-timeout=60000"]  # offline: fail within minutes, not hang
         try:
-            subprocess.run(command, cwd=ROOT, check=True, timeout=600, stdout=subprocess.DEVNULL)
+            subprocess.run(command, cwd=ROOT, check=True, timeout=300, stdout=subprocess.DEVNULL)
         except (OSError, subprocess.SubprocessError) as e:
             _warn(f"`npm ci` failed ({e}), so the NiiVue bundle was not installed")
             return

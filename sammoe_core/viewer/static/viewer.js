@@ -296,7 +296,7 @@ function wireControls() {
     });
   }
   document.addEventListener("keydown", (e) => {
-    if (!(e.ctrlKey || e.metaKey) || !app.active) return;
+    if (!(e.ctrlKey || e.metaKey) || !app.active || e.target.tagName === "INPUT") return;
     const action = e.key === "z" ? "undo" : e.key === "y" ? "redo" : null;
     if (action) { e.preventDefault(); run(() => json("POST", targetPath(app.active) + "/" + action), true); }
   });
