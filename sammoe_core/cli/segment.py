@@ -6,7 +6,7 @@ from typing import Any
 
 import click
 
-from sammoe_core.cli.policy_options import flag_error, moe_options, policy_options
+from sammoe_core.cli.policy_options import flag_error, model_options, policy_options
 from sammoe_core.errors import SammoeError
 
 
@@ -193,14 +193,7 @@ def _segment_batch(
 )
 @click.option("--overwrite", is_flag=True, help="Replace existing outputs (else they are kept; batches skip them).")
 @click.option("-q", "--quiet", is_flag=True, help="No progress bar or summary.")
-@click.option("--weights", type=click.Path(dir_okay=False), help="Model weights, a sammoe .safetensors file.")
-@click.option("--config", "config_name", help="Network config (default: the one recorded in the weights).")
-@click.option(
-    "--allow-unverified",
-    is_flag=True,
-    help="Load --weights made elsewhere: no content digest, non-finite values allowed.",
-)
-@moe_options
+@model_options
 @click.option(
     "--clicks",
     "click_policy",

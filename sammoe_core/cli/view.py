@@ -6,7 +6,7 @@ from pathlib import Path
 
 import click
 
-from sammoe_core.cli.policy_options import moe_options, policy_options
+from sammoe_core.cli.policy_options import model_options, policy_options
 from sammoe_core.errors import SammoeError
 
 
@@ -47,10 +47,7 @@ def _default_output(volume: str) -> Path:
 )
 @click.option("--device", default="auto", show_default=True, help="auto, cpu, cuda or cuda:N.")
 @click.option("--threads", type=click.IntRange(min=1), help="CPU threads torch uses.")
-@click.option("--weights", type=click.Path(dir_okay=False), help="Model weights, a sammoe .safetensors file.")
-@click.option("--config", "config_name", help="Network config (default: the one recorded in the weights).")
-@click.option("--allow-unverified", is_flag=True, help="Load --weights made elsewhere (as segment).")
-@moe_options
+@model_options
 @click.option("--strict", is_flag=True, help="A stale or missing gate is an error instead of a foundation fallback.")
 def view(
     volume_path: str,
