@@ -17,11 +17,9 @@ from __future__ import annotations
 
 import argparse
 import json
-import socket
 import statistics
 import sys
 import tempfile
-import threading
 import time
 from pathlib import Path
 
@@ -33,17 +31,6 @@ sys.path.insert(0, str(ROOT))
 
 def percentile(values: list[float], q: float) -> float:
     return float(np.percentile(np.asarray(values), q))
-
-
-def start_server(app, port: int):
-    import uvicorn
-
-    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning"))
-    thread = threading.Thread(target=server.run, daemon=True)
-    thread.start()
-    while not server.started:
-        time.sleep(0.05)
-    return server, thread
 
 
 def main() -> None:
@@ -64,6 +51,7 @@ def main() -> None:
     from sammoe_core.segmentation.predictor_spec import PredictorSpec
     from sammoe_core.segmentation.session import Session
     from sammoe_core.viewer.app import create_app
+    from sammoe_core.viewer.server import check_port, serve_in_background
     from sammoe_core.viewer.state import SavePlan, ViewerState
 
     if args.threads:
@@ -76,10 +64,8 @@ def main() -> None:
     print(f"volume {volume.shape}, model ready in {ready_s:.1f} s, torch threads {torch.get_num_threads()}")
     out = Path(tempfile.mkdtemp()) / "bench_seg.nii.gz"
     app = create_app(ViewerState(session, SavePlan(out, args.volume)))
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port = probe.getsockname()[1]
-    server, thread = start_server(app, port)
+    port = check_port("127.0.0.1", 0)
+    server = serve_in_background(app, "127.0.0.1", port)
     client = httpx.Client(base_url=f"http://127.0.0.1:{port}", headers={"X-Sammoe": "1"}, timeout=120)
     rng = np.random.default_rng(args.seed)
     shape = np.asarray(volume.shape)
@@ -110,7 +96,6 @@ def main() -> None:
                 encoded_further += 1
     client.close()
     server.should_exit = True
-    thread.join(timeout=10)
 
     print(f"{len(targets)} targets, {args.further} further clicks each")
     print("| click | n | server median | server p95 | round trip median | round trip p95 |")

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import gzip
 import json
+import time
 
 import nibabel as nib
 import numpy as np
@@ -192,3 +193,26 @@ def test_the_reproducing_command_carries_the_model_and_policy_flags(session, tmp
     )
     state.policy = {"policy": "fixed", "options": {}, "expert": "hip"}
     assert state.reproduce_command().endswith("--weights w.safetensors --expert hip")
+
+
+def test_the_notebook_viewer_serves_the_same_session_in_an_iframe(session, tmp_path):
+    import httpx
+
+    import sammoe_core
+
+    with sammoe_core.NotebookViewer(session, tmp_path / "nb_seg.nii.gz") as viewer:
+        assert viewer.url.startswith("http://127.0.0.1:") and f'src="{viewer.url}"' in viewer._repr_html_()
+        with httpx.Client(base_url=viewer.url, headers=CHANGE) as client:
+            assert "sammoe view" in client.get("/").text
+            client.post("/api/targets", json={"name": "liver"}).raise_for_status()
+            client.post("/api/targets/liver/clicks", json={"position": [20, 20, 20]}).raise_for_status()
+        assert session.prompts()["targets"][0]["clicks"][0]["position"] == [20.0, 20.0, 20.0]  # the notebook's
+        revision = viewer.state.snapshot()["labels_version"]
+        session.add_click("liver", (22, 20, 20), positive=False)  # and Python edits reach the page
+        with httpx.Client(base_url=viewer.url) as client:
+            snap = client.get("/api/targets").json()
+            assert snap["labels_version"] > revision and len(snap["targets"][0]["clicks"]) == 2
+            assert client.get("/api/labels").headers["X-Labels-Version"] == str(snap["labels_version"])
+    time.sleep(0.5)
+    with pytest.raises(httpx.TransportError):
+        httpx.get(viewer.url, timeout=2)

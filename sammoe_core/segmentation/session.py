@@ -98,6 +98,7 @@ class Session:
         self._targets: dict[str, _TargetState] = {}
         self._encodings = _Embeddings()
         self.encoder_passes = 0  # crops encoded so far (the cache spares the rest)
+        self.revision = 0  # counts the changes of targets, prompts or policy (a viewer redraws on a new one)
 
     @property
     def volume(self) -> Volume:
@@ -122,6 +123,7 @@ class Session:
             raise InputError(f"label {label} is taken by another target")
         Target.model_validate({"name": name, "label": label, "box": [0, 0, 0, 1, 1, 1]})  # name and label checks
         self._targets[name] = _TargetState(name, label)
+        self.revision += 1
         return label
 
     def rename_target(self, name: str, new_name: str) -> None:
@@ -133,9 +135,11 @@ class Session:
         state.name = new_name
         if state.output is not None:
             state.output.result.name = new_name
+        self.revision += 1
 
     def remove_target(self, name: str) -> None:
         del self._targets[self._get(name).name]
+        self.revision += 1
 
     # --- prompts ---------------------------------------------------------------------------
 
@@ -206,6 +210,7 @@ class Session:
             raise
         for name, output in outputs.items():
             self._targets[name].output = output
+        self.revision += 1
 
     # --- results ---------------------------------------------------------------------------
 
@@ -271,6 +276,7 @@ class Session:
         except BaseException:
             state.clicks, state.box, state.output = old
             raise
+        self.revision += 1
 
     def _segment(self, state: _TargetState, probabilities: bool = False) -> TargetOutput:
         target = state.target()

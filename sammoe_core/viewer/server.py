@@ -61,5 +61,20 @@ def serve(app: Any, host: str, port: int, on_ready: Callable[[], None] = lambda:
     server.run()
 
 
+def serve_in_background(app: Any, host: str, port: int) -> Any:
+    """Start serving in a daemon thread; returns the uvicorn server once it listens (``should_exit``
+    stops it)."""
+    import uvicorn
+
+    server = uvicorn.Server(uvicorn.Config(app, host=host, port=port, log_level="warning", access_log=False))
+    thread = threading.Thread(target=server.run, daemon=True)
+    thread.start()
+    while not server.started and thread.is_alive():
+        threading.Event().wait(0.05)
+    if not server.started:
+        raise InputError(f"{host}:{port}: the viewer's server did not start")
+    return server
+
+
 def open_browser(url: str) -> None:
     webbrowser.open(url, new=2)

@@ -1,11 +1,12 @@
 """What the viewer keeps for one opened volume: the session, target colours, the save location.
 
 Every edit goes through :meth:`ViewerState.edit`, which holds one lock (a session is not
-thread-safe), times the edit, counts the encoder passes it needed and bumps the label map's
-version. The label map travels to the page as raw bytes (one byte per voxel, the volume file's
-voxel order) so the page can replace its overlay in place. Saving writes exactly what ``sammoe
-segment`` writes for the same prompts, plus the prompts file; the location is fixed when the
-viewer starts, never chosen by the page.
+thread-safe), times the edit and counts the encoder passes it needed; the session's revision
+numbers the label map (edits made in Python, e.g. in a notebook, count too). The label map
+travels to the page as raw bytes (one byte per voxel, the volume file's voxel order) so the page
+can replace its overlay in place. Saving writes exactly what ``sammoe segment`` writes for the
+same prompts, plus the prompts file; the location is fixed when the viewer starts, never chosen
+by the page.
 """
 
 from __future__ import annotations
@@ -73,7 +74,6 @@ class ViewerState:
     save_plan: SavePlan
     policy: dict[str, Any] = field(default_factory=lambda: {"policy": "threshold", "options": {}, "expert": None})
     colours: dict[str, str] = field(default_factory=dict)
-    version: int = 0
     last: Timing = field(default_factory=Timing)
     saved_once: bool = False
     lock: threading.RLock = field(default_factory=threading.RLock)  # every read and edit of the session
@@ -129,7 +129,7 @@ class ViewerState:
         with self.lock:
             return {
                 "targets": self.targets(),
-                "labels_version": self.version,
+                "labels_version": self.session.revision,
                 "last": self.last.to_dict(),
                 "policy": self.policy,
             }
@@ -159,13 +159,13 @@ class ViewerState:
     def label_bytes(self) -> tuple[int, bytes]:
         """(version, the label map as gzipped uint8 bytes in the volume file's voxel order)."""
         with self.lock:
-            if self._labels is None or self._labels[0] != self.version:
+            if self._labels is None or self._labels[0] != self.session.revision:
                 try:
                     labels = self.session.result().label_map
                 except InputError:  # no target has a prompt yet
                     labels = np.zeros(self.session.volume.shape, dtype=np.uint8)
                 raw = np.asarray(labels, dtype=np.uint8).tobytes(order="F")
-                self._labels = (self.version, gzip.compress(raw, compresslevel=1))
+                self._labels = (self.session.revision, gzip.compress(raw, compresslevel=1))
             return self._labels
 
     # --- edits -------------------------------------------------------------------------------
@@ -176,7 +176,6 @@ class ViewerState:
             passes = self.session.encoder_passes
             started = time.perf_counter()
             change()
-            self.version += 1
             self.last = Timing(
                 action, target, (time.perf_counter() - started) * 1000.0, self.session.encoder_passes - passes
             )

@@ -375,6 +375,18 @@ async function start() {
   await refreshLabels(info.labels_version);
   status("ready: click inside a structure");
   app.ready = true;
+  setInterval(poll, 2000);
+}
+
+// Edits made elsewhere (another tab, or Python on the same session in a notebook) show up here.
+async function poll() {
+  if (app.busy || document.hidden) return;
+  try {
+    const snap = await json("GET", "api/targets");
+    if (app.busy || snap.labels_version === app.labelsVersion) return;
+    applySnapshot(snap);
+    await refreshLabels(snap.labels_version);
+  } catch (e) { /* the server stopped: the next action says so */ }
 }
 
 start().catch((e) => status("could not start: " + e.message, true));
