@@ -47,10 +47,12 @@ if TYPE_CHECKING:
     from sammoe_core.segmentation.session import Session
     from sammoe_core.training.finetune import FinetuneReport
     from sammoe_core.training.finetune import finetune_expert as finetune
+    from sammoe_core.viewer.notebook import NotebookViewer
 
 # name -> module holding it (imported on first access); "module:attribute" where the names differ
 _LAZY: dict[str, str] = {
     "Session": "sammoe_core.segmentation.session",
+    "NotebookViewer": "sammoe_core.viewer.notebook",
     "retrain_gate": "sammoe_core.moe.retrain",
     "RetrainReport": "sammoe_core.moe.retrain",
     "finetune": "sammoe_core.training.finetune:finetune_expert",
@@ -114,6 +116,7 @@ __all__ = [  # the same names as _LAZY (tested), spelt out for type checkers and
     "__version__",
     "hookimpl",
     "Session",
+    "NotebookViewer",
     "retrain_gate",
     "RetrainReport",
     "finetune",

@@ -70,3 +70,16 @@ def test_bad_edits_change_nothing(image):
     with pytest.raises(InputError, match="a box needs a network with box embeddings"):
         session.set_box("a", (10, 10, 10), (30, 30, 30))
     assert session.prompts() == before and session.undo("a") and not session.undo("a")
+
+
+def test_a_single_network_has_no_route_and_no_policy_to_change(image):
+    array, affine = image
+    session = Session(array, EllipsoidPredictor(9.0, 64), affine=affine)
+    session.add_target("a")
+    assert session.route("a") is None and session.target_state("a")["clicks"] == []
+    session.add_click("a", (20, 20, 20))
+    assert session.route("a") is None  # the ellipsoid predictor reports no route
+    with pytest.raises(InputError, match="a single network has no gate or policy"):
+        session.set_policy("top1")
+    state = session.target_state("a")
+    assert state["label"] == 1 and state["undo_steps"] == 1 and state["clicks"][0]["position"] == [20.0, 20.0, 20.0]

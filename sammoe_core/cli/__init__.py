@@ -29,6 +29,7 @@ from sammoe_core.cli.plugins import plugins
 from sammoe_core.cli.publish import publish
 from sammoe_core.cli.retrain_gate import retrain_gate
 from sammoe_core.cli.segment import segment
+from sammoe_core.cli.view import view
 
 
 class SammoeGroup(click.Group):
@@ -82,3 +83,4 @@ main.add_command(evaluate)
 main.add_command(cache)
 main.add_command(bundle)
 main.add_command(export_onnx)
+main.add_command(view)

@@ -55,6 +55,37 @@ def moe_options(fn: Any) -> Any:
     return fn
 
 
+def model_options(fn: Any) -> Any:
+    """Which model segments, as ``segment`` and ``view`` take it: --weights, --config, --bundle,
+    --allow-unverified, --precision, then the shared MoE options (:func:`moe_options`)."""
+    options = [
+        click.option("--weights", type=click.Path(dir_okay=False), help="Model weights, a sammoe .safetensors file."),
+        click.option("--config", "config_name", help="Network config (default: the one recorded in the weights)."),
+        click.option(
+            "--bundle",
+            type=click.Path(file_okay=False),
+            help="Run the MoE a `sammoe bundle` folder holds (no plugin needed; every file sha256-checked).",
+        ),
+        click.option(
+            "--allow-unverified",
+            is_flag=True,
+            help="Load --weights made elsewhere: no content digest, non-finite values allowed.",
+        ),
+        click.option(
+            "--precision",
+            type=click.Choice(["auto", "fp32", "bf16"]),
+            default="auto",
+            show_default=True,
+            help="Networks in bf16 autocast (auto: where the GPU or CPU computes bf16 natively) or fp32, "
+            "the exact mode.",
+        ),
+    ]
+    fn = moe_options(fn)
+    for option in reversed(options):
+        fn = option(fn)
+    return fn
+
+
 def policy_options(ctx: click.Context, tau: float, top_k: int, pairs: tuple[str, ...]) -> dict[str, Any]:
     """The options the user gave: --tau / --top-k when typed, and every --policy-option."""
     out: dict[str, Any] = {}

@@ -6,7 +6,7 @@ from typing import Any
 
 import click
 
-from sammoe_core.cli.policy_options import flag_error, moe_options, policy_options
+from sammoe_core.cli.policy_options import flag_error, model_options, policy_options
 from sammoe_core.errors import SammoeError
 
 
@@ -197,32 +197,13 @@ def _segment_batch(
 )
 @click.option("--device", default="auto", show_default=True, help="auto, cpu, cuda or cuda:N.")
 @click.option(
-    "--precision",
-    type=click.Choice(["auto", "fp32", "bf16"]),
-    default="auto",
-    show_default=True,
-    help="Networks in bf16 autocast (auto: where the GPU or CPU computes bf16 natively) or fp32, the exact mode.",
-)
-@click.option(
     "--threads",
     type=click.IntRange(min=1),
     help="CPU threads torch uses (default: torch's choice, the physical cores); recorded in the sidecar.",
 )
 @click.option("--overwrite", is_flag=True, help="Replace existing outputs (else they are kept; batches skip them).")
 @click.option("-q", "--quiet", is_flag=True, help="No progress bar or summary.")
-@click.option("--weights", type=click.Path(dir_okay=False), help="Model weights, a sammoe .safetensors file.")
-@click.option("--config", "config_name", help="Network config (default: the one recorded in the weights).")
-@click.option(
-    "--bundle",
-    type=click.Path(file_okay=False),
-    help="Run the MoE a `sammoe bundle` folder holds (no plugin needed; every file sha256-checked).",
-)
-@click.option(
-    "--allow-unverified",
-    is_flag=True,
-    help="Load --weights made elsewhere: no content digest, non-finite values allowed.",
-)
-@moe_options
+@model_options
 @click.option(
     "--clicks",
     "click_policy",

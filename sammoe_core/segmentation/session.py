@@ -15,6 +15,10 @@ prompts (:meth:`Session.prompts` gives those prompts as a prompts-file dict).
     >>> session.add_click("liver", (260, 180, 60), positive=False)
     >>> session.undo("liver")
     >>> result = session.result()                            # a SegmentationResult
+
+With the mixture of experts, :meth:`Session.route` tells which candidate the gate chose for a
+target and the probabilities of all of them, and :meth:`Session.set_policy` changes the policy
+(or forces an expert) and re-segments every target from the cached embeddings.
 """
 
 from __future__ import annotations
@@ -94,6 +98,7 @@ class Session:
         self._targets: dict[str, _TargetState] = {}
         self._encodings = _Embeddings()
         self.encoder_passes = 0  # crops encoded so far (the cache spares the rest)
+        self.revision = 0  # counts the changes of targets, prompts or policy (a viewer redraws on a new one)
 
     @property
     def volume(self) -> Volume:
@@ -118,6 +123,7 @@ class Session:
             raise InputError(f"label {label} is taken by another target")
         Target.model_validate({"name": name, "label": label, "box": [0, 0, 0, 1, 1, 1]})  # name and label checks
         self._targets[name] = _TargetState(name, label)
+        self.revision += 1
         return label
 
     def rename_target(self, name: str, new_name: str) -> None:
@@ -129,9 +135,11 @@ class Session:
         state.name = new_name
         if state.output is not None:
             state.output.result.name = new_name
+        self.revision += 1
 
     def remove_target(self, name: str) -> None:
         del self._targets[self._get(name).name]
+        self.revision += 1
 
     # --- prompts ---------------------------------------------------------------------------
 
@@ -173,7 +181,50 @@ class Session:
         self._apply(state, clicks, box)
         return True
 
+    # --- the mixture of experts -------------------------------------------------------------
+
+    def route(self, name: str) -> dict[str, Any] | None:
+        """How the target is routed: ``policy``, ``chosen`` (candidate -> blend weight) and, when a
+        gate decided, ``gate`` (candidate -> probability); None for a single network or a target
+        without prompts. The gate decides on the target's first decode (its first click, in its
+        first crop); later clicks and the crops edge extension adds keep that route."""
+        output = self._get(name).output
+        crops = output.result.crops if output is not None else []
+        infos = crops[0].get("predictor_info") if crops else None
+        return dict(infos[-1]) if infos and "chosen" in infos[-1] else None
+
+    def set_policy(self, policy: str, options: dict[str, Any] | None = None, expert: str | None = None) -> None:
+        """Give the mixture of experts another policy (``expert``: force that expert) and
+        re-segment every target; the cached crop embeddings are reused, so no encoder runs. A
+        refused policy, or a failure while re-segmenting, changes nothing."""
+        from sammoe_core.moe.segmenter import MoESegmenter, build_policy
+
+        if not isinstance(self.predictor, MoESegmenter):
+            raise InputError("a single network has no gate or policy; run the mixture of experts (no weights file)")
+        previous = self.predictor.policy
+        self.predictor.policy = build_policy(policy, options, expert, self.predictor.experts)
+        try:
+            outputs = {s.name: self._segment(s) for s in self._targets.values() if s.target() is not None}
+        except BaseException:
+            self.predictor.policy = previous
+            raise
+        for name, output in outputs.items():
+            self._targets[name].output = output
+        self.revision += 1
+
     # --- results ---------------------------------------------------------------------------
+
+    def target_state(self, name: str) -> dict[str, Any]:
+        """A target's label, prompts as edited (clicks, box) and how many undo and redo steps it has."""
+        state = self._get(name)
+        return {
+            "name": state.name,
+            "label": state.label,
+            "clicks": [dict(c) for c in state.clicks],
+            "box": None if state.box is None else dict(state.box),
+            "undo_steps": len(state.undo),
+            "redo_steps": len(state.redo),
+        }
 
     def target_output(self, name: str) -> TargetOutput | None:
         """The target's last segmentation (None while it has no prompt)."""
@@ -191,7 +242,10 @@ class Session:
         if not outputs:
             raise InputError("no target has a prompt yet")
         if probabilities and any(o.probabilities is None for o in outputs):
-            outputs = [self._segment(t, probabilities=True) for t in self._targets.values() if t.output is not None]
+            for state in self._targets.values():
+                if state.output is not None:
+                    state.output = self._segment(state, probabilities=True)
+            outputs = [t.output for t in self._targets.values() if t.output is not None]
         return assemble(
             self.prepared,
             outputs,
@@ -222,6 +276,7 @@ class Session:
         except BaseException:
             state.clicks, state.box, state.output = old
             raise
+        self.revision += 1
 
     def _segment(self, state: _TargetState, probabilities: bool = False) -> TargetOutput:
         target = state.target()
@@ -238,5 +293,4 @@ class Session:
             encodings=self._encodings,
         )
         self.encoder_passes += len(set(self._encodings) - keys)
-        state.output = output
         return output
