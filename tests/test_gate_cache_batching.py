@@ -123,3 +123,21 @@ def test_batch_size_must_be_positive(tmp_path, candidates):
     foundation, experts = candidates
     with pytest.raises(ValueError, match="batch size 0"):
         GateCache(tmp_path / "c").build(_prompts(64, 1), foundation, experts, torch.device("cpu"), batch_size=0)
+
+
+def test_retrain_gate_refuses_a_batch_size_below_one(sammoe_home):
+    from sammoe_core.errors import SammoeError
+    from sammoe_core.moe.retrain import retrain_gate
+
+    with pytest.raises(SammoeError, match="batch size 0: need at least 1"):
+        retrain_gate(device="cpu", batch_size=0, progress=False)
+    assert not sammoe_home.exists()  # refused before anything was written
+
+
+def test_the_cli_refuses_a_batch_size_below_one(sammoe_home):
+    from click.testing import CliRunner
+
+    from sammoe_core.cli import main
+
+    result = CliRunner().invoke(main, ["retrain-gate", "--batch-size", "0", "--device", "cpu"])
+    assert result.exit_code == 2 and "--batch-size" in result.output and "0 is not in the range" in result.output

@@ -159,6 +159,8 @@ def test_retrain_gate_fills_its_cache_on_ray(
             "ray",
             "--workers",
             "2",
+            "--batch-size",
+            "3",  # each actor call fills up to 3 prompts in one batched pass
             "--json",
             "-q",
         ],

@@ -6,7 +6,10 @@ segmentation would resample around that click) and normalised as segmentation no
 each prompt the foundation's image embedding and
 prompt tokens are cached (keyed by the prompt and the foundation's weight hash), and each
 candidate's low-res logits and Dice are cached under that candidate's weight hash. Retraining
-after adding one expert therefore computes only the new expert's column. The gate then learns to
+after adding one expert therefore computes only the new expert's column. The cache is filled a
+chunk of prompts at a time (``batch_size``): one batched encoder pass over the chunk's prompts
+without features, one batched decode per candidate over those without its entry, the tensors on
+the device until each prompt's entries are written. The gate then learns to
 pick, per prompt, the candidate with the best Dice; ties and near-ties (within ``margin``) go to
 the foundation. Experts and foundation stay frozen; only the gate's few weights train.
 """

@@ -7,7 +7,8 @@ here from the cache, as always.
 Training prompts come from labelled dataset folders the user names and from the calibration
 sets the enabled experts ship (all classes of those sets, so the gate also sees where the
 foundation is the better choice). The cache lives in ``SAMMOE_HOME/cache/gate`` and is keyed by
-weight hashes, so after adding one expert only that expert's column is computed.
+weight hashes, so after adding one expert only that expert's column is computed; it is filled
+``batch_size`` prompts per batched network pass.
 """
 
 from __future__ import annotations
