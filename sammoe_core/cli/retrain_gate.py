@@ -37,7 +37,7 @@ import click
     "--batch-size",
     type=click.IntRange(min=1),
     default=None,
-    help="Training prompts per batched network pass while filling the cache [default: 8 on a GPU, 2 on a CPU].",
+    help="Training prompts per batched network pass while filling the cache [default: 8 on a GPU, 1 on a CPU].",
 )
 @click.option("--json", "as_json", is_flag=True, help="Print the summary as JSON.")
 @click.option("-q", "--quiet", is_flag=True, help="No progress bar.")

@@ -141,7 +141,7 @@ def retrain_gate(
 
     ``ray``: fill the cache on a Ray actor pool first (a cluster, or a local Ray).
     ``batch_size``: prompts per batched network pass while filling the cache (None: 8 on a GPU,
-    fewer on a CPU; see :func:`~sammoe_core.moe.gate_training.default_batch_size`).
+    1 on a CPU; see :func:`~sammoe_core.moe.gate_training.default_batch_size`).
     """
     from sammoe_core.devices import resolve_device
     from sammoe_core.experts.registry import Registry
