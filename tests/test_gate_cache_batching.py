@@ -142,3 +142,17 @@ def test_the_cli_refuses_a_batch_size_below_one(sammoe_home):
 
     result = CliRunner().invoke(main, ["retrain-gate", "--batch-size", "0", "--device", "cpu"])
     assert result.exit_code == 2 and "--batch-size" in result.output and "0 is not in the range" in result.output
+
+
+def test_dice_per_item_equals_dice_of_each_pair(fresh_seed):
+    from sammoe_core.evaluation.metrics import dice, dice_per_item
+
+    gen = torch.Generator().manual_seed(fresh_seed)
+    pred = torch.rand(4, 9, 9, 9, generator=gen) > 0.6
+    target = torch.rand(4, 9, 9, 9, generator=gen) > 0.8
+    pred[2] = False
+    target[2] = False  # both empty: 1.0
+    target[3] = False  # only the prediction: 0.0
+    values = dice_per_item(pred, target)
+    assert values == [dice(p, t) for p, t in zip(pred, target)]
+    assert values[2] == 1.0 and values[3] == 0.0 and 0 < values[0] < 1
