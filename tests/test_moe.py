@@ -175,7 +175,10 @@ def test_cli_retrain_then_segment_reports_routing(
     choose_foundation(str(test_foundation.weights))
     _add(calibrated_expert("alpha", 21))
     runner = CliRunner()
-    r = runner.invoke(main, ["retrain-gate", "--epochs", "5", "--device", "cpu", "--prompts-per-class", "2", "-q"])
+    r = runner.invoke(
+        main,
+        ["retrain-gate", "--epochs", "5", "--device", "cpu", "--prompts-per-class", "2", "--batch-size", "4", "-q"],
+    )
     assert r.exit_code == 0, r.output
     assert "routing accuracy" in r.output and "alpha" in r.output
     image = next((tmp_path / "experts" / "alpha" / "calibration" / "images").glob("*.nii.gz"))

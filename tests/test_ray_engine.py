@@ -159,6 +159,8 @@ def test_retrain_gate_fills_its_cache_on_ray(
             "ray",
             "--workers",
             "2",
+            "--batch-size",
+            "3",  # each actor call fills up to 3 prompts in one batched pass
             "--json",
             "-q",
         ],
@@ -181,7 +183,7 @@ def test_retrain_gate_fills_its_cache_on_ray(
     refs = list(iter_dataset_prompt_refs(data, Preprocessing(crop_size=64), home / "cache" / "volumes", None, 2, 0))
     chosen = load_candidates(resolve_device("cpu"))
     ours, _ = GateCache(tmp_path / "local-cache").build(
-        (r.load() for r in refs[:3]), chosen.foundation, chosen.candidates[1:], resolve_device("cpu")
+        (r.load() for r in refs[:3]), chosen.foundation, chosen.candidates[1:], resolve_device("cpu"), batch_size=3
     )
     theirs, _ = GateCache(home / "cache" / "gate").build(
         (r.load() for r in refs[:3]), chosen.foundation, chosen.candidates[1:], resolve_device("cpu")

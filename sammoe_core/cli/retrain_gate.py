@@ -33,6 +33,12 @@ import click
 )
 @click.option("--no-calibration", is_flag=True, help="Ignore the calibration sets experts ship.")
 @click.option("--seed", type=int, default=0, show_default=True)
+@click.option(
+    "--batch-size",
+    type=click.IntRange(min=1),
+    default=None,
+    help="Training prompts per batched network pass while filling the cache [default: 8 on a GPU, 1 on a CPU].",
+)
 @click.option("--json", "as_json", is_flag=True, help="Print the summary as JSON.")
 @click.option("-q", "--quiet", is_flag=True, help="No progress bar.")
 @click.option(
@@ -62,6 +68,7 @@ def retrain_gate(
     margin: float,
     no_calibration: bool,
     seed: int,
+    batch_size: int | None,
     as_json: bool,
     quiet: bool,
     engine: str,
@@ -88,5 +95,6 @@ def retrain_gate(
         use_calibration=not no_calibration,
         progress=not quiet and sys.stderr.isatty(),
         ray=ray,
+        batch_size=batch_size,
     )
     click.echo(json.dumps(report.to_dict(), indent=2) if as_json else report.table())

@@ -14,16 +14,25 @@ import json
 from dataclasses import asdict
 from typing import Any
 
+import torch
+
+from sammoe_core.devices import resolve_device
 from sammoe_core.distributed.ray_support import RayOptions, map_with_actors
 from sammoe_core.errors import SammoeError
-from sammoe_core.moe.gate_training import CacheStats, Candidate, CandidateModels, GateCache, PromptRef
+from sammoe_core.moe.gate_training import (
+    CacheStats,
+    Candidate,
+    CandidateModels,
+    GateCache,
+    PromptRef,
+    default_batch_size,
+)
 
 
 class GateCacheActor:
-    """A Ray Data callable class: loads the candidates once, then caches one prompt per call."""
+    """A Ray Data callable class: loads the candidates once, then caches a batch of prompts per call."""
 
     def __init__(self, cache_root: str, expected: dict[str, str], device: str) -> None:
-        from sammoe_core.devices import resolve_device
         from sammoe_core.moe.retrain import load_candidates
 
         dev = resolve_device(device)
@@ -40,33 +49,36 @@ class GateCacheActor:
     def __call__(self, batch: dict[str, Any]) -> dict[str, Any]:
         import numpy as np
 
-        out = []
+        refs = []
         for row in batch["prompt"]:
             fields = json.loads(str(row))
-            ref = PromptRef(
-                **{**fields, "class_values": tuple(fields["class_values"]), "centre": tuple(fields["centre"])}
-            )
-            stats = CacheStats()
-            self.cache.entry(ref.load(), self.foundation, self.experts, self.models, stats)
-            out.append(
-                json.dumps(
-                    {"key": ref.key, "encoder_passes": stats.encoder_passes, "candidate_passes": stats.candidate_passes}
-                )
-            )
-        return {"stats": np.array(out, dtype=object)}
+            fields.update(class_values=tuple(fields["class_values"]), centre=tuple(fields["centre"]))
+            refs.append(PromptRef(**fields))
+        stats = CacheStats()
+        self.cache.entries([ref.load() for ref in refs], self.foundation, self.experts, self.models, stats)
+        done = {"encoder_passes": stats.encoder_passes, "candidate_passes": stats.candidate_passes}
+        return {"stats": np.array([json.dumps(done)], dtype=object)}
 
 
 def fill_cache_on_ray(
-    refs: list[PromptRef], cache: GateCache, candidates: list[Candidate], device: str, options: RayOptions
+    refs: list[PromptRef],
+    cache: GateCache,
+    candidates: list[Candidate],
+    device: str,
+    options: RayOptions,
+    batch_size: int | None = None,
 ) -> CacheStats:
-    """Compute on Ray actors the cache entries the prompts ``refs`` still miss; return what was computed."""
+    """Compute on Ray actors the cache entries the prompts ``refs`` still miss, ``batch_size``
+    prompts per call and batched pass (None: the default for the workers' device: a GPU where
+    they have one); return what was computed."""
     todo = {ref.key: ref for ref in refs if not cache.complete(ref.key, candidates)}
     rows = [{"prompt": json.dumps(asdict(ref))} for ref in todo.values()]
     expected = {c.name: c.weights_sha256 for c in candidates}
     stats = CacheStats()
-    for row in map_with_actors(
-        rows, GateCacheActor, {"cache_root": str(cache.root), "expected": expected, "device": device}, options
-    ):
+    if batch_size is None:
+        batch_size = default_batch_size(torch.device("cuda") if options.gpus_per_worker else resolve_device(device))
+    kwargs = {"cache_root": str(cache.root), "expected": expected, "device": device}
+    for row in map_with_actors(rows, GateCacheActor, kwargs, options, rows_per_call=batch_size):
         done = json.loads(str(row["stats"]))
         stats.add(CacheStats(done["encoder_passes"], done["candidate_passes"]))
     return stats

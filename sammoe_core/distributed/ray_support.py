@@ -3,8 +3,9 @@
 Ray is the ``sammoe[ray]`` extra and is imported only here, only when a Ray engine is asked
 for. :func:`map_with_actors` is the one Ray Data pattern sammoe uses: small JSON rows (paths,
 never voxel arrays) go through ``map_batches`` with a callable class, so each actor of a fixed
-pool builds its model once and handles rows one at a time; rows come back as they finish. The
-variables naming sammoe's state (``SAMMOE_HOME``, offline switches) are passed to the actors.
+pool builds its model once and handles rows one at a time (or a few, for batched passes); rows
+come back as they finish. The variables naming sammoe's state (``SAMMOE_HOME``, offline
+switches) are passed to the actors.
 """
 
 from __future__ import annotations
@@ -86,13 +87,18 @@ def _last_line(error: BaseException) -> str:
 
 
 def map_with_actors(
-    rows: list[dict[str, str]], actor_class: type, constructor_kwargs: dict[str, Any], options: RayOptions
+    rows: list[dict[str, str]],
+    actor_class: type,
+    constructor_kwargs: dict[str, Any],
+    options: RayOptions,
+    rows_per_call: int = 1,
 ) -> Iterator[dict[str, Any]]:
-    """Rows through a fixed pool of ``options.workers`` actors of ``actor_class``, one row per call.
+    """Rows through a fixed pool of ``options.workers`` actors of ``actor_class``, ``rows_per_call``
+    rows (at most) per call.
 
     ``actor_class(**constructor_kwargs)`` is built once per actor (load the model there); its
-    ``__call__`` takes a batch ``{column: array of one value}`` and returns one. Output rows are
-    yielded as they finish. A failure of Ray itself (an actor that cannot start) is a
+    ``__call__`` takes a batch ``{column: array of those rows' values}`` and returns one. Output
+    rows are yielded as they finish. A failure of Ray itself (an actor that cannot start) is a
     :class:`SammoeError` naming the last line of Ray's message.
     """
     if not rows:
@@ -106,7 +112,7 @@ def map_with_actors(
         mapped = dataset.map_batches(
             actor_class,
             fn_constructor_kwargs=constructor_kwargs,
-            batch_size=1,
+            batch_size=rows_per_call,
             batch_format="numpy",
             compute=ray.data.ActorPoolStrategy(size=min(options.workers, len(rows)), max_tasks_in_flight_per_actor=2),
             num_cpus=options.cpus_per_worker,

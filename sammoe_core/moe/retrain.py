@@ -7,7 +7,8 @@ here from the cache, as always.
 Training prompts come from labelled dataset folders the user names and from the calibration
 sets the enabled experts ship (all classes of those sets, so the gate also sees where the
 foundation is the better choice). The cache lives in ``SAMMOE_HOME/cache/gate`` and is keyed by
-weight hashes, so after adding one expert only that expert's column is computed.
+weight hashes, so after adding one expert only that expert's column is computed; it is filled
+``batch_size`` prompts per batched network pass.
 """
 
 from __future__ import annotations
@@ -134,16 +135,21 @@ def retrain_gate(
     use_calibration: bool = True,
     progress: bool = True,
     ray: RayOptions | None = None,
+    batch_size: int | None = None,
 ) -> RetrainReport:
     """Train a gate for the foundation in use and the enabled experts; make it the current gate.
 
     ``ray``: fill the cache on a Ray actor pool first (a cluster, or a local Ray).
+    ``batch_size``: prompts per batched network pass while filling the cache (None: 8 on a GPU,
+    1 on a CPU; see :func:`~sammoe_core.moe.gate_training.default_batch_size`).
     """
     from sammoe_core.devices import resolve_device
     from sammoe_core.experts.registry import Registry
     from sammoe_core.plugins.factories import gate_factories
 
     dev = resolve_device(device)
+    if batch_size is not None and batch_size < 1:
+        raise SammoeError(f"batch size {batch_size}: need at least 1")
     factories = gate_factories()
     if architecture not in factories:
         raise SammoeError(f"unknown gate architecture {architecture!r}; installed: {', '.join(sorted(factories))}")
@@ -176,10 +182,16 @@ def retrain_gate(
     if ray is not None:
         from sammoe_core.distributed.ray_gate_cache import fill_cache_on_ray
 
-        ray_stats = fill_cache_on_ray(refs, cache, chosen.candidates, device, ray)
+        ray_stats = fill_cache_on_ray(refs, cache, chosen.candidates, device, ray, batch_size)
     prompts = (ref.load() for ref in refs)
     records, stats = cache.build(
-        prompts, chosen.foundation, chosen.candidates[1:], dev, progress=progress, total=len(refs)
+        prompts,
+        chosen.foundation,
+        chosen.candidates[1:],
+        dev,
+        progress=progress,
+        total=len(refs),
+        batch_size=batch_size,
     )
     stats.add(ray_stats)
     if len(records) < 4:
