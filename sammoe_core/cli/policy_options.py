@@ -57,7 +57,7 @@ def moe_options(fn: Any) -> Any:
 
 def model_options(fn: Any) -> Any:
     """Which model segments, as ``segment`` and ``view`` take it: --weights, --config, --bundle,
-    --allow-unverified, --precision, then the shared MoE options (:func:`moe_options`)."""
+    --allow-unverified, --precision, --strict, then the shared MoE options (:func:`moe_options`)."""
     options = [
         click.option("--weights", type=click.Path(dir_okay=False), help="Model weights, a sammoe .safetensors file."),
         click.option("--config", "config_name", help="Network config (default: the one recorded in the weights)."),
@@ -78,6 +78,9 @@ def model_options(fn: Any) -> Any:
             show_default=True,
             help="Networks in bf16 autocast (auto: where the GPU or CPU computes bf16 natively) or fp32, "
             "the exact mode.",
+        ),
+        click.option(
+            "--strict", is_flag=True, help="A stale or missing gate is an error instead of a foundation fallback."
         ),
     ]
     fn = moe_options(fn)

@@ -212,7 +212,6 @@ def _segment_batch(
     show_default=True,
     help="newest: each click alone + previous logits (as trained); all: every click so far.",
 )
-@click.option("--strict", is_flag=True, help="A stale or missing gate is an error instead of a foundation fallback.")
 @click.option(
     "--shard",
     metavar="I/N",

@@ -48,7 +48,6 @@ def _default_output(volume: str) -> Path:
 @click.option("--device", default="auto", show_default=True, help="auto, cpu, cuda or cuda:N.")
 @click.option("--threads", type=click.IntRange(min=1), help="CPU threads torch uses.")
 @model_options
-@click.option("--strict", is_flag=True, help="A stale or missing gate is an error instead of a foundation fallback.")
 def view(
     volume_path: str,
     port: int,
