@@ -48,13 +48,13 @@ def _count_segment_file_calls(monkeypatch) -> list[str]:
     import sammoe_core.distributed.item as volume
 
     calls: list[str] = []
-    original = volume.segment_file
+    original = volume.segment_file_deferred
 
     def counting(input_path, *args, **kwargs):
         calls.append(str(input_path))
         return original(input_path, *args, **kwargs)
 
-    monkeypatch.setattr(volume, "segment_file", counting)
+    monkeypatch.setattr(volume, "segment_file_deferred", counting)
     return calls
 
 
@@ -213,20 +213,25 @@ def test_a_killed_run_is_finished_by_rerunning_it(tmp_path, tiny_weights, predic
     cases = tmp_path / "cases"
     write_cases(cases, 5, seed=11)
     out = tmp_path / "segs"
-    # a separate process dies (no cleanup at all) as it starts its third volume
+    # a separate process dies (no cleanup at all) as it starts its third volume, once the writer
+    # thread has written the second one's outputs: their record never reached the manifest
     script = textwrap.dedent(f"""
-        import os
+        import os, time
         import sammoe_core.distributed.item as volume
         from sammoe_core.distributed import segment_folder
         from sammoe_core.segmentation.predictor_spec import PredictorSpec
 
-        original, calls = volume.segment_file, []
+        original, calls = volume.segment_file_deferred, []
         def dying(*args, **kwargs):
             calls.append(1)
             if len(calls) == 3:
+                for _ in range(600):
+                    if os.path.exists({str(out / "case1.json")!r}):
+                        break
+                    time.sleep(0.05)
                 os._exit(9)
             return original(*args, **kwargs)
-        volume.segment_file = dying
+        volume.segment_file_deferred = dying
         predictor = PredictorSpec(weights={str(tiny_weights)!r}, device="cpu").build()
         segment_folder({str(cases)!r}, {str(out)!r}, predictor, quiet=True)
     """)
@@ -235,15 +240,16 @@ def test_a_killed_run_is_finished_by_rerunning_it(tmp_path, tiny_weights, predic
     entries = read_manifest(manifest_path(out))
     assert sorted((k, e["status"]) for k, e in entries.items()) == [
         ("case0.nii.gz", "done"),
-        ("case1.nii.gz", "done"),
+        ("case1.nii.gz", "pending"),
         ("case2.nii.gz", "pending"),
         ("case3.nii.gz", "pending"),
         ("case4.nii.gz", "pending"),
     ]
+    assert (out / "case1.nii.gz").exists()  # written, never recorded: the rerun redoes it
     calls = _count_segment_file_calls(monkeypatch)
     report = segment_batch(cases, out, LocalEngine(predictor), quiet=True)
-    assert sorted(calls) == [str(cases / f"case{i}.nii.gz") for i in (2, 3, 4)]
-    assert report.counts == {"done": 3, "failed": 0, "skipped": 2}
+    assert sorted(calls) == [str(cases / f"case{i}.nii.gz") for i in (1, 2, 3, 4)]
+    assert report.counts == {"done": 4, "failed": 0, "skipped": 1}
     assert all(e["status"] == "done" for e in read_manifest(manifest_path(out)).values())
     # the resumed outputs equal an uninterrupted run's
     fresh = segment_batch(cases, tmp_path / "fresh", LocalEngine(predictor), quiet=True)
@@ -367,11 +373,12 @@ def test_a_batch_of_garbage_leaves_no_partial_output_folders(tmp_path, predictor
     assert sorted(p.name for p in out.iterdir() if not p.name.startswith("sammoe-")) == []
 
 
-def test_the_local_loop_reads_the_next_volume_while_segmenting_and_keeps_read_errors_per_item(
+def test_the_local_loop_overlaps_reading_and_writing_with_segmenting_and_keeps_errors_per_item(
     tmp_path, predictor, monkeypatch
 ):
-    """Read-ahead: case1 is read before case0's segmentation ends; a case that fails to read
-    fails alone, with its own error, and the outputs equal those of the loop without a thread."""
+    """Read-ahead: case1 is read before case0's segmentation ends; outputs are written in the
+    writer thread; a case that fails to read, and one whose write fails, fail alone with their own
+    errors; every other output equals that of the loop without threads."""
     import threading
 
     import sammoe_core.distributed.item as volume
@@ -382,7 +389,7 @@ def test_the_local_loop_reads_the_next_volume_while_segmenting_and_keeps_read_er
     write_corrupt(data / "broken.nii.gz")
     (data / "broken.prompts.json").write_text((data / "case0.prompts.json").read_text())
     events: list[tuple[str, str, str]] = []
-    read, segment_file = volumes.read_volume, volume.segment_file
+    read, deferred, write_result = volumes.read_volume, volume.segment_file_deferred, volume.write_result
 
     def reading(path, *args, **kwargs):
         events.append(("read", str(path).split("/")[-1], threading.current_thread().name))
@@ -391,25 +398,61 @@ def test_the_local_loop_reads_the_next_volume_while_segmenting_and_keeps_read_er
     def segmenting(input_path, *args, **kwargs):
         events.append(("segment start", str(input_path).split("/")[-1], ""))
         try:
-            return segment_file(input_path, *args, **kwargs)
+            return deferred(input_path, *args, **kwargs)
         finally:
             events.append(("segment end", str(input_path).split("/")[-1], ""))
 
+    def writing(result, output_path, *args, **kwargs):
+        events.append(("write", str(output_path).split("/")[-1], threading.current_thread().name))
+        if "case2" in str(output_path):
+            raise OSError(f"{output_path}: disk full (simulated)")
+        return write_result(result, output_path, *args, **kwargs)
+
     monkeypatch.setattr(volumes, "read_volume", reading)
-    monkeypatch.setattr(volume, "segment_file", segmenting)
-    ahead = segment_batch(data, tmp_path / "ahead", LocalEngine(predictor), SegmentSettings(), quiet=True)
+    monkeypatch.setattr(volume, "segment_file_deferred", segmenting)
+    monkeypatch.setattr(volume, "write_result", writing)
+    overlapped = segment_batch(data, tmp_path / "overlapped", LocalEngine(predictor), SegmentSettings(), quiet=True)
     reads = [e for e in events if e[0] == "read"]
     assert reads and all(thread.startswith("sammoe-read") for _, _, thread in reads)
+    writes = [e for e in events if e[0] == "write"]
+    assert len(writes) == 3 and all(thread.startswith("sammoe-write") for _, _, thread in writes)
     order = [e[:2] for e in events]
     first, second = [name for kind, name in order if kind == "segment start"][:2]
     assert order.index(("read", second)) < order.index(("segment end", first))
     monkeypatch.setattr(volumes, "read_volume", read)
+    monkeypatch.setattr(volume, "write_result", write_result)
     plain = segment_batch(
-        data, tmp_path / "plain", LocalEngine(predictor, read_ahead=False), SegmentSettings(), quiet=True
+        data, tmp_path / "plain", LocalEngine(predictor, overlap_io=False), SegmentSettings(), quiet=True
     )
-    assert ahead.counts == plain.counts and ahead.counts["failed"] == 1
-    failed = [c for c in ahead.cases if c["status"] == "failed"]
-    assert [c["case"] for c in failed] == ["broken"] and "broken" in failed[0]["error"]
-    for case in (c for c in plain.cases if c["status"] == "done"):
-        name = case["case"] + ".nii.gz"
-        assert label_bytes(tmp_path / "ahead" / name) == label_bytes(tmp_path / "plain" / name)
+    assert overlapped.counts["failed"] == 2 and plain.counts["failed"] == 1
+    failed = {c["case"]: c["error"] for c in overlapped.cases if c["status"] == "failed"}
+    assert sorted(failed) == ["broken", "case2"] and "disk full" in failed["case2"]
+    assert not (tmp_path / "overlapped" / "case2.nii.gz").exists()
+    for case in ("case0", "case1"):
+        name = case + ".nii.gz"
+        assert label_bytes(tmp_path / "overlapped" / name) == label_bytes(tmp_path / "plain" / name)
+
+
+def test_only_an_unrecorded_output_of_an_interrupted_run_is_replaced_without_overwrite(tmp_path, predictor):
+    """An item the manifest still calls pending is redone even though its output exists (the
+    interrupted run wrote it); an output the manifest does not know stays, as before."""
+    import json as json_
+
+    data = tmp_path / "data"
+    write_cases(data, 2, seed=4)
+    out = tmp_path / "out"
+    assert segment_batch(data, out, LocalEngine(predictor), quiet=True).counts["done"] == 2
+    path = manifest_path(out)
+    entry = dict(read_manifest(path)["case0.nii.gz"], status="pending")
+    with open(path, "a", encoding="utf-8") as f:  # as if the run died after writing case0's outputs
+        f.write(json_.dumps(entry) + "\n")
+    write_cases(data / "more", 1, seed=5)
+    (data / "more" / "case0.nii.gz").replace(data / "case2.nii.gz")
+    (data / "more" / "case0.prompts.json").replace(data / "case2.prompts.json")
+    (out / "case2.nii.gz").write_bytes(b"someone else's file")
+    report = segment_batch(data, out, LocalEngine(predictor), quiet=True)
+    status = {c["key"]: (c["status"], c.get("reason", "")) for c in report.cases}
+    assert status["case0.nii.gz"][0] == "done"
+    assert status["case1.nii.gz"][0] == "skipped"
+    assert status["case2.nii.gz"] == ("skipped", "output exists (pass --overwrite to replace it)")
+    assert (out / "case2.nii.gz").read_bytes() == b"someone else's file"

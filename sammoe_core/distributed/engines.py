@@ -14,7 +14,7 @@ from collections.abc import Iterator
 from typing import TYPE_CHECKING, Any, Protocol
 
 from sammoe_core.distributed.inputs import BatchItem
-from sammoe_core.distributed.item import SegmentSettings, describe_predictor, run_item
+from sammoe_core.distributed.item import SegmentSettings, describe_predictor, run_item, start_item
 
 if TYPE_CHECKING:
     from sammoe_core.segmentation.predictor import CropPredictor
@@ -34,33 +34,45 @@ class Engine(Protocol):
 
 
 class LocalEngine:
-    """One predictor in this process, the items one after another; a background thread reads
-    the next volume while the current one is segmented (``read_ahead=False``: no thread)."""
+    """One predictor in this process, the items one after another. With ``overlap_io`` (the
+    default) a background thread reads the next volume and another writes the previous one's
+    outputs while the current one is segmented, so the device waits for neither (at most three
+    volumes are in memory then; an output written but not yet recorded when the process dies is
+    redone by the rerun). ``overlap_io=False``: no threads."""
 
     name = "local"
 
-    def __init__(self, predictor: CropPredictor, read_ahead: bool = True) -> None:
+    def __init__(self, predictor: CropPredictor, overlap_io: bool = True) -> None:
         self.predictor = predictor
-        self.read_ahead = read_ahead
+        self.overlap_io = overlap_io
 
     def describe(self) -> dict[str, Any]:
         return describe_predictor(self.predictor)
 
     def info(self) -> dict[str, Any]:
-        return {"engine": self.name, "read_ahead": self.read_ahead}
+        return {"engine": self.name, "overlap_io": self.overlap_io}
 
     def run(self, items: list[BatchItem], settings: SegmentSettings) -> Iterator[dict[str, Any]]:
-        if not self.read_ahead:
+        if not self.overlap_io:
             for item in items:
                 yield run_item(item, self.predictor, settings)
             return
-        from concurrent.futures import ThreadPoolExecutor
+        from concurrent.futures import Future, ThreadPoolExecutor
 
         from sammoe_core.io.volumes import read_volume
 
-        with ThreadPoolExecutor(max_workers=1, thread_name_prefix="sammoe-read") as reader:
+        with (
+            ThreadPoolExecutor(max_workers=1, thread_name_prefix="sammoe-read") as reader,
+            ThreadPoolExecutor(max_workers=1, thread_name_prefix="sammoe-write") as writer,
+        ):
             reads = deque(reader.submit(read_volume, item.input, settings.max_voxels) for item in items[:1])
+            writing: Future[dict[str, Any]] | None = None
             for i, item in enumerate(items):
                 if i + 1 < len(items):  # the next volume is read while this one is segmented
                     reads.append(reader.submit(read_volume, items[i + 1].input, settings.max_voxels))
-                yield run_item(item, self.predictor, settings, volume=reads.popleft().result)
+                finish = start_item(item, self.predictor, settings, volume=reads.popleft().result)
+                if writing is not None:
+                    yield writing.result()
+                writing = writer.submit(finish)  # written while the next one is segmented
+            if writing is not None:
+                yield writing.result()

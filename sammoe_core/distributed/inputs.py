@@ -35,28 +35,37 @@ MANIFEST_FIELDS = ("image", "prompts", "output")
 @dataclass(frozen=True)
 class BatchItem:
     """One volume of a batch. ``key`` names it in run manifests and shards (its output path
-    relative to the output folder), ``name`` is the output stem."""
+    relative to the output folder), ``name`` is the output stem. ``resume``: an item an earlier
+    run started and never recorded (it died); the outputs it left are that run's own, and this
+    run may replace them."""
 
     key: str
     name: str
     input: Path
     prompts: Path | None
     output: Path
+    resume: bool = False
 
-    def to_dict(self) -> dict[str, str | None]:
+    def to_dict(self) -> dict[str, str | bool | None]:
         return {
             "key": self.key,
             "name": self.name,
             "input": str(self.input),
             "prompts": None if self.prompts is None else str(self.prompts),
             "output": str(self.output),
+            "resume": self.resume,
         }
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> BatchItem:
         prompts = data.get("prompts")
         return cls(
-            data["key"], data["name"], Path(data["input"]), Path(prompts) if prompts else None, Path(data["output"])
+            data["key"],
+            data["name"],
+            Path(data["input"]),
+            Path(prompts) if prompts else None,
+            Path(data["output"]),
+            bool(data.get("resume", False)),
         )
 
 

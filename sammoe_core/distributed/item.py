@@ -52,8 +52,51 @@ def segment_file(
     is read here within the voxel budget ``max_voxels`` (default: :mod:`sammoe_core.io.limits`).
     ``progress`` counts crops on a bar when stderr is a terminal. The outputs are checked before
     any work (existing files without ``overwrite``, missing or unwritable folders), so a bad
-    output location fails fast and leaves nothing behind.
+    output location fails fast and leaves nothing behind. :func:`segment_file_deferred` does the
+    same in two steps: segment now, write later.
     """
+    return segment_file_deferred(
+        input_path,
+        output_path,
+        predictor,
+        prompts,
+        modality=modality,
+        clicks=clicks,
+        preview=preview,
+        probabilities=probabilities,
+        statistics=statistics,
+        split=split,
+        overwrite=overwrite,
+        max_crops=max_crops,
+        progress=progress,
+        box_as_click=box_as_click,
+        volume=volume,
+        max_voxels=max_voxels,
+    )()
+
+
+def segment_file_deferred(
+    input_path: str | Path,
+    output_path: str | Path,
+    predictor: CropPredictor,
+    prompts: Any,
+    *,
+    modality: str = "auto",
+    clicks: str = "newest",
+    preview: str | Path | bool | None = None,
+    probabilities: bool = False,
+    statistics: bool = False,
+    split: bool = False,
+    overwrite: bool = False,
+    max_crops: int | None = None,
+    progress: bool = False,
+    box_as_click: bool = False,
+    volume: Volume | None = None,
+    max_voxels: int | None = None,
+) -> Callable[[], dict[str, Any]]:
+    """:func:`segment_file`'s checks and segmentation; returns the function that writes the
+    outputs and gives the record (a batch runs it in a writer thread while the next volume is
+    segmented)."""
     from sammoe_core.io.volumes import read_volume
     from sammoe_core.segmentation.pipeline import DEFAULT_MAX_CROPS, segment
 
@@ -80,32 +123,36 @@ def segment_file(
         progress=progress,
         box_as_click=box_as_click,
     )
-    paths = write_result(
-        result,
-        output_path,
-        preview=preview,
-        probabilities=probabilities,
-        statistics=statistics,
-        split=split,
-        overwrite=overwrite,
-    )
-    return {
-        "input": str(input_path),
-        "status": "done",
-        "outputs": paths.to_dict(),
-        "modality": result.modality.modality,
-        "targets": [
-            {
-                "name": t.name,
-                "label": t.label,
-                "voxel_count": t.voxel_count,
-                "volume_ml": round(t.volume_ml, 3),
-                "crops": len(t.crops),
-            }
-            for t in result.targets
-        ],
-        "seconds": round(time.perf_counter() - started, 3),
-    }
+
+    def write() -> dict[str, Any]:
+        paths = write_result(
+            result,
+            output_path,
+            preview=preview,
+            probabilities=probabilities,
+            statistics=statistics,
+            split=split,
+            overwrite=overwrite,
+        )
+        return {
+            "input": str(input_path),
+            "status": "done",
+            "outputs": paths.to_dict(),
+            "modality": result.modality.modality,
+            "targets": [
+                {
+                    "name": t.name,
+                    "label": t.label,
+                    "voxel_count": t.voxel_count,
+                    "volume_ml": round(t.volume_ml, 3),
+                    "crops": len(t.crops),
+                }
+                for t in result.targets
+            ],
+            "seconds": round(time.perf_counter() - started, 3),
+        }
+
+    return write
 
 
 @dataclass(frozen=True)
@@ -207,10 +254,38 @@ def run_item(
     memory) never stops the volumes after it; the record says what went wrong. The record holds
     the item's key, the status, and the hashes of the weights used (:func:`weights_hashes`).
     ``volume``: gives the item's volume when it was read ahead (its read errors are the item's).
+    An item with ``resume`` may replace the outputs the run that left it pending wrote.
+    :func:`start_item` does the same in two steps.
     """
+    return start_item(item, predictor, settings, volume)()
+
+
+def start_item(
+    item: BatchItem,
+    predictor: CropPredictor,
+    settings: SegmentSettings,
+    volume: Callable[[], Volume] | None = None,
+) -> Callable[[], dict[str, Any]]:
+    """:func:`run_item`'s segmentation now; returns the function that writes the outputs and gives
+    the record (a failure in either step gives a ``failed`` record and leaves no empty folders)."""
     started = time.perf_counter()
     base = {"key": item.key, "input": str(item.input)}
     made: list[Path] = []
+    description = describe_predictor(predictor)
+    identity = {**weights_hashes(description), "settings_sha256": settings.digest(description)}
+    prompts = item_prompts_digest(item, settings)
+    if prompts is not None:
+        identity["prompts_sha256"] = prompts
+
+    def failed(error: Exception) -> dict[str, Any]:
+        for folder in reversed(made):  # a failed item leaves no empty folders
+            try:
+                folder.rmdir()
+            except OSError:
+                break
+        seconds = round(time.perf_counter() - started, 3)
+        return {**base, "status": "failed", "error": _one_line(error), "seconds": seconds, "weights": identity}
+
     try:
         if settings.prompts is not None:
             targets: Any = list(settings.prompts)
@@ -222,7 +297,7 @@ def run_item(
                 "or name a file in the manifest's 'prompts')"
             )
         made = _make_folders(item.output.parent)
-        record = segment_file(
+        write = segment_file_deferred(
             item.input,
             item.output,
             predictor,
@@ -233,22 +308,20 @@ def run_item(
             probabilities=settings.probabilities,
             statistics=settings.statistics,
             split=settings.split,
-            overwrite=settings.overwrite,
+            overwrite=settings.overwrite or item.resume,
             max_crops=settings.max_crops,
             box_as_click=settings.box_as_click,
             max_voxels=settings.max_voxels,
             volume=None if volume is None else volume(),
         )
     except Exception as e:  # noqa: BLE001 - recorded; the batch goes on
-        record = {"status": "failed", "error": _one_line(e), "seconds": round(time.perf_counter() - started, 3)}
-        for folder in reversed(made):  # a failed item leaves no empty folders
-            try:
-                folder.rmdir()
-            except OSError:
-                break
-    description = describe_predictor(predictor)
-    identity = {**weights_hashes(description), "settings_sha256": settings.digest(description)}
-    prompts = item_prompts_digest(item, settings)
-    if prompts is not None:
-        identity["prompts_sha256"] = prompts
-    return {**base, **record, "weights": identity}
+        record = failed(e)
+        return lambda: record
+
+    def finish() -> dict[str, Any]:
+        try:
+            return {**base, **write(), "weights": identity}
+        except Exception as e:  # noqa: BLE001 - recorded; the batch goes on
+            return failed(e)
+
+    return finish

@@ -15,7 +15,7 @@ from __future__ import annotations
 import json
 import sys
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, cast
@@ -74,8 +74,10 @@ def _skip_reason(
     item: BatchItem, prior: dict[str, Any] | None, identity: dict[str, str], overwrite: bool
 ) -> str | None:
     """Why ``item`` needs no work this run, or None. Only an existing output is ever skipped;
-    a reason other than :data:`UNCHANGED` says what changed and names ``--overwrite``."""
-    if overwrite or not item.output.exists():
+    a reason other than :data:`UNCHANGED` says what changed and names ``--overwrite``. An item an
+    earlier run left ``pending`` is redone: that run began it without an output (or with
+    ``--overwrite``) and held the manifest's lock, so what is there now is its own unrecorded work."""
+    if overwrite or not item.output.exists() or (prior is not None and prior["status"] == "pending"):
         return None
     if prior is not None and prior["status"] == "done":
         before = prior.get("weights", {})
@@ -149,9 +151,11 @@ def run_batch(
         prompts = item_prompts_digest(item, settings)
         if prompts is not None:
             identity["prompts_sha256"] = prompts
-        reason = _skip_reason(item, manifest.prior(item.key), identity, settings.overwrite)
+        prior = manifest.prior(item.key)
+        reason = _skip_reason(item, prior, identity, settings.overwrite)
         if reason is None:
-            todo.append(item)
+            unrecorded = prior is not None and prior["status"] == "pending" and item.output.exists()
+            todo.append(replace(item, resume=True) if unrecorded else item)
         else:
             records[item.key] = {"key": item.key, "input": str(item.input), "status": "skipped", "reason": reason}
     started = datetime.now(timezone.utc)
