@@ -62,7 +62,7 @@ def test_ray_gives_the_local_loops_outputs_and_records_a_corrupt_volume(tmp_path
     )
     spec = PredictorSpec(weights=str(tiny_weights), device="cpu")
     local = segment_batch(listing, tmp_path / "local", LocalEngine(spec.build()), quiet=True)
-    engine = RayEngine(spec, RayOptions(workers=2))
+    engine = RayEngine(spec, RayOptions(workers=2, items_per_call=2))  # each call reads ahead, writes behind
     distributed = segment_batch(listing, tmp_path / "ray", engine, quiet=True)
 
     assert local.counts == distributed.counts == {"done": 4, "failed": 1, "skipped": 0}
@@ -106,6 +106,8 @@ def test_cli_engine_ray(tmp_path, local_ray, tiny_weights):
             "ray",
             "--workers",
             "2",
+            "--items-per-call",
+            "2",
             "--split",
             "--statistics",
         ],
@@ -114,6 +116,7 @@ def test_cli_engine_ray(tmp_path, local_ray, tiny_weights):
     assert "3 done, 0 skipped, 0 failed" in result.output
     report = json.loads(next(out.glob("sammoe-run-*.json")).read_text())
     assert report["engine"] == "ray" and [c["status"] for c in report["cases"]] == ["done"] * 3
+    assert report["ray"]["items_per_call"] == 2
     assert sorted(p.name for p in out.glob("*.nii.gz")) == ["case0.nii.gz", "case1.nii.gz", "case2.nii.gz"]
     for case in ("case0", "case1", "case2"):  # the per-target outputs come back from the actors too
         assert (out / case / "core.nii.gz").is_file()

@@ -100,6 +100,7 @@ def _segment_batch(
     ray_address: str | None,
     workers: int,
     gpus_per_worker: float,
+    items_per_call: int,
     *,
     quiet: bool,
     **settings: Any,
@@ -115,7 +116,13 @@ def _segment_batch(
 
         import_ray()
         description = describe_predictor(_build_predictor(spec.on("cpu")))  # checks the model before Ray starts
-        options = RayOptions(address=ray_address, workers=workers, gpus_per_worker=gpus_per_worker, quiet=quiet)
+        options = RayOptions(
+            address=ray_address,
+            workers=workers,
+            gpus_per_worker=gpus_per_worker,
+            items_per_call=items_per_call,
+            quiet=quiet,
+        )
         runner: Any = RayEngine(spec, options, description)
     else:
         runner = LocalEngine(_build_predictor(spec))
@@ -235,6 +242,13 @@ def _segment_batch(
     show_default=True,
     help="Ray: GPUs per actor (1 = one GPU each; 0.5 = two actors share one).",
 )
+@click.option(
+    "--items-per-call",
+    type=click.IntRange(min=1),
+    default=1,
+    show_default=True,
+    help="Ray: volumes an actor takes at once (more: it reads the next and writes the last while segmenting).",
+)
 def segment(
     input_path: str,
     output: str,
@@ -273,6 +287,7 @@ def segment(
     ray_address: str | None,
     workers: int,
     num_gpus_per_worker: float,
+    items_per_call: int,
 ) -> None:
     """Segment INPUT (a NIfTI file, a DICOM series folder, a folder of volumes, or a CSV/JSONL
     manifest of volumes) from clicks.
@@ -310,6 +325,7 @@ def segment(
             ray_address,
             workers,
             num_gpus_per_worker,
+            items_per_call,
             modality=modality,
             clicks=click_policy,
             preview=preview is not None,

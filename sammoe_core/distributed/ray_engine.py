@@ -3,8 +3,10 @@
 Ray Data carries each item as a small JSON row (paths, never voxel arrays). Every actor builds
 its predictor once from a :class:`~sammoe_core.segmentation.predictor_spec.PredictorSpec` (weights path or
 registry settings, device: with ``gpus_per_worker`` Ray gives the actor its GPU and ``auto``
-picks it) and calls the same :func:`~sammoe_core.distributed.item.run_item` as the local loop, so
-outputs are written atomically by the workers and only result records come back. Inputs and the
+picks it) and runs the items it is given through the same
+:class:`~sammoe_core.distributed.engines.LocalEngine` as the local loop (reading ahead and writing
+behind when it takes several at a time), so outputs are written atomically by the workers and only
+result records come back. Inputs and the
 output folder must be at the same paths on every node (a shared file system).
 """
 
@@ -14,35 +16,29 @@ import json
 from collections.abc import Iterator
 from typing import Any
 
+from sammoe_core.distributed.engines import LocalEngine
 from sammoe_core.distributed.inputs import BatchItem
-from sammoe_core.distributed.item import SegmentSettings, describe_predictor, run_item
+from sammoe_core.distributed.item import SegmentSettings, describe_predictor
 from sammoe_core.distributed.ray_support import RayOptions, map_with_actors
 from sammoe_core.segmentation.predictor_spec import PredictorSpec
 
 
 class SegmentActor:
-    """A Ray Data callable class: builds the predictor once, then segments one item per call."""
+    """A Ray Data callable class: builds the predictor once, then segments the items of each call."""
 
     def __init__(self, spec: PredictorSpec, settings: SegmentSettings) -> None:
         import os
         import socket
 
         self.settings = settings
-        self.predictor = spec.build()
+        self.engine = LocalEngine(spec.build())
         self.worker = f"{socket.gethostname()}:{os.getpid()}"
 
     def __call__(self, batch: dict[str, Any]) -> dict[str, Any]:
         import numpy as np
 
-        records = [
-            json.dumps(
-                {
-                    **run_item(BatchItem.from_dict(json.loads(str(row))), self.predictor, self.settings),
-                    "worker": self.worker,
-                }
-            )
-            for row in batch["item"]
-        ]
+        items = [BatchItem.from_dict(json.loads(str(row))) for row in batch["item"]]
+        records = [json.dumps({**record, "worker": self.worker}) for record in self.engine.run(items, self.settings)]
         return {"record": np.array(records, dtype=object)}
 
 
@@ -69,5 +65,6 @@ class RayEngine:
 
     def run(self, items: list[BatchItem], settings: SegmentSettings) -> Iterator[dict[str, Any]]:
         rows = [{"item": json.dumps(item.to_dict())} for item in items]
-        for row in map_with_actors(rows, SegmentActor, {"spec": self.spec, "settings": settings}, self.options):
+        kwargs = {"spec": self.spec, "settings": settings}
+        for row in map_with_actors(rows, SegmentActor, kwargs, self.options, self.options.items_per_call):
             yield json.loads(str(row["record"]))

@@ -27,18 +27,23 @@ _MAX_BLOCKS = 10_000  # rows per block stay few, so idle actors pick up work at 
 class RayOptions:
     """Where and how wide: ``address`` of a running cluster (None: start Ray here, with
     ``local_cpus`` CPUs), ``workers`` actors, each with ``gpus_per_worker`` GPUs (fractions
-    share a GPU) and ``cpus_per_worker`` CPUs."""
+    share a GPU) and ``cpus_per_worker`` CPUs. ``items_per_call``: volumes an actor takes at once
+    (more than one: it reads the next and writes the previous while it segments, as the local
+    loop does; their records come back together)."""
 
     address: str | None = None
     workers: int = 1
     gpus_per_worker: float = 0.0
     cpus_per_worker: float = 1.0
     local_cpus: int | None = None
+    items_per_call: int = 1
     quiet: bool = False
 
     def __post_init__(self) -> None:
         if self.workers < 1:
             raise SammoeError(f"--workers {self.workers}: need at least 1")
+        if self.items_per_call < 1:
+            raise SammoeError(f"--items-per-call {self.items_per_call}: need at least 1")
         if self.gpus_per_worker < 0 or self.cpus_per_worker <= 0:
             raise SammoeError("GPUs per worker must be >= 0 and CPUs per worker > 0")
 
