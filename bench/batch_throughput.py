@@ -14,7 +14,9 @@ blocks, so its first result can arrive late: the start-up is then overestimated 
 after it reads near zero or slightly negative (within the noise). Ray's own start-up
 (``ray.init``) is timed apart; on a cluster it is already running. ``--threads`` sets the local
 loop's torch threads (default: ``--cpus-per-worker``, the threads each Ray actor gets), so the
-engines compare like for like.
+engines compare like for like. The local loop runs twice: without and with its background
+reading and writing (``local, no io`` / ``local loop``); ``--items-per-call`` gives Ray actors
+several volumes per call.
 On a GPU machine: ``--device cuda --gpus-per-worker 0.5`` puts both Ray workers on one GPU.
 """
 
@@ -96,6 +98,7 @@ def main() -> None:
     ap.add_argument("--gpus-per-worker", type=float, default=0.0)
     ap.add_argument("--cpus-per-worker", type=float, default=1.0)
     ap.add_argument("--threads", type=int, default=None, help="torch threads of the local loop")
+    ap.add_argument("--items-per-call", type=int, default=1, help="volumes per Ray actor call")
     args = ap.parse_args()
 
     import torch
@@ -123,12 +126,13 @@ def main() -> None:
             f"{'start s':>10}{'overhead':>12}{'after start':>12}"
         )
         lines = [header]
-        clock = time.perf_counter()
-        engine = Timed(LocalEngine(spec.build()))
-        load = time.perf_counter() - clock  # the model load counts, as it does in Ray's actors
-        local = segment_batch(root / "in", root / "out-local", engine, quiet=True)
-        local.seconds += load
-        lines.append(row("local loop", 1, local, load + engine.first_result))
+        for name, overlap in (("local, no io", False), ("local loop", True)):
+            clock = time.perf_counter()
+            engine = Timed(LocalEngine(spec.build(), overlap_io=overlap))
+            load = time.perf_counter() - clock  # the model load counts, as it does in Ray's actors
+            local = segment_batch(root / "in", root / f"out-{name[:5]}-{overlap}", engine, quiet=True)
+            local.seconds += load
+            lines.append(row(name, 1, local, load + engine.first_result))
         ray = import_ray()
         started = time.perf_counter()
         cpus = max(2, int(max(args.workers) * args.cpus_per_worker))
@@ -137,7 +141,11 @@ def main() -> None:
         description = local.data["model"]
         for workers in args.workers:
             options = RayOptions(
-                workers=workers, gpus_per_worker=args.gpus_per_worker, cpus_per_worker=args.cpus_per_worker, quiet=True
+                workers=workers,
+                gpus_per_worker=args.gpus_per_worker,
+                cpus_per_worker=args.cpus_per_worker,
+                items_per_call=args.items_per_call,
+                quiet=True,
             )
             engine = Timed(RayEngine(spec, options, description))
             report = segment_batch(root / "in", root / f"out-ray-{workers}", engine, quiet=True)
