@@ -180,3 +180,24 @@ def test_cli_convert(tmp_path, tiny_state):
     assert r.exit_code == 2 and "output exists" in r.output
     r = runner.invoke(main, ["convert", str(tmp_path / "nope.pth"), str(tmp_path / "x.safetensors")])
     assert r.exit_code == 2 and "nope.pth: no such file" in r.output
+
+
+def test_loading_weights_does_not_import_torch_dynamo(tmp_path):
+    """Checking and loading build the network on the meta device; nn.Embedding's own init
+    (normal_) goes through torch's reference kernels there, whose first use imports torch._dynamo
+    (about a second of every `sammoe segment`). The network's embeddings avoid it."""
+    import subprocess
+    import sys
+
+    from sammoe_core.model import Sam3D
+    from sammoe_core.model.checkpoint import save_weights
+
+    model = Sam3D("sammoe-tiny")
+    path = tmp_path / "tiny.safetensors"
+    save_weights(model.state_dict(), path, model.config)
+    code = (
+        "import sys; from sammoe_core.model.checkpoint import load_model; "
+        f"load_model({str(path)!r}); print('torch._dynamo' in sys.modules)"
+    )
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert done.stdout.strip() == "False"

@@ -1,4 +1,5 @@
-"""Small building blocks shared by the network parts: channel LayerNorm for 3D maps and MLPs."""
+"""Small building blocks shared by the network parts: channel LayerNorm for 3D maps, MLPs, and
+learned embeddings."""
 
 from __future__ import annotations
 
@@ -7,6 +8,14 @@ from typing import cast
 import torch
 import torch.nn.functional as F
 from torch import nn
+
+
+def embedding(count: int, dim: int) -> nn.Embedding:
+    """``nn.Embedding(count, dim)`` with torch's own initialisation (standard normal), drawn with
+    ``torch.randn``: the same values from the same generator, and on the meta device (how weights
+    files are checked and loaded) no detour through torch's Python reference kernels, whose first
+    use imports ``torch._dynamo`` (about a second per process)."""
+    return nn.Embedding(count, dim, _weight=torch.randn(count, dim))
 
 
 class LayerNorm3d(nn.Module):

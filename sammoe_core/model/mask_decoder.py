@@ -15,7 +15,7 @@ import torch
 from torch import nn
 
 from sammoe_core.model.configs import SamConfig
-from sammoe_core.model.layers import MLP, LayerNorm3d
+from sammoe_core.model.layers import MLP, LayerNorm3d, embedding
 from sammoe_core.model.transformer import TwoWayTransformer3D
 
 
@@ -27,8 +27,8 @@ class MaskDecoder3D(nn.Module):
             dim, cfg.decoder_depth, cfg.decoder_heads, cfg.decoder_mlp_dim, cfg.attention_downsample_rate
         )
         self.num_mask_tokens = cfg.num_multimask_outputs + 1
-        self.iou_token = nn.Embedding(1, dim)
-        self.mask_tokens = nn.Embedding(self.num_mask_tokens, dim)
+        self.iou_token = embedding(1, dim)
+        self.mask_tokens = embedding(self.num_mask_tokens, dim)
         self.output_upscaling = nn.Sequential(
             nn.ConvTranspose3d(dim, dim // 4, kernel_size=2, stride=2),
             LayerNorm3d(dim // 4),

@@ -15,7 +15,7 @@ import torch
 from torch import nn
 
 from sammoe_core.model.configs import SamConfig
-from sammoe_core.model.layers import LayerNorm3d
+from sammoe_core.model.layers import LayerNorm3d, embedding
 
 
 class RandomFourierPE3D(nn.Module):
@@ -52,8 +52,8 @@ class PromptEncoder3D(nn.Module):
         self.image_size = cfg.image_size
         self.grid_size = cfg.grid_size
         self.pe_layer = RandomFourierPE3D(dim // 3)
-        self.point_embeddings = nn.ModuleList(nn.Embedding(1, dim) for _ in range(cfg.num_point_embeddings))
-        self.not_a_point_embed = nn.Embedding(1, dim)
+        self.point_embeddings = nn.ModuleList(embedding(1, dim) for _ in range(cfg.num_point_embeddings))
+        self.not_a_point_embed = embedding(1, dim)
         c = cfg.mask_in_chans
         self.mask_downscaling = nn.Sequential(
             nn.Conv3d(1, c // 4, kernel_size=2, stride=2),
@@ -64,7 +64,7 @@ class PromptEncoder3D(nn.Module):
             nn.GELU(),
             nn.Conv3d(c, dim, kernel_size=1),
         )
-        self.no_mask_embed = nn.Embedding(1, dim)
+        self.no_mask_embed = embedding(1, dim)
 
     def dense_pe(self) -> torch.Tensor:
         """Positional encoding of the image-embedding grid, (1, C, g, g, g)."""
