@@ -1,4 +1,5 @@
-"""The MoE flags every command shares, mapped onto a policy's options and back.
+"""The flags several commands share: the volume and run flags (:func:`run_options`), the model
+flags (:func:`model_options`) and the MoE flags, mapped onto a policy's options and back.
 
 ``--tau`` and ``--top-k`` become the options ``tau`` and ``k`` only when given on the command
 line (a policy that does not take them then says so, instead of ignoring them); ``--policy-option
@@ -15,6 +16,50 @@ import click
 from click.core import ParameterSource
 
 FLAG_OF = {"tau": "--tau", "k": "--top-k", "expert": "--expert"}
+
+
+def _stacked(fn: Any, options: list[Any]) -> Any:
+    """``fn`` under ``options``, the first listed first in ``--help``."""
+    for option in reversed(options):
+        fn = option(fn)
+    return fn
+
+
+def run_options(fn: Any) -> Any:
+    """How a volume is read and where the model runs, as ``segment`` and ``view`` take it:
+    --modality, --max-voxels, --device, --threads (apply with :func:`use_threads`)."""
+    return _stacked(
+        fn,
+        [
+            click.option(
+                "--modality",
+                type=click.Choice(["auto", "ct", "mr"]),
+                default="auto",
+                show_default=True,
+                help="CT gets the [-1000, 1000] HU clamp.",
+            ),
+            click.option(
+                "--max-voxels",
+                type=click.IntRange(min=1),
+                default=None,
+                help="Refuse volumes larger than this (default 600,000,000 or SAMMOE_MAX_VOXELS).",
+            ),
+            click.option("--device", default="auto", show_default=True, help="auto, cpu, cuda or cuda:N."),
+            click.option(
+                "--threads",
+                type=click.IntRange(min=1),
+                help="CPU threads torch uses (default: torch's choice, the physical cores); recorded in the sidecar.",
+            ),
+        ],
+    )
+
+
+def use_threads(threads: int | None) -> None:
+    """Set torch's CPU threads when --threads was given."""
+    if threads is not None:
+        import torch
+
+        torch.set_num_threads(threads)
 
 
 def moe_options(fn: Any) -> Any:
@@ -50,9 +95,7 @@ def moe_options(fn: Any) -> Any:
         ),
         click.option("--expert", default=None, help="Force one expert (policy fixed)."),
     ]
-    for option in reversed(options):
-        fn = option(fn)
-    return fn
+    return _stacked(fn, options)
 
 
 def model_options(fn: Any) -> Any:
@@ -83,10 +126,7 @@ def model_options(fn: Any) -> Any:
             "--strict", is_flag=True, help="A stale or missing gate is an error instead of a foundation fallback."
         ),
     ]
-    fn = moe_options(fn)
-    for option in reversed(options):
-        fn = option(fn)
-    return fn
+    return _stacked(moe_options(fn), options)
 
 
 def policy_options(ctx: click.Context, tau: float, top_k: int, pairs: tuple[str, ...]) -> dict[str, Any]:

@@ -6,7 +6,7 @@ from typing import Any
 
 import click
 
-from sammoe_core.cli.policy_options import flag_error, model_options, policy_options
+from sammoe_core.cli.policy_options import flag_error, model_options, policy_options, run_options, use_threads
 from sammoe_core.errors import SammoeError
 
 
@@ -165,12 +165,6 @@ def _segment_batch(
     "--box", callback=_numbers(6, "X0,Y0,Z0,X1,Y1,Z1"), metavar="X0,Y0,Z0,X1,Y1,Z1", help="Box corners, voxel indices."
 )
 @click.option(
-    "--max-voxels",
-    type=click.IntRange(min=1),
-    default=None,
-    help="Refuse volumes larger than this (default 600,000,000 or SAMMOE_MAX_VOXELS).",
-)
-@click.option(
     "--box-as-click", is_flag=True, help="On a network without box embeddings, use a box's centre as a click."
 )
 @click.option(
@@ -180,13 +174,6 @@ def _segment_batch(
     help="JSON file of named targets (see docs/coordinates.md).",
 )
 @click.option("--label-name", help="Name of the target given by --point/--box (label 1).")
-@click.option(
-    "--modality",
-    type=click.Choice(["auto", "ct", "mr"]),
-    default="auto",
-    show_default=True,
-    help="CT gets the [-1000, 1000] HU clamp.",
-)
 @click.option("--probabilities", is_flag=True, help="Also write OUT.probabilities.nii.gz (float).")
 @click.option("--split", is_flag=True, help="Also write one 0/1 mask per target: OUT/NAME.nii.gz (input grid).")
 @click.option(
@@ -202,12 +189,7 @@ def _segment_batch(
     metavar="[OUT.png]",
     help="Write a PNG of three slices per target (default OUT.png).",
 )
-@click.option("--device", default="auto", show_default=True, help="auto, cpu, cuda or cuda:N.")
-@click.option(
-    "--threads",
-    type=click.IntRange(min=1),
-    help="CPU threads torch uses (default: torch's choice, the physical cores); recorded in the sidecar.",
-)
+@run_options
 @click.option("--overwrite", is_flag=True, help="Replace existing outputs (else they are kept; batches skip them).")
 @click.option("-q", "--quiet", is_flag=True, help="No progress bar or summary.")
 @model_options
@@ -303,10 +285,7 @@ def segment(
     from sammoe_core.segmentation.predictor_spec import PredictorSpec
     from sammoe_core.segmentation.prompts import make_targets, resolve_target
 
-    if threads is not None:
-        import torch
-
-        torch.set_num_threads(threads)
+    use_threads(threads)
     targets = _targets(prompts_file, point, negative_point, point_mm, negative_point_mm, box, label_name)
     options = tuple(policy_options(click.get_current_context(), tau, top_k, policy_option).items())
     spec = PredictorSpec(

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import click
 
-from sammoe_core.cli.policy_options import model_options, policy_options
+from sammoe_core.cli.policy_options import model_options, policy_options, run_options, use_threads
 from sammoe_core.errors import SammoeError
 
 
@@ -35,18 +35,7 @@ def _default_output(volume: str) -> Path:
     help="Where Save writes the label map (default VOLUME_seg.nii.gz here); sidecar and prompts file beside it.",
 )
 @click.option("--overwrite", is_flag=True, help="Let the first Save replace existing files.")
-@click.option(
-    "--modality",
-    type=click.Choice(["auto", "ct", "mr"]),
-    default="auto",
-    show_default=True,
-    help="CT gets the [-1000, 1000] HU clamp.",
-)
-@click.option(
-    "--max-voxels", type=click.IntRange(min=1), default=None, help="Refuse volumes larger than this (as segment)."
-)
-@click.option("--device", default="auto", show_default=True, help="auto, cpu, cuda or cuda:N.")
-@click.option("--threads", type=click.IntRange(min=1), help="CPU threads torch uses.")
+@run_options
 @model_options
 def view(
     volume_path: str,
@@ -96,10 +85,7 @@ def view(
     port = server.check_port(host, port)
     save_to = Path(output) if output else _default_output(volume_path)
     check_outputs(output_paths(save_to), overwrite=True, inputs=(volume_path,))  # the folder; files at Save
-    if threads is not None:
-        import torch
-
-        torch.set_num_threads(threads)
+    use_threads(threads)
     options = policy_options(click.get_current_context(), tau, top_k, policy_option)
     spec = PredictorSpec(
         weights,

@@ -1,7 +1,8 @@
 """One volume of a batch: the per-volume function every runner calls, and its batch wrapper.
 
 :func:`segment_file` is the unit of work: one input path and prompts in, the output files
-(written atomically) and a JSON-able record out, nothing else touched. :func:`run_item` is what
+(written atomically) and a JSON-able record out, nothing else touched
+(:func:`segment_file_deferred` is the same in two steps: segment, then write). :func:`run_item` is what
 every batch engine (the local loop, Ray actors, Slurm shards) calls per item: it finds the
 item's prompts, calls :func:`segment_file`, and turns a failure into a ``failed`` record so the
 run goes on. There is no second code path for distributed runs.
@@ -9,11 +10,12 @@ run goes on. There is no second code path for distributed runs.
 
 from __future__ import annotations
 
+import functools
 import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, ParamSpec
 
 from sammoe_core.distributed.inputs import PROMPTS_SUFFIX, BatchItem
 from sammoe_core.io.outputs import planned_outputs, write_result
@@ -23,56 +25,7 @@ if TYPE_CHECKING:
     from sammoe_core.io.volumes import Volume
     from sammoe_core.segmentation.predictor import CropPredictor
 
-
-def segment_file(
-    input_path: str | Path,
-    output_path: str | Path,
-    predictor: CropPredictor,
-    prompts: Any,
-    *,
-    modality: str = "auto",
-    clicks: str = "newest",
-    preview: str | Path | bool | None = None,
-    probabilities: bool = False,
-    statistics: bool = False,
-    split: bool = False,
-    overwrite: bool = False,
-    max_crops: int | None = None,
-    progress: bool = False,
-    box_as_click: bool = False,
-    volume: Volume | None = None,
-    max_voxels: int | None = None,
-) -> dict[str, Any]:
-    """Segment one volume file to its outputs; return the record of the run.
-
-    ``statistics`` and ``split`` ask for per-structure statistics and one mask per target, and an
-    ``output_path`` ending in ``.dcm`` for a DICOM SEG (see :func:`~sammoe_core.io.outputs.write_result`).
-
-    ``volume``: the file, already read (the CLI reads it before loading the model); otherwise it
-    is read here within the voxel budget ``max_voxels`` (default: :mod:`sammoe_core.io.limits`).
-    ``progress`` counts crops on a bar when stderr is a terminal. The outputs are checked before
-    any work (existing files without ``overwrite``, missing or unwritable folders), so a bad
-    output location fails fast and leaves nothing behind. :func:`segment_file_deferred` does the
-    same in two steps: segment now, write later.
-    """
-    return segment_file_deferred(
-        input_path,
-        output_path,
-        predictor,
-        prompts,
-        modality=modality,
-        clicks=clicks,
-        preview=preview,
-        probabilities=probabilities,
-        statistics=statistics,
-        split=split,
-        overwrite=overwrite,
-        max_crops=max_crops,
-        progress=progress,
-        box_as_click=box_as_click,
-        volume=volume,
-        max_voxels=max_voxels,
-    )()
+P = ParamSpec("P")
 
 
 def segment_file_deferred(
@@ -94,9 +47,19 @@ def segment_file_deferred(
     volume: Volume | None = None,
     max_voxels: int | None = None,
 ) -> Callable[[], dict[str, Any]]:
-    """:func:`segment_file`'s checks and segmentation; returns the function that writes the
-    outputs and gives the record (a batch runs it in a writer thread while the next volume is
-    segmented)."""
+    """Segment one volume file; return the function that writes its outputs and gives the record
+    of the run (a batch runs it in a writer thread while the next volume is segmented;
+    :func:`segment_file` runs it at once).
+
+    ``statistics`` and ``split`` ask for per-structure statistics and one mask per target, and an
+    ``output_path`` ending in ``.dcm`` for a DICOM SEG (see :func:`~sammoe_core.io.outputs.write_result`).
+
+    ``volume``: the file, already read (the CLI reads it before loading the model); otherwise it
+    is read here within the voxel budget ``max_voxels`` (default: :mod:`sammoe_core.io.limits`).
+    ``progress`` counts crops on a bar when stderr is a terminal. The outputs are checked before
+    any work (existing files without ``overwrite``, missing or unwritable folders), so a bad
+    output location fails fast and leaves nothing behind.
+    """
     from sammoe_core.io.volumes import read_volume
     from sammoe_core.segmentation.pipeline import DEFAULT_MAX_CROPS, segment
 
@@ -153,6 +116,22 @@ def segment_file_deferred(
         }
 
     return write
+
+
+def _written_now(deferred: Callable[P, Callable[[], dict[str, Any]]]) -> Callable[P, dict[str, Any]]:
+    """``deferred`` with its write run at once."""
+
+    @functools.wraps(deferred)
+    def now(*args: P.args, **kwargs: P.kwargs) -> dict[str, Any]:
+        return deferred(*args, **kwargs)()
+
+    return now
+
+
+segment_file = _written_now(segment_file_deferred)
+segment_file.__name__ = segment_file.__qualname__ = "segment_file"
+segment_file.__doc__ = """Segment one volume file to its outputs and return the record of the run: the
+arguments and checks of :func:`segment_file_deferred`, its outputs written at once."""
 
 
 @dataclass(frozen=True)

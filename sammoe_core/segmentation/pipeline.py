@@ -143,13 +143,15 @@ def device_of(predictor: CropPredictor) -> torch.device:
     return torch.device(getattr(predictor, "device", "cpu"))
 
 
-def _extension_stop(new_mask: int, new_voxels: int, mask_so_far: int, parent_fill: float | None) -> str | None:
-    """Why an added crop (``parent_fill`` not None) extends no further, or None."""
+def _extension_stop(
+    new_mask: int, new_voxels: int, fill: float, mask_so_far: int, parent_fill: float | None
+) -> str | None:
+    """Why an added crop (``parent_fill`` not None) extends no further, or None; ``fill`` is
+    ``new_mask / new_voxels``."""
     if parent_fill is None or new_voxels == 0:
         return None
     if new_mask < MIN_GAIN * max(mask_so_far, 1):
         return f"adds {new_mask} mask voxels, under {MIN_GAIN:.0%} of the {mask_so_far} so far"
-    fill = new_mask / new_voxels
     if fill > FLOOD_FILL and parent_fill < FLOOD_PARENT_FILL:
         return (
             f"implausible growth: fills {fill:.0%} of its new voxels, the crop it extends {parent_fill:.0%} of its own"
@@ -276,8 +278,8 @@ def _predict_target(
         new_voxels, new_mask = int(new.sum()), int((mask & new).sum())
         mask_so_far += new_mask
         blend.add(start, torch.sigmoid(logits), window)
-        stop = _extension_stop(new_mask, new_voxels, mask_so_far, parent_fill)
         fill = new_mask / max(new_voxels, 1)
+        stop = _extension_stop(new_mask, new_voxels, fill, mask_so_far, parent_fill)
         touched = _touched_faces(mask)
         for axis, direction in [] if stop else touched:
             beyond = (

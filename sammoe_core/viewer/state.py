@@ -78,7 +78,7 @@ class ViewerState:
     saved_once: bool = False
     lock: threading.RLock = field(default_factory=threading.RLock)  # every read and edit of the session
     _volume_file: bytes | None = None
-    _labels: tuple[int, bytes] | None = None
+    _labels: tuple[int, np.ndarray, bytes] | None = None  # revision, uint8 label map, its gzipped bytes
 
     # --- what the page shows -----------------------------------------------------------------
 
@@ -152,20 +152,24 @@ class ViewerState:
         """The label map now as a gzipped uint8 NIfTI on the volume's grid (the page's overlay)."""
         from sammoe_core.io.volumes.nifti import nifti_like
 
-        labels = np.frombuffer(gzip.decompress(self.label_bytes()[1]), dtype=np.uint8)
-        image = nifti_like(labels.reshape(self.session.volume.shape, order="F"), self.session.volume)
+        image = nifti_like(self._current_labels()[1], self.session.volume)
         return gzip.compress(image.to_bytes(), compresslevel=1)
 
     def label_bytes(self) -> tuple[int, bytes]:
         """(version, the label map as gzipped uint8 bytes in the volume file's voxel order)."""
+        revision, _, body = self._current_labels()
+        return revision, body
+
+    def _current_labels(self) -> tuple[int, np.ndarray, bytes]:
+        """The label map of the session's current revision (made once per revision)."""
         with self.lock:
             if self._labels is None or self._labels[0] != self.session.revision:
                 try:
-                    labels = self.session.result().label_map
+                    labels = np.asarray(self.session.result().label_map, dtype=np.uint8)
                 except InputError:  # no target has a prompt yet
                     labels = np.zeros(self.session.volume.shape, dtype=np.uint8)
-                raw = np.asarray(labels, dtype=np.uint8).tobytes(order="F")
-                self._labels = (self.session.revision, gzip.compress(raw, compresslevel=1))
+                body = gzip.compress(labels.tobytes(order="F"), compresslevel=1)
+                self._labels = (self.session.revision, labels, body)
             return self._labels
 
     # --- edits -------------------------------------------------------------------------------
