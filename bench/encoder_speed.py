@@ -6,8 +6,10 @@ Every variant runs in its own subprocess (so peak RSS is its own) on the same ra
 the same 128³ input: medim fp32, sammoe exact fp32, sammoe literal padded window fp32 (optional),
 sammoe exact bf16, the bench-only bf16 CUDA graph (CUDA only), and ``runtime``: the encoder as
 ``sammoe segment`` runs it (``FoundationPredictor.encode`` at the precision ``--precision auto``
-picks on the device, with its fp32 output). Prints median seconds, the ratio to medim, max abs diff to medim, and peak
-memory (RSS on CPU; max allocated on CUDA). Needs the test extra (medim, requests).
+picks on the device, replayed as a CUDA graph on CUDA, with its fp32 output), and ``runtime-x8``:
+the same with eight crops in one ``encode_batch`` (``--crop-batch 8``, the CUDA default; its times
+are per crop). Prints median seconds, the ratio to medim, max abs diff to medim, and peak memory
+(RSS on CPU; max allocated on CUDA). Needs the test extra (medim, requests).
 """
 
 from __future__ import annotations
@@ -22,7 +24,8 @@ import sys
 import tempfile
 import time
 
-VARIANTS = ("medim", "exact", "padded", "bf16", "bf16-graph", "runtime")
+VARIANTS = ("medim", "exact", "padded", "bf16", "bf16-graph", "runtime", "runtime-x8")
+BATCH = {"runtime-x8": 8}
 
 
 def _run_variant(variant: str, device: str, repeats: int, out: str) -> None:
@@ -57,7 +60,8 @@ def _run_variant(variant: str, device: str, repeats: int, out: str) -> None:
     sync = torch.cuda.synchronize if dev.type == "cuda" else (lambda: None)
     times = []
     run = encoder
-    if variant == "runtime":
+    batch = BATCH.get(variant, 1)
+    if variant.startswith("runtime"):
         from sammoe_core.devices import choose_precision
         from sammoe_core.segmentation.predictor import FoundationPredictor
 
@@ -65,6 +69,9 @@ def _run_variant(variant: str, device: str, repeats: int, out: str) -> None:
         predictor.precision, predictor.precision_reason = choose_precision(dev, "auto")
         print(f"runtime precision: {predictor.precision} ({predictor.precision_reason})", file=sys.stderr)
         run = predictor.encode
+        if batch > 1:  # the same first crop, then others: the output compared is the first crop's
+            others = torch.randn(batch - 1, 1, 128, 128, 128, generator=torch.Generator().manual_seed(7))
+            image = torch.cat([image, others.to(dev)])
     with torch.no_grad(), ctx:
         out_t = run(image)  # warm-up
         sync()
@@ -89,8 +96,10 @@ def _run_variant(variant: str, device: str, repeats: int, out: str) -> None:
             t0 = time.perf_counter()
             out_t = run(image)
             sync()
-            times.append(time.perf_counter() - t0)
-    torch.save(out_t.float().cpu(), out + ".pt")
+            times.append((time.perf_counter() - t0) / batch)
+    if variant.startswith("runtime"):
+        print(f"runtime encoder: {predictor.describe()['encoder_runtime']}", file=sys.stderr)
+    torch.save(out_t[:1].float().cpu(), out + ".pt")
     peak = (
         torch.cuda.max_memory_allocated() / 2**20
         if dev.type == "cuda"

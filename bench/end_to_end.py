@@ -1,6 +1,7 @@
 """Where the time of one ``sammoe segment`` goes, stage by stage, on the CPU and (when present) CUDA.
 
-    python bench/end_to_end.py [VOLUME PROMPTS] [--device cpu,cuda] [--precision fp32,auto] [--repeats 3]
+    python bench/end_to_end.py [VOLUME PROMPTS] [--device cpu,cuda] [--precision fp32,auto]
+                               [--runtime default,eager] [--repeats 3]
 
 Defaults to the shipped example volume and its prompts (8 targets). For the shared real CT, convert
 it first (``examples/real_ct/prepare_real_ct.py``) and pass the NIfTI with a prompts file. For each
@@ -15,8 +16,10 @@ device it prints, as medians over ``--repeats`` runs in fresh processes:
 - ``segment_cpu``: the CPU seconds of the process during ``segment`` (all threads; on a machine
   other work shares, a steadier figure than wall time).
 
-One column per device and precision (``auto``: bf16 where the hardware computes it natively; the
-row ``bf16`` says what auto chose).
+One column per device, precision (``auto``: bf16 where the hardware computes it natively; the
+row ``bf16`` says what auto chose) and, on CUDA, runtime: ``default`` (encoders replayed as CUDA
+graphs, 8 crops per encoder pass) or ``eager`` (``--no-cuda-graphs --crop-batch 1``: one eager pass
+per crop, the path before both existed).
 
 Ratios between stages are meaningful within one run; machines here are noisy across runs.
 """
@@ -46,8 +49,9 @@ from sammoe_core.io.volumes import read_volume
 from sammoe_core.segmentation.predictor_spec import PredictorSpec
 from sammoe_core.segmentation.prompts import load_prompts
 t1 = time.perf_counter()
-volume_path, prompts_path, device, precision, out = sys.argv[1:6]
-predictor = PredictorSpec(device=device, precision=precision).build()
+volume_path, prompts_path, device, precision, out, runtime = sys.argv[1:7]
+eager = {"crop_batch": 1, "cuda_graphs": False} if runtime == "eager" else {}
+predictor = PredictorSpec(device=device, precision=precision, **eager).build()
 if device.startswith("cuda"):
     torch.cuda.synchronize()
 t2 = time.perf_counter()
@@ -91,7 +95,10 @@ STAGES = (
 )
 
 
-def run_once(volume: Path, prompts: Path, device: str, precision: str, work: Path) -> dict[str, float]:
+RUNTIME_FLAGS = {"default": [], "eager": ["--no-cuda-graphs", "--crop-batch", "1"]}
+
+
+def run_once(volume: Path, prompts: Path, device: str, precision: str, runtime: str, work: Path) -> dict[str, float]:
     out = work / "seg.nii.gz"
     start = time.perf_counter()
     done = subprocess.run(
@@ -111,6 +118,7 @@ def run_once(volume: Path, prompts: Path, device: str, precision: str, work: Pat
             precision,
             "--overwrite",
             "-q",
+            *RUNTIME_FLAGS[runtime],
         ],
         capture_output=True,
         text=True,
@@ -120,7 +128,17 @@ def run_once(volume: Path, prompts: Path, device: str, precision: str, work: Pat
     if done.returncode:
         raise SystemExit(f"sammoe segment failed on {device}: {done.stderr.strip()}")
     staged = subprocess.run(
-        [sys.executable, "-c", _DRIVER, str(volume), str(prompts), device, precision, str(work / "api.nii.gz")],
+        [
+            sys.executable,
+            "-c",
+            _DRIVER,
+            str(volume),
+            str(prompts),
+            device,
+            precision,
+            str(work / "api.nii.gz"),
+            runtime,
+        ],
         capture_output=True,
         text=True,
         check=False,
@@ -130,12 +148,17 @@ def run_once(volume: Path, prompts: Path, device: str, precision: str, work: Pat
     return {"process": process, **json.loads(staged.stdout.strip().splitlines()[-1])}
 
 
+def _column(device: str, precision: str, runtime: str) -> str:
+    return f"{device}/{precision}" + ("" if runtime == "default" else f"/{runtime}")
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("volume", nargs="?", type=Path, default=EXAMPLE / "phantom_ct.nii.gz")
     ap.add_argument("prompts", nargs="?", type=Path, default=EXAMPLE / "phantom_ct.prompts.json")
     ap.add_argument("--device", default="cpu,cuda", help="comma-separated; cuda is skipped when absent")
     ap.add_argument("--precision", default="fp32,auto", help="comma-separated: fp32, bf16, auto")
+    ap.add_argument("--runtime", default="default", help="comma-separated: default, eager (CUDA columns only)")
     ap.add_argument("--repeats", type=int, default=3)
     args = ap.parse_args()
     import torch
@@ -143,11 +166,18 @@ def main() -> None:
     devices = [d for d in args.device.split(",") if d == "cpu" or (d.startswith("cuda") and torch.cuda.is_available())]
     results: dict[str, dict[str, float]] = {}
     with tempfile.TemporaryDirectory() as tmp:
-        columns = [(d, p) for d in devices for p in args.precision.split(",")]
-        runs: dict[str, list[dict[str, float]]] = {f"{d}/{p}": [] for d, p in columns}
+        runtimes = args.runtime.split(",")
+        columns = [
+            (d, p, r)
+            for d in devices
+            for p in args.precision.split(",")
+            for r in (runtimes if d.startswith("cuda") else runtimes[:1])
+        ]
+        runs: dict[str, list[dict[str, float]]] = {_column(*c): [] for c in columns}
         for _ in range(args.repeats):  # interleaved, so that a busy spell hits every column alike
-            for device, precision in columns:
-                runs[f"{device}/{precision}"].append(run_once(args.volume, args.prompts, device, precision, Path(tmp)))
+            for device, precision, runtime in columns:
+                run = run_once(args.volume, args.prompts, device, precision, runtime, Path(tmp))
+                runs[_column(device, precision, runtime)].append(run)
         results = {c: {k: statistics.median(r[k] for r in rs) for k in rs[0]} for c, rs in runs.items()}
     print(f"{args.volume.name}: medians of {args.repeats} runs, seconds")
     print(f"{'stage':<12}" + "".join(f"{c:>14}" for c in results))

@@ -265,3 +265,20 @@ def test_a_target_keeps_its_route_across_clicks_and_extra_crops(test_foundation,
     assert moe.decode(state, pts, 1 - lab, route=route).info["chosen"] == {"b": 1.0}  # a later click of the same target
     assert moe.decode(state, pts, lab).info["chosen"] == {"a": 1.0}  # the next target routes afresh
     assert not hasattr(moe, "start_target") and not hasattr(moe, "_route")
+
+
+def test_a_batch_of_crops_routes_and_decodes_as_each_crop_alone(test_foundation, make_expert):
+    """encode_batch (what --crop-batch uses) gives every crop the state encode gives it alone:
+    the same gate route, and the same logits, also for an expert that runs its own encoder."""
+    foundation = test_foundation.load()
+    experts = {"dec": make_expert("dec", parts="decoder", seed=3), "enc": make_expert("enc", parts="all", seed=4)}
+    gate = _HandGate([0.0, 0.0, 4.0])  # enc: p = 0.96
+    moe = MoESegmenter(foundation, experts, gate, ThresholdPolicy(tau=0.5), foundation_sha256=test_foundation.sha256)
+    crops = torch.randn(3, 1, 64, 64, 64)
+    pts, lab = torch.tensor([[[20.0, 40.0, 33.0]]]), torch.tensor([[1]])
+    states = moe.encode_batch(crops)
+    assert len(states) == 3
+    for i, state in enumerate(states):
+        batched, alone = moe.decode(state, pts, lab), moe.decode(moe.encode(crops[i : i + 1]), pts, lab)
+        assert batched.route == alone.route and batched.info["chosen"] == {"enc": 1.0}
+        assert torch.allclose(batched.low_res_logits, alone.low_res_logits, atol=1e-4, rtol=1e-4)

@@ -53,9 +53,12 @@ def main() -> None:
     ap.add_argument("--box", action="store_true", help="start from the bounding box instead of a click")
     ap.add_argument("--json", help="write the figures here")
     ap.add_argument("--precision", default="auto", help="auto, fp32 or bf16 (as for `sammoe segment`)")
+    ap.add_argument("--device", default="auto", help="auto, cpu, cuda or cuda:N (as for `sammoe segment`)")
     args = ap.parse_args()
     counts = sorted({int(c) for c in args.clicks.split(",")})
-    spec = PredictorSpec(weights=args.weights, policy=args.policy, expert=args.expert, precision=args.precision)
+    spec = PredictorSpec(
+        weights=args.weights, policy=args.policy, expert=args.expert, precision=args.precision, device=args.device
+    )
     predictor = spec.build()
     ds = LabelledDataset(args.data)
     wanted = args.classes.split(",") if args.classes else list(ds.classes)

@@ -100,7 +100,8 @@ def moe_options(fn: Any) -> Any:
 
 def model_options(fn: Any) -> Any:
     """Which model segments, as ``segment`` and ``view`` take it: --weights, --config, --bundle,
-    --allow-unverified, --precision, --strict, then the shared MoE options (:func:`moe_options`)."""
+    --allow-unverified, --precision, --crop-batch, --cuda-graphs, --strict, then the shared MoE
+    options (:func:`moe_options`)."""
     options = [
         click.option("--weights", type=click.Path(dir_okay=False), help="Model weights, a sammoe .safetensors file."),
         click.option("--config", "config_name", help="Network config (default: the one recorded in the weights)."),
@@ -121,6 +122,19 @@ def model_options(fn: Any) -> Any:
             show_default=True,
             help="Networks in bf16 autocast (auto: where the GPU or CPU computes bf16 natively) or fp32, "
             "the exact mode.",
+        ),
+        click.option(
+            "--crop-batch",
+            type=click.IntRange(min=1),
+            default=None,
+            help="Crops encoded in one pass (other targets' first crops, queued edge extensions) "
+            "[default: 8 on CUDA, 1 on the CPU].",
+        ),
+        click.option(
+            "--cuda-graphs/--no-cuda-graphs",
+            default=True,
+            show_default=True,
+            help="On CUDA, replay the encoders as captured CUDA graphs (no effect on the CPU).",
         ),
         click.option(
             "--strict", is_flag=True, help="A stale or missing gate is an error instead of a foundation fallback."

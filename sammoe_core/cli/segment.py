@@ -250,6 +250,8 @@ def segment(
     preview: str | None,
     device: str,
     precision: str,
+    crop_batch: int | None,
+    cuda_graphs: bool,
     threads: int | None,
     overwrite: bool,
     quiet: bool,
@@ -289,7 +291,18 @@ def segment(
     targets = _targets(prompts_file, point, negative_point, point_mm, negative_point_mm, box, label_name)
     options = tuple(policy_options(click.get_current_context(), tau, top_k, policy_option).items())
     spec = PredictorSpec(
-        weights, config_name, device, policy, options, expert, strict, allow_unverified, bundle, precision
+        weights,
+        config_name,
+        device,
+        policy,
+        options,
+        expert,
+        strict,
+        allow_unverified,
+        bundle,
+        precision,
+        crop_batch=crop_batch,
+        cuda_graphs=cuda_graphs,
     )
     if is_batch_input(input_path):
         if preview:

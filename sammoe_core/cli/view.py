@@ -53,6 +53,8 @@ def view(
     bundle: str | None,
     allow_unverified: bool,
     precision: str,
+    crop_batch: int | None,
+    cuda_graphs: bool,
     policy: str,
     tau: float,
     top_k: int,
@@ -98,6 +100,8 @@ def view(
         allow_unverified,
         bundle,
         precision,
+        crop_batch=crop_batch,
+        cuda_graphs=cuda_graphs,
     )
     volume = read_volume(volume_path, max_voxels)
     session = Session(volume, _build_predictor(spec), modality=modality)
@@ -109,6 +113,10 @@ def view(
         model_flags += ["--bundle", bundle]
     if precision != "auto":
         model_flags += ["--precision", precision]
+    if crop_batch is not None:
+        model_flags += ["--crop-batch", str(crop_batch)]
+    if not cuda_graphs:
+        model_flags += ["--no-cuda-graphs"]
     if modality != "auto":
         model_flags += ["--modality", modality]
     plan = SavePlan(save_to, volume_path, tuple(model_flags), overwrite)

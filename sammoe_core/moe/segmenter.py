@@ -27,6 +27,7 @@ from sammoe_core.errors import InputError, SammoeError
 from sammoe_core.model import Sam3D
 from sammoe_core.moe.gate import GateInput
 from sammoe_core.moe.policies import FOUNDATION, Policy, Selection
+from sammoe_core.segmentation.encoder_runtime import EncoderRunners
 from sammoe_core.segmentation.predictor import CropPrediction, Route
 from sammoe_core.segmentation.preprocessing import Preprocessing
 
@@ -86,6 +87,9 @@ class MoESegmenter:
         self._extra = dict(describe_extra or {})
         self.precision: Precision = "fp32"  # the networks' precision; the gate always runs in fp32
         self.precision_reason = "the exact mode"
+        self.cuda_graphs = True  # encoders replayed as CUDA graphs on CUDA
+        self.crop_batch = 1  # crops segmentation encodes at once
+        self._runners = EncoderRunners()
 
     # --- candidates ---------------------------------------------------------------------------
 
@@ -112,12 +116,18 @@ class MoESegmenter:
     def device(self) -> torch.device:
         return self.foundation.device
 
+    def _encoder(self, name: str) -> Any:
+        return self._runners.get(name, self.model_of(name), self.precision, self.cuda_graphs)
+
     @torch.no_grad()
     def encode(self, crop: torch.Tensor) -> MoEState:
-        crop = crop.to(self.foundation.device)
-        with autocast(self.device, self.precision):
-            embedding = self.foundation.encode(crop).float()
-        return MoEState(crop=crop, embedding=embedding)
+        return self.encode_batch(crop)[0]
+
+    @torch.no_grad()
+    def encode_batch(self, crops: torch.Tensor) -> list[MoEState]:
+        crops = crops.to(self.foundation.device)
+        embeddings = self._encoder(FOUNDATION)(crops)
+        return [MoEState(crop=crops[i : i + 1], embedding=embeddings[i : i + 1]) for i in range(crops.shape[0])]
 
     def _probabilities(
         self, state: MoEState, points: torch.Tensor | None, labels: torch.Tensor | None
@@ -175,13 +185,13 @@ class MoESegmenter:
         blended = None
         for name, weight in route.weights.items():
             model = self.model_of(name)
+            if self.uses_own_encoder(name):
+                if name not in state.expert_embeddings:
+                    state.expert_embeddings[name] = self._encoder(name)(state.crop)
+                embedding = state.expert_embeddings[name]
+            else:
+                embedding = state.embedding
             with autocast(self.device, self.precision):
-                if self.uses_own_encoder(name):
-                    if name not in state.expert_embeddings:
-                        state.expert_embeddings[name] = model.encode(state.crop).float()
-                    embedding = state.expert_embeddings[name]
-                else:
-                    embedding = state.embedding
                 logits = model.decode(embedding, points, point_labels, mask_prompt, boxes).float()
             blended = logits * weight if blended is None else blended + logits * weight
         if blended is None:
@@ -204,6 +214,8 @@ class MoESegmenter:
             "device": str(self.foundation.device),
             "precision": self.precision,
             "precision_reason": self.precision_reason,
+            **self._runners.describe(FOUNDATION, self.device, self.precision, self.cuda_graphs),
+            "crop_batch": self.crop_batch,
             "foundation_sha256": self.foundation_sha256,
             "candidates": self.candidates,
             "policy": getattr(self.policy, "name", type(self.policy).__name__),

@@ -36,7 +36,7 @@ import json
 import sys
 import time
 from collections import deque
-from collections.abc import Callable, MutableMapping
+from collections.abc import Callable, MutableMapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Literal, cast
 
@@ -48,8 +48,10 @@ from sammoe_core import __version__
 from sammoe_core.errors import SammoeError
 from sammoe_core.io.volumes import Lattice, Volume, as_volume, input_extent, resample
 from sammoe_core.segmentation.blending import LatticeAccumulator, crop_window
-from sammoe_core.segmentation.intensity import ModalityDecision, decide_modality, normalize_crop
+from sammoe_core.segmentation.crop_feed import CropFeed, PlannedCrop
+from sammoe_core.segmentation.intensity import Modality, ModalityDecision, decide_modality, normalize_crop
 from sammoe_core.segmentation.predictor import CropPredictor, Route
+from sammoe_core.segmentation.preprocessing import Preprocessing
 from sammoe_core.segmentation.prompts import (
     PromptError,
     ResolvedClick,
@@ -206,6 +208,53 @@ def _box_in_crop(box_mm_corners: np.ndarray, lattice: Lattice, start: np.ndarray
     return torch.as_tensor(box, dtype=torch.float32)[None]
 
 
+@dataclass(frozen=True)
+class _Frame:
+    """A target's crop lattice (input axes to closest RAS, the predictor's spacing, index 0 on the
+    target's anchor) and how to plan its crops."""
+
+    image: torch.Tensor
+    volume: Volume
+    anchor_mm: np.ndarray
+    lattice: Lattice
+    lattice_to_input: np.ndarray
+    modality: Modality
+    preprocessing: Preprocessing
+
+    @classmethod
+    def of(
+        cls, image: torch.Tensor, volume: Volume, anchor_mm: np.ndarray, modality: Modality, prep: Preprocessing
+    ) -> _Frame:
+        lattice = Lattice.anchored(volume.affine, anchor_mm, prep.spacing_mm)
+        return cls(image, volume, anchor_mm, lattice, np.linalg.inv(volume.affine) @ lattice.affine, modality, prep)
+
+    def start(self, offset: tuple[int, int, int]) -> np.ndarray:
+        """The lattice index of the first voxel of the crop ``offset`` half crops from the first."""
+        half = self.preprocessing.crop_size // 2
+        return np.asarray(offset) * half - half
+
+    def crop(self, offset: tuple[int, int, int]) -> PlannedCrop:
+        """The crop at ``offset``: keyed by (anchor, start, modality), sampled trilinearly and normalised."""
+        start, size = self.start(offset), self.preprocessing.crop_size
+        key = (tuple(np.round(self.anchor_mm, 3)), tuple(int(s) for s in start), self.modality)
+
+        def sample() -> tuple[torch.Tensor, torch.Tensor]:
+            raw, inside = resample(self.image, self.lattice_to_input, (size,) * 3, start, "linear", return_inside=True)
+            return normalize_crop(raw, self.modality, self.preprocessing), inside
+
+        return PlannedCrop(key, sample)
+
+
+def _first_crops(prepared: Prepared, resolved: list[ResolvedTarget], predictor: CropPredictor) -> list[PlannedCrop]:
+    """The first crop of each target, in order (what a feed may encode ahead in one batch)."""
+    return [
+        _Frame.of(
+            prepared.image, prepared.volume, r.anchor_mm, prepared.modality.modality, predictor.preprocessing
+        ).crop((0, 0, 0))
+        for r in resolved
+    ]
+
+
 def _predict_target(
     image: torch.Tensor,
     volume: Volume,
@@ -216,16 +265,17 @@ def _predict_target(
     max_crops: int,
     pass_box: bool,
     on_crop: Callable[[], Any],
-    encodings: MutableMapping[Any, Any] | None = None,
+    feed: CropFeed,
+    upcoming: Sequence[PlannedCrop] = (),
 ) -> tuple[LatticeAccumulator, Lattice, list[dict[str, Any]], bool, dict[str, float]]:
     """Run the crops of one target; return the blend, its lattice, crop records, truncation, timings.
 
-    ``encodings``: crop embeddings by (lattice anchor, crop start); a crop found there is not
-    sampled or encoded again (the interactive session keeps one per volume)."""
+    ``feed`` hands out the crop embeddings; ``upcoming``: the crops asked of it after this
+    target's (the next targets' first crops), which it may encode in a batch with this target's."""
     prep = predictor.preprocessing
-    size, half = prep.crop_size, prep.crop_size // 2
-    lattice = Lattice.anchored(volume.affine, resolved.anchor_mm, prep.spacing_mm)
-    lattice_to_input = np.linalg.inv(volume.affine) @ lattice.affine
+    size = prep.crop_size
+    frame = _Frame.of(image, volume, resolved.anchor_mm, modality.modality, prep)
+    lattice, lattice_to_input = frame.lattice, frame.lattice_to_input
     volume_lo, volume_hi = input_extent(volume.shape, np.linalg.inv(lattice_to_input))
     points = lattice.index_of(np.array([c.mm for c in resolved.clicks]).reshape(-1, 3))
     labels = np.array([1 if c.positive else 0 for c in resolved.clicks])
@@ -242,20 +292,11 @@ def _predict_target(
     records: list[dict[str, Any]] = []
     while queue and len(records) < max_crops:
         offset, seed, parent, parent_fill = queue.popleft()
-        start = np.asarray(offset) * half - half
-        t0 = time.perf_counter()
-        key = (tuple(np.round(resolved.anchor_mm, 3)), tuple(int(s) for s in start), modality.modality)
-        cached = None if encodings is None else encodings.get(key)
-        if cached is None:
-            raw, inside = resample(image, lattice_to_input, (size,) * 3, start, "linear", return_inside=True)
-            crop = normalize_crop(raw, modality.modality, prep)
-            t1 = time.perf_counter()
-            state = predictor.encode(crop[None, None])
-            if encodings is not None:
-                encodings[key] = (state, inside)
-        else:
-            state, inside = cached
-            t1 = time.perf_counter()
+        start = frame.start(offset)
+        # the queued crops this target will still run (max_crops allowing), then the next targets'
+        queued = [frame.crop(entry[0]) for entry in list(queue)[: max_crops - len(records) - 1]]
+        fed = feed.get(frame.crop(offset), [*queued, *upcoming])
+        state, inside = fed.state, fed.inside
         t2 = time.perf_counter()
         coords, held = clicks_in_crop(points, start, size)
         box_mm = resolved.box_mm_corners if pass_box else None
@@ -304,8 +345,8 @@ def _predict_target(
         if any(infos):
             record["predictor_info"] = infos
         records.append(record)
-        timings["sample_s"] += t1 - t0
-        timings["encode_s"] += t2 - t1
+        timings["sample_s"] += fed.sample_s
+        timings["encode_s"] += fed.encode_s
         timings["decode_s"] += t3 - t2
         on_crop()
     return blend, lattice, records, bool(queue), timings
@@ -415,8 +456,19 @@ def segment_target(
     probabilities: bool = False,
     encodings: MutableMapping[Any, Any] | None = None,
     on_crop: Callable[[], Any] = lambda: None,
+    feed: CropFeed | None = None,
+    upcoming: Sequence[PlannedCrop] = (),
 ) -> TargetOutput:
-    """Segment one target on a prepared volume (step 2 of :func:`segment`)."""
+    """Segment one target on a prepared volume (step 2 of :func:`segment`).
+
+    ``encodings``: crop embeddings by (lattice anchor, crop start, modality), looked in first and
+    filled (the interactive session keeps one per volume). ``feed``/``upcoming``: a
+    :class:`~.crop_feed.CropFeed` shared over several targets and the crops asked of it after this
+    target's, so that crops of several targets are encoded in one batch (:func:`segment` does this).
+    """
+    if feed is not None and encodings is not None:
+        raise ValueError("pass encodings or a feed (which holds its own cache), not both")
+    feed = feed or CropFeed(predictor, encodings)
     res = resolve(prepared, target, predictor)
     volume = prepared.volume
     t0 = time.perf_counter()
@@ -431,7 +483,8 @@ def segment_target(
             max_crops,
             prepared.box_capable,
             on_crop,
-            encodings,
+            feed,
+            upcoming,
         )
     t1 = time.perf_counter()
     pasted = _paste_back(blend, lattice, volume, probabilities)
@@ -535,8 +588,9 @@ def segment(
         raise ValueError(f"clicks must be 'all' or 'newest', not {clicks!r}")
     prepared = prepare(image, predictor, affine=affine, modality=modality, box_as_click=box_as_click)
     targets = make_targets(prompts)
-    for target in targets:  # every prompt checked before any crop is encoded
-        resolve(prepared, target, predictor)
+    resolved = [resolve(prepared, target, predictor) for target in targets]  # all checked before any crop
+    firsts = _first_crops(prepared, resolved, predictor)
+    feed = CropFeed(predictor)
     t0 = time.perf_counter()
     bar = tqdm(
         desc="segment", unit="target", total=len(targets), disable=not progress or not sys.stderr.isatty(), leave=False
@@ -550,7 +604,7 @@ def segment(
 
     outputs = []
     with bar:
-        for target in targets:
+        for i, target in enumerate(targets):
             current = target.name
             bar.set_postfix_str(current)
             outputs.append(
@@ -562,6 +616,8 @@ def segment(
                     max_crops=max_crops,
                     probabilities=probabilities,
                     on_crop=crop_done,
+                    feed=feed,
+                    upcoming=firsts[i + 1 :],
                 )
             )
             bar.update(1)

@@ -19,6 +19,7 @@ import torch
 
 from sammoe_core.devices import Precision, autocast
 from sammoe_core.model import Sam3D, SamConfig
+from sammoe_core.segmentation.encoder_runtime import EncoderRunners
 from sammoe_core.segmentation.preprocessing import Preprocessing
 
 
@@ -53,7 +54,10 @@ class CropPredictor(Protocol):
     the crops are then sampled, blended and pasted back there (the CPU otherwise). The predictors
     here also have ``precision`` ('fp32', the exact default, or 'bf16' autocast for the networks;
     the gate always runs in fp32) and ``precision_reason``, which
-    :class:`~sammoe_core.segmentation.predictor_spec.PredictorSpec` sets."""
+    :class:`~sammoe_core.segmentation.predictor_spec.PredictorSpec` sets, ``cuda_graphs`` (encoders
+    replayed as CUDA graphs on CUDA), ``crop_batch``: how many crops segmentation encodes at once,
+    and ``encode_batch((B, 1, S, S, S) crops) -> [state per crop]`` to encode them in one pass
+    (without it, or with ``crop_batch`` 1, each crop gets its own ``encode``)."""
 
     config: SamConfig
     preprocessing: Preprocessing
@@ -92,6 +96,9 @@ class FoundationPredictor:
         self.source = dict(source or {})
         self.precision: Precision = "fp32"
         self.precision_reason = "the exact mode"
+        self.cuda_graphs = True
+        self.crop_batch = 1
+        self._runners = EncoderRunners()
 
     @property
     def device(self) -> torch.device:
@@ -105,13 +112,19 @@ class FoundationPredictor:
             "device": str(self.model.device),
             "precision": self.precision,
             "precision_reason": self.precision_reason,
+            **self._runners.describe("foundation", self.device, self.precision, self.cuda_graphs),
+            "crop_batch": self.crop_batch,
             **self.source,
         }
 
     @torch.no_grad()
     def encode(self, crop: torch.Tensor) -> torch.Tensor:
-        with autocast(self.device, self.precision):
-            return self.model.encode(crop.to(self.model.device)).float()
+        return self._runners.get("foundation", self.model, self.precision, self.cuda_graphs)(crop)
+
+    @torch.no_grad()
+    def encode_batch(self, crops: torch.Tensor) -> list[torch.Tensor]:
+        embeddings = self.encode(crops)
+        return [embeddings[i : i + 1] for i in range(embeddings.shape[0])]
 
     @torch.no_grad()
     def decode(

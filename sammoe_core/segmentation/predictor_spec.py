@@ -33,6 +33,8 @@ class PredictorSpec:
     allow_unverified: bool = False
     bundle: str | None = None  # a folder `sammoe bundle` wrote: its MoE, no plugin or local state needed
     precision: str = "auto"  # 'auto' (bf16 where the hardware computes it natively), 'fp32' or 'bf16'
+    crop_batch: int | None = None  # crops encoded in one pass (None: 8 on CUDA, 1 on the CPU)
+    cuda_graphs: bool = True  # on CUDA, encoders replayed as captured CUDA graphs
 
     def on(self, device: str) -> PredictorSpec:
         """The same model on another device."""
@@ -43,16 +45,21 @@ class PredictorSpec:
 
     def build(self) -> CropPredictor:
         """The predictor: ``weights`` alone, the MoE of ``bundle``, else the MoE from the local registry,
-        in the precision :func:`~sammoe_core.devices.choose_precision` picks for ``precision`` on the device.
+        in the precision :func:`~sammoe_core.devices.choose_precision` picks for ``precision`` on the device,
+        encoding :func:`~sammoe_core.segmentation.encoder_runtime.choose_crop_batch` crops at once.
 
         A stale or missing gate warns (:class:`~sammoe_core.moe.segmenter.StaleGateWarning`) and
         falls back to the foundation, or raises under ``strict``.
         """
         from sammoe_core.devices import choose_precision, resolve_device
+        from sammoe_core.segmentation.encoder_runtime import choose_crop_batch
 
-        precision = choose_precision(resolve_device(self.device), self.precision)
+        device = resolve_device(self.device)
+        precision = choose_precision(device, self.precision)
+        crop_batch = choose_crop_batch(device, self.crop_batch)
         predictor = self._build()
         predictor.precision, predictor.precision_reason = precision  # type: ignore[attr-defined]
+        predictor.crop_batch, predictor.cuda_graphs = crop_batch, self.cuda_graphs  # type: ignore[attr-defined]
         return predictor
 
     def _build(self) -> CropPredictor:
