@@ -5,6 +5,7 @@ capture fails."""
 from __future__ import annotations
 
 import json
+import warnings
 
 import nibabel as nib
 import numpy as np
@@ -144,14 +145,20 @@ def test_crop_batch_defaults_by_device():
 
 
 def test_a_failed_graph_capture_runs_eagerly_and_says_why(tiny, fresh_seed):
-    """Forced into graph mode where no CUDA graph can be captured (this CPU), the runner warns once,
-    records the reason, and returns the eager embedding."""
+    """Forced into graph mode where no CUDA graph can be captured (this CPU), the runner runs a
+    batch size's first use eagerly, tries the capture at its second, warns once, records the
+    reason, and returns the eager embedding."""
     crops = torch.randn(2, 1, 64, 64, 64, generator=torch.Generator().manual_seed(fresh_seed))
     eager = EncoderRunner(tiny, "fp32", cuda_graphs=True)
     assert eager.mode == "eager" and "only on CUDA" in eager.reason
     forced = EncoderRunner(tiny, "fp32", cuda_graphs=True)
     forced.mode = "cuda-graph"
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # the first batch of a size runs eagerly: no capture tried
+        first = forced(crops)
+    assert forced.mode == "cuda-graph" and torch.equal(first, eager(crops))
+    assert torch.equal(forced(crops[:1]), eager(crops[:1]))  # another size: also eager, first time
     with pytest.warns(CudaGraphWarning, match="capture failed"):
-        out = forced(crops)
+        out = forced(crops)  # the second batch of a size is captured: here that fails
     assert forced.mode == "eager" and forced.reason.startswith("CUDA graph capture failed")
     assert torch.equal(out, eager(crops))

@@ -1,12 +1,16 @@
 """How predictors run an image encoder: eagerly, or replayed as captured CUDA graphs.
 
 A small encoder on a fast GPU waits on hundreds of kernel launches per crop, not on arithmetic.
-On CUDA (unless switched off) an :class:`EncoderRunner` captures the encoder once per crop-batch
-size as a CUDA graph, in the predictor's precision, and replays it for every later batch of that
-size: the crops are copied into the graph's input, one replay, the output copied out. The first
-batch of a size pays a few eager passes and the capture. A capture that fails (an operation or a
-driver that cannot be captured) warns once, and that runner stays eager with the reason recorded.
-On the CPU the encoder always runs eagerly.
+On CUDA (unless switched off) an :class:`EncoderRunner` captures the encoder as a CUDA graph, in
+the predictor's precision, for each crop-batch size it meets a second time, and replays it for
+every later batch of that size: the crops are copied into the graph's input, one replay, the
+output copied out. The first batch of a size runs eagerly (a one-off segmentation pays no
+capture it would not win back; it is also the warm-up lazy initialisation needs); the second
+pays one more warm-up pass and the capture. A capture that fails (an operation or a driver that
+cannot be captured) warns once, and that runner stays eager with the reason recorded. Capture
+errors are confined to the capturing thread, so a batch run's reader and writer threads or a
+viewer's server threads may go on using the GPU meanwhile. On the CPU the encoder always runs
+eagerly.
 
 :func:`choose_crop_batch` says how many crops a predictor encodes at once: several on CUDA, where
 one batched pass costs little more than one crop; one on the CPU, where batches were measured
@@ -27,6 +31,7 @@ from sammoe_core.errors import InputError
 from sammoe_core.model import Sam3D
 
 CUDA_CROP_BATCH = 8
+CAPTURE_AT_USE = 2  # a batch size is captured the second time it is met
 
 
 class CudaGraphWarning(UserWarning):
@@ -67,11 +72,16 @@ class EncoderRunner:
         self.precision: Precision = precision
         self.mode, self.reason = runtime_mode(model.device, cuda_graphs)
         self._graphs: dict[tuple[int, ...], _Captured] = {}
+        self._uses: dict[tuple[int, ...], int] = {}
 
     def __call__(self, crops: torch.Tensor) -> torch.Tensor:
         crops = crops.to(self.model.device)
         if self.mode == "cuda-graph":
-            captured = self._graphs.get(tuple(crops.shape)) or self._capture(crops)
+            shape = tuple(crops.shape)
+            self._uses[shape] = self._uses.get(shape, 0) + 1
+            captured = self._graphs.get(shape)
+            if captured is None and self._uses[shape] >= CAPTURE_AT_USE:
+                captured = self._capture(crops)
             if captured is not None:
                 captured.inputs.copy_(crops)
                 captured.graph.replay()
@@ -94,11 +104,10 @@ class EncoderRunner:
                 side = torch.cuda.Stream()  # type: ignore[no-untyped-call]
                 side.wait_stream(torch.cuda.current_stream())
                 with torch.cuda.stream(side), self._autocast():
-                    for _ in range(3):  # warm-up off the capture: lazy initialisation, autotuning
-                        self.model.encode(inputs)
+                    self.model.encode(inputs)  # a warm-up off the capture stream, as capture wants
                 torch.cuda.current_stream().wait_stream(side)
                 graph = torch.cuda.CUDAGraph()
-                with torch.cuda.graph(graph), self._autocast():
+                with torch.cuda.graph(graph, capture_error_mode="thread_local"), self._autocast():
                     outputs = self.model.encode(inputs)
         except Exception as e:  # noqa: BLE001 - any capture failure falls back to the eager path
             self.mode, self.reason = "eager", f"CUDA graph capture failed, running eagerly: {type(e).__name__}: {e}"
