@@ -210,7 +210,7 @@ def evaluate(
             prompt = ref.load()
             report.prompts += 1
             crop = prompt.image[None].to(dev)
-            shared = moe.foundation.encode(crop)
+            shared = moe.encode(crop).embedding  # the runtime's encoder: a CUDA graph on CUDA
             row = report.rows.setdefault(prompt.class_name, {m: defaultdict(list) for m in methods})
             for i, name in enumerate(methods):
                 gen = torch.Generator().manual_seed(_seed(seed, prompt.key, i))

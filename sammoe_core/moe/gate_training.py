@@ -33,6 +33,7 @@ from sammoe_core.evaluation.metrics import dice_per_item
 from sammoe_core.files.atomic import atomic_output
 from sammoe_core.model import Sam3D
 from sammoe_core.moe.gate import GateInput
+from sammoe_core.segmentation.encoder_runtime import EncoderRunners
 from sammoe_core.segmentation.preprocessing import Preprocessing
 
 if TYPE_CHECKING:
@@ -173,16 +174,22 @@ class CacheStats:
 
 
 class CandidateModels:
-    """Candidates' networks on ``device``, each built on first use and kept."""
+    """Candidates' networks on ``device``, each built on first use and kept; their image encoders
+    run through the segmentation runtime (fp32, replayed as CUDA graphs on CUDA)."""
 
     def __init__(self, device: torch.device) -> None:
         self.device = device
         self._models: dict[str, Sam3D] = {}
+        self._runners = EncoderRunners()
 
     def get(self, candidate: Candidate) -> Sam3D:
         if candidate.name not in self._models:
             self._models[candidate.name] = candidate.model().to(self.device).eval()
         return self._models[candidate.name]
+
+    def encode(self, candidate: Candidate, images: torch.Tensor) -> torch.Tensor:
+        """``candidate``'s fp32 image embeddings of a (B, 1, S, S, S) batch."""
+        return self._runners.get(candidate.name, self.get(candidate), "fp32", True)(images)
 
 
 class GateCache:
@@ -286,7 +293,7 @@ class GateCache:
         if missing:
             fm = models.get(foundation)
             with torch.no_grad():
-                emb = fm.encode(chunk.select(chunk.images, missing)).float()
+                emb = models.encode(foundation, chunk.select(chunk.images, missing))
                 sparse, _ = fm.embed_prompts(chunk.select(chunk.clicks, missing), chunk.select(chunk.labels, missing))
             stats.encoder_passes += len(missing)
             emb_host, sparse_host = emb.cpu(), sparse.float().cpu()  # one transfer for the chunk
@@ -305,7 +312,7 @@ class GateCache:
         m = models.get(c)
         with torch.no_grad():
             if c.own_encoder:
-                emb = m.encode(chunk.select(chunk.images, rows))
+                emb = models.encode(c, chunk.select(chunk.images, rows))
                 stats.encoder_passes += len(rows)
             else:
                 emb = chunk.embeddings(rows)
