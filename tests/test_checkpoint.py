@@ -183,9 +183,16 @@ def test_cli_convert(tmp_path, tiny_state):
 
 
 def test_loading_weights_does_not_import_torch_dynamo(tmp_path):
-    """Checking and loading build the network on the meta device; nn.Embedding's own init
-    (normal_) goes through torch's reference kernels there, whose first use imports torch._dynamo
-    (about a second of every `sammoe segment`). The network's embeddings avoid it."""
+    """Checking and loading build the network on the meta device; a normal draw (nn.Embedding's
+    init, randn) goes through torch's reference kernels there, whose first use imports
+    torch._dynamo or sympy (about a second of every `sammoe segment`). The network avoids both,
+    and off the meta device draws the values torch.randn draws."""
+    from sammoe_core.model.layers import standard_normal
+
+    torch.manual_seed(11)
+    expected = torch.randn(4, 6)
+    torch.manual_seed(11)
+    assert torch.equal(standard_normal(4, 6), expected)
     import subprocess
     import sys
 
@@ -197,7 +204,7 @@ def test_loading_weights_does_not_import_torch_dynamo(tmp_path):
     save_weights(model.state_dict(), path, model.config)
     code = (
         "import sys; from sammoe_core.model.checkpoint import load_model; "
-        f"load_model({str(path)!r}); print('torch._dynamo' in sys.modules)"
+        f"load_model({str(path)!r}); print('torch._dynamo' in sys.modules, 'sympy' in sys.modules)"
     )
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
-    assert done.stdout.strip() == "False"
+    assert done.stdout.strip() == "False False"

@@ -239,9 +239,14 @@ def load_model(
     with torch.device("meta"):
         model = Sam3D(cfg)
     # Copy into freshly allocated (aligned) storage rather than assigning the loaded buffers:
-    # kernels may pick other code paths for unaligned memory, which breaks bit-identity.
-    model = model.to_empty(device=device)
-    model.load_state_dict(state, strict=True)
+    # kernels may pick other code paths for unaligned memory, which breaks bit-identity. (Not
+    # Module.to_empty: its empty_like on meta tensors runs torch's Python reference kernels,
+    # whose first use imports sympy, about a second of every `sammoe segment`.)
+    fresh = {
+        name: torch.empty(like.shape, dtype=like.dtype, device=device).copy_(state[name])
+        for name, like in model.state_dict().items()
+    }
+    model.load_state_dict(fresh, strict=True, assign=True)
     return model.eval()
 
 

@@ -10,12 +10,19 @@ import torch.nn.functional as F
 from torch import nn
 
 
+def standard_normal(*shape: int) -> torch.Tensor:
+    """A tensor drawn from N(0, 1) as ``torch.randn`` draws it (the same values from the same
+    generator). On the meta device (how weights files are checked and loaded) it is left empty:
+    drawing there detours through torch's Python reference kernels, whose first use imports
+    ``torch._dynamo`` or sympy (about a second per process), and a meta tensor holds no values."""
+    tensor = torch.empty(*shape)
+    return tensor if tensor.is_meta else tensor.normal_()
+
+
 def embedding(count: int, dim: int) -> nn.Embedding:
-    """``nn.Embedding(count, dim)`` with torch's own initialisation (standard normal), drawn with
-    ``torch.randn``: the same values from the same generator, and on the meta device (how weights
-    files are checked and loaded) no detour through torch's Python reference kernels, whose first
-    use imports ``torch._dynamo`` (about a second per process)."""
-    return nn.Embedding(count, dim, _weight=torch.randn(count, dim))
+    """``nn.Embedding(count, dim)`` with torch's own initialisation (standard normal), drawn by
+    :func:`standard_normal`."""
+    return nn.Embedding(count, dim, _weight=standard_normal(count, dim))
 
 
 class LayerNorm3d(nn.Module):

@@ -15,7 +15,7 @@ import torch
 from torch import nn
 
 from sammoe_core.model.configs import SamConfig
-from sammoe_core.model.layers import LayerNorm3d, embedding
+from sammoe_core.model.layers import LayerNorm3d, embedding, standard_normal
 
 
 class RandomFourierPE3D(nn.Module):
@@ -25,7 +25,7 @@ class RandomFourierPE3D(nn.Module):
 
     def __init__(self, num_feats: int) -> None:
         super().__init__()
-        self.register_buffer("positional_encoding_gaussian_matrix", torch.randn(3, num_feats))
+        self.register_buffer("positional_encoding_gaussian_matrix", standard_normal(3, num_feats))
 
     def encode(self, coords01: torch.Tensor) -> torch.Tensor:
         """(..., 3) coordinates in [0, 1] -> (..., 3 * num_feats) features ``[sin, cos, sin]``."""
