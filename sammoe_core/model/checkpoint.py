@@ -13,6 +13,7 @@
 from __future__ import annotations
 
 import argparse
+import functools
 import json
 import pickle
 import struct
@@ -45,9 +46,15 @@ def _names(keys: list[str]) -> str:
 
 def expected_shapes(config: SamConfig) -> dict[str, tuple[int, ...]]:
     """Key -> shape of a network of this config, built on the meta device (no memory)."""
+    return dict(_shapes_of(config))
+
+
+@functools.lru_cache(maxsize=8)
+def _shapes_of(config: SamConfig) -> tuple[tuple[str, tuple[int, ...]], ...]:
+    # once per config and process: the foundation and every expert delta are checked against it
     with torch.device("meta"):
         model = Sam3D(config)
-    return {k: tuple(v.shape) for k, v in model.state_dict().items()}
+    return tuple((k, tuple(v.shape)) for k, v in model.state_dict().items())
 
 
 def check_state_dict(state: dict[str, torch.Tensor], config: SamConfig, source: str, partial: bool = False) -> None:
