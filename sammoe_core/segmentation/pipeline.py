@@ -214,7 +214,6 @@ class _Frame:
     target's anchor) and how to plan its crops."""
 
     image: torch.Tensor
-    volume: Volume
     anchor_mm: np.ndarray
     lattice: Lattice
     lattice_to_input: np.ndarray
@@ -226,7 +225,7 @@ class _Frame:
         cls, image: torch.Tensor, volume: Volume, anchor_mm: np.ndarray, modality: Modality, prep: Preprocessing
     ) -> _Frame:
         lattice = Lattice.anchored(volume.affine, anchor_mm, prep.spacing_mm)
-        return cls(image, volume, anchor_mm, lattice, np.linalg.inv(volume.affine) @ lattice.affine, modality, prep)
+        return cls(image, anchor_mm, lattice, np.linalg.inv(volume.affine) @ lattice.affine, modality, prep)
 
     def start(self, offset: tuple[int, int, int]) -> np.ndarray:
         """The lattice index of the first voxel of the crop ``offset`` half crops from the first."""
