@@ -24,12 +24,12 @@ if [ -d "$shared/data/real-ct-dicom" ]; then
 fi
 timeout 150 python3 bench/end_to_end.py --device cpu,cuda --precision fp32,auto --runtime default,eager --repeats 2
 if [ -f "$real/images/real_ct.nii.gz" ]; then
-  timeout 120 python3 bench/end_to_end.py "$real/images/real_ct.nii.gz" bench/real_ct_view.prompts.json \
+  timeout 120 python3 bench/end_to_end.py "$real/images/real_ct.nii.gz" bench/real_ct.prompts.json \
     --device cuda --precision fp32,auto --runtime default,eager --repeats 2
   for precision in fp32 auto; do
     for runtime in graph eager; do
       flags=(); [ "$runtime" = eager ] && flags=(--no-cuda-graphs --crop-batch 1)
-      timeout 60 python3 -m sammoe_core segment "$real/images/real_ct.nii.gz" --prompts bench/real_ct_view.prompts.json \
+      timeout 60 python3 -m sammoe_core segment "$real/images/real_ct.nii.gz" --prompts bench/real_ct.prompts.json \
         -o "/tmp/cmp-$precision-$runtime.nii.gz" --device cuda --precision "$precision" "${flags[@]}" -q --overwrite
     done
     python3 - "$precision" <<'PY'
