@@ -54,10 +54,16 @@ def main() -> None:
     ap.add_argument("--json", help="write the figures here")
     ap.add_argument("--precision", default="auto", help="auto, fp32 or bf16 (as for `sammoe segment`)")
     ap.add_argument("--device", default="auto", help="auto, cpu, cuda or cuda:N (as for `sammoe segment`)")
+    ap.add_argument("--crop-batch", type=int, help="crops per encoder pass (as for `sammoe segment`)")
     args = ap.parse_args()
     counts = sorted({int(c) for c in args.clicks.split(",")})
     spec = PredictorSpec(
-        weights=args.weights, policy=args.policy, expert=args.expert, precision=args.precision, device=args.device
+        weights=args.weights,
+        policy=args.policy,
+        expert=args.expert,
+        precision=args.precision,
+        device=args.device,
+        crop_batch=args.crop_batch,
     )
     predictor = spec.build()
     ds = LabelledDataset(args.data)
