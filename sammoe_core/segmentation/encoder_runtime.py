@@ -53,7 +53,7 @@ def runtime_mode(device: torch.device, cuda_graphs: bool) -> tuple[str, str]:
         return "eager", "CUDA graphs exist only on CUDA"
     if not cuda_graphs:
         return "eager", "CUDA graphs switched off"
-    return "cuda-graph", "CUDA: the encoder is captured once per crop-batch size and replayed"
+    return "cuda-graph", "CUDA: a crop-batch size runs eagerly at first, is captured at its second use, then replayed"
 
 
 @dataclass
