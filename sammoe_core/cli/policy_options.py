@@ -10,10 +10,13 @@ option; :func:`flag_error` names the flag the user typed instead.
 from __future__ import annotations
 
 import json
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import click
 from click.core import ParameterSource
+
+if TYPE_CHECKING:
+    from sammoe_core.segmentation.predictor_spec import PredictorSpec
 
 FLAG_OF = {"tau": "--tau", "k": "--top-k", "expert": "--expert"}
 
@@ -101,7 +104,8 @@ def moe_options(fn: Any) -> Any:
 def model_options(fn: Any) -> Any:
     """Which model segments, as ``segment`` and ``view`` take it: --weights, --config, --bundle,
     --allow-unverified, --precision, --crop-batch, --cuda-graphs, --strict, then the shared MoE
-    options (:func:`moe_options`)."""
+    options (:func:`moe_options`). A command takes them as ``**model`` and builds its predictor's
+    recipe with :func:`model_spec`."""
     options = [
         click.option("--weights", type=click.Path(dir_okay=False), help="Model weights, a sammoe .safetensors file."),
         click.option("--config", "config_name", help="Network config (default: the one recorded in the weights)."),
@@ -141,6 +145,28 @@ def model_options(fn: Any) -> Any:
         ),
     ]
     return _stacked(moe_options(fn), options)
+
+
+def model_spec(device: str, model: dict[str, Any]) -> PredictorSpec:
+    """The predictor the flags of :func:`model_options` name (a command takes them as ``**model``),
+    on ``device``."""
+    from sammoe_core.segmentation.predictor_spec import PredictorSpec
+
+    options = policy_options(click.get_current_context(), model["tau"], model["top_k"], model["policy_option"])
+    return PredictorSpec(
+        weights=model["weights"],
+        config=model["config_name"],
+        device=device,
+        policy=model["policy"],
+        policy_options=tuple(options.items()),
+        expert=model["expert"],
+        strict=model["strict"],
+        allow_unverified=model["allow_unverified"],
+        bundle=model["bundle"],
+        precision=model["precision"],
+        crop_batch=model["crop_batch"],
+        cuda_graphs=model["cuda_graphs"],
+    )
 
 
 def policy_options(ctx: click.Context, tau: float, top_k: int, pairs: tuple[str, ...]) -> dict[str, Any]:

@@ -6,7 +6,7 @@ from typing import Any
 
 import click
 
-from sammoe_core.cli.policy_options import flag_error, model_options, policy_options, run_options, use_threads
+from sammoe_core.cli.policy_options import flag_error, model_options, model_spec, run_options, use_threads
 from sammoe_core.errors import SammoeError
 
 
@@ -249,29 +249,17 @@ def segment(
     statistics: bool,
     preview: str | None,
     device: str,
-    precision: str,
-    crop_batch: int | None,
-    cuda_graphs: bool,
     threads: int | None,
     overwrite: bool,
     quiet: bool,
-    weights: str | None,
-    config_name: str | None,
-    bundle: str | None,
-    allow_unverified: bool,
-    policy: str,
-    tau: float,
-    top_k: int,
-    policy_option: tuple[str, ...],
-    expert: str | None,
     click_policy: str,
-    strict: bool,
     shard: str | None,
     engine: str,
     ray_address: str | None,
     workers: int,
     num_gpus_per_worker: float,
     items_per_call: int,
+    **model: Any,
 ) -> None:
     """Segment INPUT (a NIfTI file, a DICOM series folder, a folder of volumes, or a CSV/JSONL
     manifest of volumes) from clicks.
@@ -284,26 +272,11 @@ def segment(
     from sammoe_core.distributed import is_batch_input, segment_file
     from sammoe_core.io.outputs import planned_outputs
     from sammoe_core.io.volumes import read_volume
-    from sammoe_core.segmentation.predictor_spec import PredictorSpec
     from sammoe_core.segmentation.prompts import make_targets, resolve_target
 
     use_threads(threads)
     targets = _targets(prompts_file, point, negative_point, point_mm, negative_point_mm, box, label_name)
-    options = tuple(policy_options(click.get_current_context(), tau, top_k, policy_option).items())
-    spec = PredictorSpec(
-        weights,
-        config_name,
-        device,
-        policy,
-        options,
-        expert,
-        strict,
-        allow_unverified,
-        bundle,
-        precision,
-        crop_batch=crop_batch,
-        cuda_graphs=cuda_graphs,
-    )
+    spec = model_spec(device, model)
     if is_batch_input(input_path):
         if preview:
             raise SammoeError(f"{input_path}: in batch mode --preview takes no path (previews go beside each output)")

@@ -3,11 +3,32 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 import click
 
-from sammoe_core.cli.policy_options import model_options, policy_options, run_options, use_threads
+from sammoe_core.cli.policy_options import model_options, model_spec, run_options, use_threads
 from sammoe_core.errors import SammoeError
+
+if TYPE_CHECKING:
+    from sammoe_core.segmentation.predictor_spec import PredictorSpec
+
+
+def _model_flags(spec: PredictorSpec) -> list[str]:
+    """The `sammoe segment` flags that build the model ``spec`` describes (the policy is the page's)."""
+    flags: list[str] = []
+    if spec.weights:
+        flags += ["--weights", spec.weights] + (["--config", spec.config] if spec.config else [])
+        flags += ["--allow-unverified"] if spec.allow_unverified else []
+    if spec.bundle:
+        flags += ["--bundle", spec.bundle]
+    if spec.precision != "auto":
+        flags += ["--precision", spec.precision]
+    if spec.crop_batch is not None:
+        flags += ["--crop-batch", str(spec.crop_batch)]
+    if not spec.cuda_graphs:
+        flags += ["--no-cuda-graphs"]
+    return flags
 
 
 def _default_output(volume: str) -> Path:
@@ -48,19 +69,7 @@ def view(
     max_voxels: int | None,
     device: str,
     threads: int | None,
-    weights: str | None,
-    config_name: str | None,
-    bundle: str | None,
-    allow_unverified: bool,
-    precision: str,
-    crop_batch: int | None,
-    cuda_graphs: bool,
-    policy: str,
-    tau: float,
-    top_k: int,
-    policy_option: tuple[str, ...],
-    expert: str | None,
-    strict: bool,
+    **model: Any,
 ) -> None:
     """Open VOLUME (a NIfTI file or a DICOM series folder) in a local web page: click to segment,
     see the gate's choice among the experts, save what `sammoe segment` would write.
@@ -76,7 +85,6 @@ def view(
     from sammoe_core.cli.segment import _build_predictor
     from sammoe_core.io.outputs import check_outputs, output_paths
     from sammoe_core.io.volumes import read_volume
-    from sammoe_core.segmentation.predictor_spec import PredictorSpec
     from sammoe_core.segmentation.session import Session
     from sammoe_core.viewer import server
     from sammoe_core.viewer.app import create_app
@@ -88,39 +96,16 @@ def view(
     save_to = Path(output) if output else _default_output(volume_path)
     check_outputs(output_paths(save_to), overwrite=True, inputs=(volume_path,))  # the folder; files at Save
     use_threads(threads)
-    options = policy_options(click.get_current_context(), tau, top_k, policy_option)
-    spec = PredictorSpec(
-        weights,
-        config_name,
-        device,
-        policy,
-        tuple(options.items()),
-        expert,
-        strict,
-        allow_unverified,
-        bundle,
-        precision,
-        crop_batch=crop_batch,
-        cuda_graphs=cuda_graphs,
-    )
+    spec = model_spec(device, model)
     volume = read_volume(volume_path, max_voxels)
     session = Session(volume, _build_predictor(spec), modality=modality)
-    model_flags: list[str] = []
-    if weights:
-        model_flags += ["--weights", weights] + (["--config", config_name] if config_name else [])
-        model_flags += ["--allow-unverified"] if allow_unverified else []
-    if bundle:
-        model_flags += ["--bundle", bundle]
-    if precision != "auto":
-        model_flags += ["--precision", precision]
-    if crop_batch is not None:
-        model_flags += ["--crop-batch", str(crop_batch)]
-    if not cuda_graphs:
-        model_flags += ["--no-cuda-graphs"]
-    if modality != "auto":
-        model_flags += ["--modality", modality]
+    model_flags = _model_flags(spec) + (["--modality", modality] if modality != "auto" else [])
     plan = SavePlan(save_to, volume_path, tuple(model_flags), overwrite)
-    policy_state = {"policy": "fixed" if expert else policy, "options": options, "expert": expert}
+    policy_state = {
+        "policy": "fixed" if spec.expert else spec.policy,
+        "options": dict(spec.policy_options),
+        "expert": spec.expert,
+    }
     state = ViewerState(session, plan, policy=policy_state)
     token = server.new_token() if server.needs_token(host) else None
     app = create_app(state, token)

@@ -36,7 +36,7 @@ import json
 import sys
 import time
 from collections import deque
-from collections.abc import Callable, MutableMapping, Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Literal, cast
 
@@ -453,21 +453,17 @@ def segment_target(
     clicks: ClickPolicy = "newest",
     max_crops: int = DEFAULT_MAX_CROPS,
     probabilities: bool = False,
-    encodings: MutableMapping[Any, Any] | None = None,
     on_crop: Callable[[], Any] = lambda: None,
     feed: CropFeed | None = None,
     upcoming: Sequence[PlannedCrop] = (),
 ) -> TargetOutput:
     """Segment one target on a prepared volume (step 2 of :func:`segment`).
 
-    ``encodings``: crop embeddings by (lattice anchor, crop start, modality), looked in first and
-    filled (the interactive session keeps one per volume). ``feed``/``upcoming``: a
-    :class:`~.crop_feed.CropFeed` shared over several targets and the crops asked of it after this
-    target's, so that crops of several targets are encoded in one batch (:func:`segment` does this).
-    """
-    if feed is not None and encodings is not None:
-        raise ValueError("pass encodings or a feed (which holds its own cache), not both")
-    feed = feed or CropFeed(predictor, encodings)
+    ``feed``: where the crop embeddings come from (default: a fresh :class:`~.crop_feed.CropFeed`;
+    the interactive session passes one over its per-volume cache). ``upcoming``: the crops asked
+    of ``feed`` after this target's, so that crops of several targets are encoded in one batch
+    (:func:`segment` does this)."""
+    feed = feed or CropFeed(predictor)
     res = resolve(prepared, target, predictor)
     volume = prepared.volume
     t0 = time.perf_counter()

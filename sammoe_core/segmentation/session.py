@@ -30,6 +30,7 @@ from typing import Any, Literal
 from sammoe_core.errors import InputError
 from sammoe_core.io.limits import MAX_CLICKS_PER_TARGET, MAX_TARGETS
 from sammoe_core.io.volumes import Volume
+from sammoe_core.segmentation.crop_feed import CropFeed
 from sammoe_core.segmentation.pipeline import (
     DEFAULT_MAX_CROPS,
     ClickPolicy,
@@ -290,7 +291,7 @@ class Session:
             clicks=self.click_policy,
             max_crops=self.max_crops,
             probabilities=probabilities,
-            encodings=self._encodings,
+            feed=CropFeed(self.predictor, self._encodings),
         )
         self.encoder_passes += len(set(self._encodings) - keys)
         return output
